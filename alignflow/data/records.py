@@ -1,0 +1,141 @@
+"""Data contracts: validate raw records and normalise them into the pipeline's canonical form.
+
+Canonical forms (what ingest writes):
+- sft:          {"id", "messages": [{"role", "content"}, ...]}   ending with an assistant turn
+- comparisons:  {"id", "prompt", "pairs": [{"chosen", "rejected", "score_gap"}, ...]}
+- prompts:      {"id", "prompt"}
+Each validator raises FieldError naming the field; the reader adds the file and line.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+ROLES = ("system", "user", "assistant")
+SCORE_RANGE = (1, 10)
+
+
+class FieldError(ValueError):
+    """A contract violation in one field of one record (file and line are added by the reader)."""
+
+    def __init__(self, field: str | None, problem: str):
+        super().__init__(problem)
+        self.field, self.problem = field, problem
+
+
+def _text(record: dict[str, Any], key: str, path: str | None = None) -> str:
+    path = path or key
+    if key not in record:
+        raise FieldError(path, "missing")
+    value = record[key]
+    if not isinstance(value, str):
+        raise FieldError(path, f"expected a string, found {type(value).__name__}")
+    if not value.strip():
+        raise FieldError(path, "empty")
+    return value.strip()
+
+
+def _record_id(record: dict[str, Any]) -> str:
+    if "id" not in record:
+        raise FieldError("id", "missing (set `generate_ids: true` on the source to number records)")
+    value = record["id"]
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise FieldError("id", f"expected a non-empty string or integer, found {value!r}")
+    return str(value).strip()
+
+
+def validate_messages(messages: Any) -> list[dict[str, str]]:
+    """A conversation: optional system turn, then user/assistant alternating, ending with assistant."""
+    if not isinstance(messages, list):
+        raise FieldError("messages", f"expected a list of turns, found {type(messages).__name__}")
+    if not messages:
+        raise FieldError("messages", "empty conversation")
+    turns = []
+    for index, turn in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(turn, dict):
+            raise FieldError(where, f"expected an object with role and content, found {type(turn).__name__}")
+        role = turn.get("role")
+        if role not in ROLES:
+            raise FieldError(f"{where}.role", f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        content = _text(turn, "content", f"{where}.content")
+        turns.append({"role": role, "content": content})
+    dialogue = turns[1:] if turns[0]["role"] == "system" else turns
+    for index, turn in enumerate(dialogue):
+        expected = "user" if index % 2 == 0 else "assistant"
+        if turn["role"] != expected:
+            position = index + len(turns) - len(dialogue)
+            raise FieldError(f"messages[{position}].role", f"expected {expected!r} (turns alternate user/assistant), found {turn['role']!r}")
+    if not dialogue or dialogue[-1]["role"] != "assistant":
+        raise FieldError("messages", "conversation must end with an assistant turn")
+    return turns
+
+
+def normalise_sft(record: dict[str, Any]) -> dict[str, Any]:
+    record_id = _record_id(record)
+    if "messages" in record:
+        return {"id": record_id, "messages": validate_messages(record["messages"])}
+    if "prompt" in record or "response" in record:
+        prompt, response = _text(record, "prompt"), _text(record, "response")
+        return {"id": record_id, "messages": [{"role": "user", "content": prompt},
+                                              {"role": "assistant", "content": response}]}
+    raise FieldError("messages", "missing (expected `messages`, or `prompt` and `response`)")
+
+
+def _score(response: dict[str, Any], path: str) -> float:
+    if "score" not in response:
+        raise FieldError(path, "missing")
+    score = response["score"]
+    if isinstance(score, bool) or not isinstance(score, (int, float)):
+        raise FieldError(path, f"expected a number, found {score!r}")
+    low, high = SCORE_RANGE
+    if not low <= score <= high:
+        raise FieldError(path, f"score {score} outside {low}-{high}")
+    return float(score)
+
+
+def normalise_comparison(record: dict[str, Any]) -> dict[str, Any]:
+    """Scored responses become every (better, worse) pair, with the score gap kept for the margin."""
+    record_id, prompt = _record_id(record), _text(record, "prompt")
+    if "responses" in record:
+        responses = record["responses"]
+        if not isinstance(responses, list):
+            raise FieldError("responses", f"expected a list, found {type(responses).__name__}")
+        if len(responses) < 2:
+            raise FieldError("responses", f"need at least 2 responses to compare, found {len(responses)}")
+        scored = []
+        for index, response in enumerate(responses):
+            if not isinstance(response, dict):
+                raise FieldError(f"responses[{index}]", "expected an object with text and score")
+            scored.append((_text(response, "text", f"responses[{index}].text"),
+                           _score(response, f"responses[{index}].score")))
+        pairs = [{"chosen": a, "rejected": b, "score_gap": sa - sb}
+                 for (a, sa), (b, sb) in itertools.permutations(scored, 2) if sa > sb]
+        if not pairs:
+            raise FieldError("responses", "all scores are equal, so there is no preference to learn")
+        return {"id": record_id, "prompt": prompt, "pairs": pairs}
+    if "chosen" in record or "rejected" in record:
+        chosen, rejected = _text(record, "chosen"), _text(record, "rejected")
+        if chosen == rejected:
+            raise FieldError("rejected", "identical to chosen")
+        return {"id": record_id, "prompt": prompt, "pairs": [{"chosen": chosen, "rejected": rejected, "score_gap": None}]}
+    raise FieldError("responses", "missing (expected `responses` with scores, or `chosen` and `rejected`)")
+
+
+def normalise_prompt(record: dict[str, Any]) -> dict[str, Any]:
+    return {"id": _record_id(record), "prompt": _text(record, "prompt")}
+
+
+NORMALISERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "sft": normalise_sft,
+    "comparisons": normalise_comparison,
+    "prompts": normalise_prompt,
+    "eval_prompts": normalise_prompt,
+}
+
+
+def prompt_text(dataset: str, record: dict[str, Any]) -> str:
+    """The text dedup compares: the user side of a conversation, or the prompt."""
+    if dataset == "sft":
+        return "\n".join(m["content"] for m in record["messages"] if m["role"] == "user")
+    return record["prompt"]

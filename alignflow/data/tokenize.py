@@ -1,0 +1,63 @@
+"""Turn validated records into model inputs: SFT examples with completion-only labels, reward pairs, prompts."""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+
+from alignflow.data.formatting import IGNORE_INDEX, ChatFormat, reward_inputs, tokenize_with_labels
+
+
+def split_indices(count: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, validation) indices; deterministic for a seed; at least one validation item when fraction > 0."""
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    held_out = min(count - 1, max(1, round(count * fraction))) if fraction > 0 and count > 1 else 0
+    return sorted(order[held_out:]), sorted(order[:held_out])
+
+
+def tokenize_sft(records: list[dict[str, Any]], tokenizer, chat_format: ChatFormat, max_length: int):
+    """Rows of id, input_ids, labels; conversations left with no trainable token are dropped and counted."""
+    rows, truncated, dropped = [], 0, 0
+    add_special = chat_format.template == "markers"
+    for record in records:
+        text, spans = chat_format.render(tokenizer, record["messages"])
+        encoded = tokenize_with_labels(tokenizer, text, spans, max_length, add_special_tokens=add_special)
+        truncated += encoded["truncated"]
+        if all(label == IGNORE_INDEX for label in encoded["labels"]):
+            dropped += 1
+            continue
+        rows.append({"id": record["id"], "input_ids": encoded["input_ids"], "labels": encoded["labels"]})
+    return rows, {"truncated": truncated, "dropped_no_labels": dropped}
+
+
+def reward_pairs(records: list[dict[str, Any]], tokenizer, max_length: int):
+    """One row per (chosen, rejected) pair, encoded for the reward model; score_gap is null when unscored."""
+    rows, truncated = [], 0
+    for record in records:
+        for index, pair in enumerate(record["pairs"]):
+            row = {"id": f"{record['id']}-{index}", "group": record["id"], "prompt": record["prompt"],
+                   "chosen": pair["chosen"], "rejected": pair["rejected"], "score_gap": pair["score_gap"]}
+            for side in ("chosen", "rejected"):
+                encoded = reward_inputs(tokenizer, record["prompt"], pair[side], max_length)
+                truncated += encoded["truncated"]
+                row[f"{side}_input_ids"], row[f"{side}_attention_mask"] = encoded["input_ids"], encoded["attention_mask"]
+            rows.append(row)
+    return rows, {"truncated": truncated}
+
+
+def tokenize_prompts(records: list[dict[str, Any]], tokenizer, chat_format: ChatFormat, max_length: int):
+    """Prompts rendered up to where the reply begins; long ones keep their end (where the question is)."""
+    rows, truncated = [], 0
+    for record in records:
+        ids = tokenizer(chat_format.prompt(tokenizer, record["prompt"]), add_special_tokens=False)["input_ids"]
+        truncated += len(ids) > max_length
+        rows.append({"id": record["id"], "prompt": record["prompt"], "input_ids": ids[-max_length:]})
+    return rows, {"truncated": truncated}
+
+
+def length_stats(rows: list[dict[str, Any]], column: str = "input_ids") -> dict[str, float]:
+    lengths = np.array([len(r[column]) for r in rows]) if rows else np.zeros(1)
+    return {"mean": round(float(lengths.mean()), 1), "p50": float(np.percentile(lengths, 50)),
+            "p95": float(np.percentile(lengths, 95)), "max": int(lengths.max())}

@@ -1,0 +1,23 @@
+"""Errors meant for people: each names where the problem is and what was expected."""
+from __future__ import annotations
+
+
+class AlignflowError(Exception):
+    """Base class: the CLI prints these as one line and exits non-zero."""
+
+
+class ConfigError(AlignflowError):
+    """A params.yaml / profile / --set problem."""
+
+
+class DataError(AlignflowError):
+    """A record that breaks its data contract, reported as `file:line: field: problem`."""
+
+    def __init__(self, file: str, line: int | str | None, field: str | None, problem: str):
+        self.file, self.line, self.field, self.problem = str(file), line, field, problem
+        where = self.file if line is None else f"{self.file}:{line}"
+        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+
+
+class StageInputError(AlignflowError):
+    """An input a stage needs is missing: the message names the stage that produces it."""

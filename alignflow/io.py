@@ -1,0 +1,60 @@
+"""File helpers: JSON/JSONL and all-or-nothing stage outputs (temp dir + rename)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+@contextlib.contextmanager
+def staged_outputs(*targets: Path | str) -> Iterator[list[Path]]:
+    """Yield one empty temp path per target; move them into place only if the block succeeds.
+
+    A failing stage therefore leaves its previous outputs (and everyone else's) untouched.
+    A target whose name has a suffix (metrics.json) is a file, otherwise a directory.
+    """
+    paths = [Path(t) for t in targets]
+    scratch, temps = [], []
+    try:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            scratch.append(Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)))
+            temps.append(scratch[-1] / path.name if path.suffix else scratch[-1])
+        yield temps
+        for path, temp in zip(paths, temps):
+            _replace(temp, path)
+    finally:
+        for folder in scratch:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _replace(source: Path, target: Path) -> None:
+    if not source.exists():
+        raise FileNotFoundError(f"stage did not write {target}")
+    if target.is_dir() and not target.is_symlink():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+        source.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, target)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count

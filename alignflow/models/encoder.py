@@ -1,0 +1,26 @@
+"""Sentence encoder with a per-text cache, so dedup and decontamination embed each text once."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class CachedEncoder:
+    """Callable: list of texts -> L2-normalised float32 embeddings (n x d)."""
+
+    def __init__(self, model_dir: Path | str, batch_size: int = 64):
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(model_dir), device="cpu")
+        self.batch_size = batch_size
+        self.cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        if missing:
+            vectors = self.model.encode(missing, batch_size=self.batch_size, normalize_embeddings=True,
+                                        convert_to_numpy=True, show_progress_bar=len(missing) > self.batch_size)
+            self.cache.update(zip(missing, vectors.astype(np.float32)))
+        dim = self.model.get_sentence_embedding_dimension()
+        return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, dim), dtype=np.float32)

@@ -1,0 +1,22 @@
+"""Where each stage reads and writes, relative to the project root (dvc.yaml repeats these; a test checks)."""
+from pathlib import Path
+
+RAW_DATA = Path("data/raw")
+DEDUP_DATA = Path("data/dedup")
+TOKENIZED = Path("data/tokenized")
+BASE_MODEL = Path("models/base")
+ENCODER = Path("models/encoder")
+METRICS = Path("metrics")
+PLOTS = Path("plots")
+
+
+def raw_file(dataset: str) -> Path:
+    return RAW_DATA / f"{dataset}.jsonl"
+
+
+def dedup_file(dataset: str) -> Path:
+    return DEDUP_DATA / f"{dataset}.jsonl"
+
+
+def metrics_file(stage: str) -> Path:
+    return METRICS / f"{stage}.json"

@@ -1,0 +1,31 @@
+"""What every stage shares: input checks that name the stage to run first, and the CLI wrapper."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from alignflow.config import Params, SourceParams, load_params
+from alignflow.data.validate import validate_source
+from alignflow.errors import AlignflowError, StageInputError
+
+
+def require(path: Path, producer: str) -> Path:
+    """An input of this stage; if missing, say which stage writes it."""
+    if not path.exists():
+        raise StageInputError(f"{path} not found: run the `{producer}` stage first (dvc repro {producer})")
+    return path
+
+
+def read_records(dataset: str, path: Path, producer: str) -> list[dict[str, Any]]:
+    """Re-validate an upstream stage's JSONL output: a hand-edited file fails here, not mid-training."""
+    return validate_source(dataset, SourceParams(str(require(path, producer)))).records
+
+
+def cli(run: Callable[[Params], dict[str, Any]]) -> None:
+    """Run a stage on params.yaml; errors meant for people become one line and exit code 1."""
+    try:
+        run(load_params())
+    except AlignflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

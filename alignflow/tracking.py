@@ -1,0 +1,108 @@
+"""MLflow conventions: SQLite store by default, one parent run per pipeline run, one nested run per stage.
+
+The orchestrating flow opens the parent run and passes its id in ALIGNFLOW_PARENT_RUN_ID. Under plain
+`dvc repro` there is no orchestrator, so stages find (or open) a parent run keyed by the `dvc`
+process that launched them: all stages of one `dvc repro` group under one parent run.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+PARENT_RUN_ENV = "ALIGNFLOW_PARENT_RUN_ID"
+LAUNCHER_TAG = "alignflow.launcher"
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else a SQLite file at the project root (cwd of every stage)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def configure(experiment: str) -> str:
+    """Point MLflow at the store and experiment; return the experiment id."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    return mlflow.set_experiment(experiment).experiment_id
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+@contextlib.contextmanager
+def pipeline_run(experiment: str, run_name: str = "pipeline", tags: dict[str, str] | None = None) -> Iterator[str]:
+    """Open the parent run of a pipeline run; stages started meanwhile nest under it."""
+    import mlflow
+
+    configure(experiment)
+    with mlflow.start_run(run_name=run_name, tags={"alignflow.kind": "pipeline", "alignflow.git_commit": git_commit(),
+                                                   **(tags or {})}) as run:
+        previous = os.environ.get(PARENT_RUN_ENV)
+        os.environ[PARENT_RUN_ENV] = run.info.run_id
+        try:
+            yield run.info.run_id
+        finally:
+            if previous is None:
+                os.environ.pop(PARENT_RUN_ENV, None)
+            else:
+                os.environ[PARENT_RUN_ENV] = previous
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, experiment: str, params: dict[str, Any]) -> Iterator[Any]:
+    """A run for one stage, nested under the pipeline's parent run when there is one."""
+    import mlflow
+
+    experiment_id = configure(experiment)
+    parent_id, owns_parent = os.environ.get(PARENT_RUN_ENV), False
+    if parent_id is None:
+        parent_id = _dvc_parent_run(experiment_id)
+        owns_parent = parent_id is not None
+    status = "FAILED"
+    try:
+        with mlflow.start_run(run_name=stage, parent_run_id=parent_id,
+                              tags={"alignflow.stage": stage, "alignflow.git_commit": git_commit()}) as run:
+            mlflow.log_params({key: _param_value(value) for key, value in params.items()})
+            yield run
+        status = "FINISHED"
+    finally:
+        if owns_parent:
+            mlflow.MlflowClient().set_terminated(parent_id, status)
+
+
+def _param_value(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def _dvc_parent_run(experiment_id: str) -> str | None:
+    """The parent run of the `dvc repro`/`dvc exp run` process that launched this stage, if any."""
+    import mlflow
+    import psutil
+
+    launcher = next((p for p in psutil.Process().parents() if _is_dvc(p)), None)
+    if launcher is None:
+        return None
+    key = f"{launcher.pid}-{launcher.create_time():.0f}"
+    client = mlflow.MlflowClient()
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{LAUNCHER_TAG}` = '{key}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    command = " ".join(launcher.cmdline()[1:3]) or "dvc"
+    run = client.create_run(experiment_id, run_name=command.removeprefix("-m "),
+                            tags={LAUNCHER_TAG: key, "alignflow.kind": "pipeline", "alignflow.git_commit": git_commit()})
+    return run.info.run_id
+
+
+def _is_dvc(process) -> bool:
+    try:
+        return any(Path(part).name == "dvc" for part in process.cmdline()[:3])
+    except Exception:  # the process may be gone or unreadable
+        return False

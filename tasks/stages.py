@@ -1,0 +1,54 @@
+"""Prefect task that runs one pipeline stage through DVC and returns its metrics.
+
+DVC stays the only judge of what is up to date and the only writer of dvc.lock: the task asks DVC
+whether the stage changed, and if so runs `dvc repro --single-item <stage>` in a fresh process.
+No Prefect result cache is used, since a cached task would skip code that writes a DVC output.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from alignflow.paths import metrics_file
+
+
+class StageFailed(RuntimeError):
+    """A stage exited non-zero; the message carries its one-line error."""
+
+
+def stage_is_up_to_date(name: str) -> bool:
+    from dvc.repo import Repo
+
+    with Repo(".") as repo:
+        return not repo.status(targets=[name])
+
+
+def read_metrics(name: str) -> dict[str, Any]:
+    path = metrics_file(name)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@task(name="stage", task_run_name="{name}", tags=["alignflow"])
+def run_stage(name: str) -> dict[str, Any]:
+    """{"stage", "ran", "metrics"} for one stage; raises StageFailed with the stage's error line."""
+    logger = get_run_logger()
+    if stage_is_up_to_date(name):
+        logger.info("stage %s is up to date (dvc status): skipped", name)
+        return {"stage": name, "ran": False, "metrics": read_metrics(name)}
+    process = subprocess.Popen(["dvc", "repro", "--single-item", name], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, cwd=Path.cwd())
+    last_error = ""
+    assert process.stdout is not None
+    for line in process.stdout:
+        line = line.rstrip()
+        if line:
+            logger.info(line)
+        if line.startswith("error:") or line.startswith("ERROR:"):
+            last_error = last_error or line
+    if process.wait() != 0:
+        raise StageFailed(f"stage {name} failed: {last_error or f'exit code {process.returncode}'}")
+    return {"stage": name, "ran": True, "metrics": read_metrics(name)}

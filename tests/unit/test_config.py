@@ -1,0 +1,58 @@
+"""params.yaml loading: typed sections, unknown keys with suggestions, profiles and --set overlays."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from alignflow.config import apply_overlay, load_params, load_profile, parse_assignments, parse_params
+from alignflow.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_params_and_profiles_load():
+    params = load_params(ROOT / "params.yaml")
+    assert params.dedup.threshold == 0.9
+    assert params.ingest.sft.path == "data/samples/sft.jsonl"
+    for profile in (ROOT / "configs").glob("*.yaml"):
+        load_profile(profile.stem, ROOT / "configs")
+
+
+def test_unknown_key_names_nearest_valid_key():
+    with pytest.raises(ConfigError, match=r"dedup\.treshold: unknown key; did you mean 'threshold'"):
+        parse_params({"dedup": {"treshold": 0.5}})
+    with pytest.raises(ConfigError, match=r"ingest\.sft\.pth: unknown key; did you mean 'path'"):
+        parse_params({"ingest": {"sft": {"pth": "x.jsonl"}}})
+
+
+def test_mistyped_values_are_rejected():
+    with pytest.raises(ConfigError, match=r"dedup\.batch_size: expected int, found 'many'"):
+        parse_params({"dedup": {"batch_size": "many"}})
+    with pytest.raises(ConfigError, match=r"tokenize\.template: expected one of 'chat', 'markers'"):
+        parse_params({"tokenize": {"template": "llama"}})
+
+
+@pytest.mark.parametrize("threshold", [0, -0.1, 1.01])
+def test_dedup_threshold_outside_unit_interval(threshold):
+    with pytest.raises(ConfigError, match=r"dedup\.threshold: must be in \(0, 1\]"):
+        parse_params({"dedup": {"threshold": threshold}})
+
+
+def test_partial_nested_section_keeps_other_defaults():
+    params = parse_params({"ingest": {"sft": {"limit": 5}}})
+    assert params.ingest.sft.path == "data/samples/sft.jsonl" and params.ingest.sft.limit == 5
+
+
+def test_profile_and_set_are_written_into_params(tmp_path):
+    target = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", target)
+    apply_overlay(target, load_profile("tiny", ROOT / "configs"), profile="tiny")
+    apply_overlay(target, parse_assignments(["dedup.threshold=0.85", "ingest.sft.limit=7"]))
+    params = load_params(target)
+    assert (params.profile, params.ingest.model, params.dedup.threshold, params.ingest.sft.limit) == ("tiny", "tiny", 0.85, 7)
+    assert "# alignflow parameters" in target.read_text()  # comments survive
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_assignments(["dedup.thresold=0.8"])
+    with pytest.raises(ConfigError):
+        apply_overlay(target, parse_assignments(["dedup.threshold=2"]))
+    assert load_params(target).dedup.threshold == 0.85  # a rejected overlay changes nothing
