@@ -23,6 +23,7 @@ def staged_outputs(*targets: Path | str) -> Iterator[list[Path]]:
         for path in paths:
             path.parent.mkdir(parents=True, exist_ok=True)
             scratch.append(Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)))
+            scratch[-1].chmod(0o777 & ~_umask())  # mkdtemp makes 0700; outputs get ordinary permissions
             temps.append(scratch[-1] / path.name if path.suffix else scratch[-1])
         yield temps
         for path, temp in zip(paths, temps):
@@ -30,6 +31,12 @@ def staged_outputs(*targets: Path | str) -> Iterator[list[Path]]:
     finally:
         for folder in scratch:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _replace(source: Path, target: Path) -> None:

@@ -95,10 +95,16 @@ def _dvc_parent_run(experiment_id: str) -> str | None:
     found = client.search_runs([experiment_id], filter_string=f"tags.`{LAUNCHER_TAG}` = '{key}'", max_results=1)
     if found:
         return found[0].info.run_id
-    command = " ".join(launcher.cmdline()[1:3]) or "dvc"
-    run = client.create_run(experiment_id, run_name=command.removeprefix("-m "),
+    run = client.create_run(experiment_id, run_name=_dvc_command(launcher.cmdline()),
                             tags={LAUNCHER_TAG: key, "alignflow.kind": "pipeline", "alignflow.git_commit": git_commit()})
     return run.info.run_id
+
+
+def _dvc_command(cmdline: list[str]) -> str:
+    """`dvc repro`, `dvc exp run` ... from the launcher's command line."""
+    start = next(i for i, part in enumerate(cmdline) if Path(part).name == "dvc")
+    words = [w for w in cmdline[start + 1:start + 3] if not w.startswith("-")]
+    return " ".join(["dvc", *words[:2 if words[:1] == ["exp"] else 1]])
 
 
 def _is_dvc(process) -> bool:

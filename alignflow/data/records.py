@@ -2,7 +2,7 @@
 
 Canonical forms (what ingest writes):
 - sft:          {"id", "messages": [{"role", "content"}, ...]}   ending with an assistant turn
-- comparisons:  {"id", "prompt", "pairs": [{"chosen", "rejected", "score_gap"}, ...]}
+- comparisons:  {"id", "prompt", "pairs": [{"chosen", "rejected", "score_gap"}, ...]}  (also accepted as input)
 - prompts:      {"id", "prompt"}
 Each validator raises FieldError naming the field; the reader adds the file and line.
 """
@@ -114,12 +114,26 @@ def normalise_comparison(record: dict[str, Any]) -> dict[str, Any]:
         if not pairs:
             raise FieldError("responses", "all scores are equal, so there is no preference to learn")
         return {"id": record_id, "prompt": prompt, "pairs": pairs}
+    if "pairs" in record:  # the canonical form itself, as re-read by later stages
+        pairs = record["pairs"]
+        if not isinstance(pairs, list) or not pairs:
+            raise FieldError("pairs", "expected a non-empty list of {chosen, rejected, score_gap}")
+        return {"id": record_id, "prompt": prompt, "pairs": [_pair(p, f"pairs[{i}].") for i, p in enumerate(pairs)]}
     if "chosen" in record or "rejected" in record:
-        chosen, rejected = _text(record, "chosen"), _text(record, "rejected")
-        if chosen == rejected:
-            raise FieldError("rejected", "identical to chosen")
-        return {"id": record_id, "prompt": prompt, "pairs": [{"chosen": chosen, "rejected": rejected, "score_gap": None}]}
+        return {"id": record_id, "prompt": prompt, "pairs": [_pair({**record, "score_gap": None}, "")]}
     raise FieldError("responses", "missing (expected `responses` with scores, or `chosen` and `rejected`)")
+
+
+def _pair(pair: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(pair, dict):
+        raise FieldError(prefix.rstrip("."), "expected an object with chosen and rejected")
+    chosen, rejected = _text(pair, "chosen", f"{prefix}chosen"), _text(pair, "rejected", f"{prefix}rejected")
+    if chosen == rejected:
+        raise FieldError(f"{prefix}rejected", "identical to chosen")
+    gap = pair.get("score_gap")
+    if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float)) or gap <= 0):
+        raise FieldError(f"{prefix}score_gap", f"expected a positive number or null, found {gap!r}")
+    return {"chosen": chosen, "rejected": rejected, "score_gap": gap}
 
 
 def normalise_prompt(record: dict[str, Any]) -> dict[str, Any]:

@@ -60,4 +60,4 @@ def tokenize_prompts(records: list[dict[str, Any]], tokenizer, chat_format: Chat
 def length_stats(rows: list[dict[str, Any]], column: str = "input_ids") -> dict[str, float]:
     lengths = np.array([len(r[column]) for r in rows]) if rows else np.zeros(1)
     return {"mean": round(float(lengths.mean()), 1), "p50": float(np.percentile(lengths, 50)),
-            "p95": float(np.percentile(lengths, 95)), "max": int(lengths.max())}
+            "p95": round(float(np.percentile(lengths, 95)), 1), "max": int(lengths.max())}

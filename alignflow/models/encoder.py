@@ -22,5 +22,5 @@ class CachedEncoder:
             vectors = self.model.encode(missing, batch_size=self.batch_size, normalize_embeddings=True,
                                         convert_to_numpy=True, show_progress_bar=len(missing) > self.batch_size)
             self.cache.update(zip(missing, vectors.astype(np.float32)))
-        dim = self.model.get_sentence_embedding_dimension()
+        dim = self.model.get_embedding_dimension()
         return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, dim), dtype=np.float32)

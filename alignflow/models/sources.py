@@ -46,9 +46,9 @@ def materialise_encoder(source: str, out_dir: Path) -> dict[str, str]:
             module = __import__(package.replace("-", "_"))
         except ImportError:
             raise ConfigError(f"ingest.encoder: package {package!r} is not installed (pip install {package})") from None
-        shutil.copytree(module.get_model_path(), out_dir)
+        shutil.copytree(module.get_model_path(), out_dir, dirs_exist_ok=True)
     elif Path(source).is_dir():
-        shutil.copytree(source, out_dir)
+        shutil.copytree(source, out_dir, dirs_exist_ok=True)
     else:
         from sentence_transformers import SentenceTransformer
 

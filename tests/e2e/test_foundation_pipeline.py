@@ -1,0 +1,77 @@
+"""End to end on the tiny profile: `dvc repro` and the Prefect flow give identical outputs; reruns skip."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.project import make_project, run
+
+pytestmark = pytest.mark.slow
+STAGES = ["ingest", "dedup", "tokenize"]
+
+
+def locked_outputs(project) -> dict[str, str]:
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for name in STAGES for out in lock["stages"][name]["outs"]}
+
+
+def mlflow_runs(project):
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments)
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("by_dvc")), make_project(tmp_path_factory.mktemp("by_prefect"))
+
+
+def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects):
+    by_dvc, by_prefect = projects
+    run(["dvc", "repro", "tokenize"], by_dvc)
+    flow = run(["alignflow", "run"], by_prefect)
+    assert [f"{name}: ran" for name in STAGES] == [l for l in flow.stdout.splitlines() if l.endswith(": ran")]
+
+    assert locked_outputs(by_dvc) == locked_outputs(by_prefect)
+    for project in projects:
+        assert "up to date" in run(["dvc", "status"], project).stdout
+        metrics = json.loads((project / "metrics/dedup.json").read_text())
+        assert metrics["sft_kept"] > 0
+
+    again = run(["alignflow", "run"], by_prefect)
+    assert [f"{name}: up to date" for name in STAGES] == [l for l in again.stdout.splitlines() if l.endswith("up to date")]
+    assert locked_outputs(by_prefect) == locked_outputs(by_dvc)
+
+
+def test_stage_runs_nest_under_one_parent_run_per_pipeline_run(projects):
+    by_dvc, by_prefect = projects
+    for project, parents in ((by_dvc, 1), (by_prefect, 2)):
+        runs = mlflow_runs(project)
+        pipeline_ids = {r.info.run_id for r in runs if r.data.tags.get("alignflow.kind") == "pipeline"}
+        stage_runs = [r for r in runs if "alignflow.stage" in r.data.tags]
+        assert len(pipeline_ids) == parents
+        assert sorted(r.data.tags["alignflow.stage"] for r in stage_runs) == sorted(STAGES)
+        assert {r.data.tags["mlflow.parentRunId"] for r in stage_runs} <= pipeline_ids
+
+
+def test_bad_input_fails_with_one_line_and_keeps_earlier_outputs(projects):
+    by_dvc, _ = projects
+    before = locked_outputs(by_dvc)
+    samples = by_dvc / "data/samples/sft.jsonl"
+    original = samples.read_text()
+    try:
+        samples.write_text(original + '{"id": "bad", "messages": [{"role": "robot", "content": "hi"}]}\n')
+        failed = run(["alignflow", "stage", "ingest"], by_dvc, check=False)
+        assert failed.returncode != 0
+        line = next(l for l in failed.stderr.splitlines() if l.startswith("error:"))
+        assert "data/samples/sft.jsonl:" in line and "messages[0].role: unknown role 'robot'" in line
+        assert (by_dvc / "data/raw/sft.jsonl").is_file() and (by_dvc / "data/tokenized/sft").is_dir()
+    finally:
+        samples.write_text(original)
+    run(["dvc", "checkout"], by_dvc)
+    assert "up to date" in run(["dvc", "status"], by_dvc).stdout
+    assert locked_outputs(by_dvc) == before
