@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("alignflow", "flows", "tasks", "configs", "data/samples", "params.yaml", "dvc.yaml", ".dvc/config",
+PROJECT_FILES = ("alignflow", "flows", "tasks", "configs", "data/samples", "params.yaml", "dvc.yaml", ".dvc/config", ".dvc/.gitignore",
                  ".dvcignore", ".gitignore")
 
 
