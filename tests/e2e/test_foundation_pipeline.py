@@ -64,11 +64,13 @@ def test_bad_input_fails_with_one_line_and_keeps_earlier_outputs(projects):
     samples = by_dvc / "data/samples/sft.jsonl"
     original = samples.read_text()
     try:
-        samples.write_text(original + '{"id": "bad", "messages": [{"role": "robot", "content": "hi"}]}\n')
+        lines = original.splitlines(keepends=True)
+        samples.write_text("".join(lines[:2]) + '{"id": "bad", "messages": [{"role": "robot", "content": "hi"}]}\n'
+                           + "".join(lines[2:]))
         failed = run(["alignflow", "stage", "ingest"], by_dvc, check=False)
         assert failed.returncode != 0
         line = next(l for l in failed.stderr.splitlines() if l.startswith("error:"))
-        assert "data/samples/sft.jsonl:" in line and "messages[0].role: unknown role 'robot'" in line
+        assert "data/samples/sft.jsonl:3: messages[0].role: unknown role 'robot'" in line
         assert (by_dvc / "data/raw/sft.jsonl").is_file() and (by_dvc / "data/tokenized/sft").is_dir()
     finally:
         samples.write_text(original)
