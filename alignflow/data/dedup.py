@@ -104,6 +104,8 @@ def deduplicate(texts: Sequence[str], embed: Callable[[list[str]], np.ndarray], 
                 progress: Callable[[int], None] | None = None) -> tuple[list[Duplicate], np.ndarray]:
     """Exact pass (cheap, no embeddings) then semantic pass on what is left; indices refer to `texts`."""
     removed = exact_duplicates(texts) if exact else []
+    if progress and removed:
+        progress(len(removed))
     gone = {d.removed for d in removed}
     survivors = np.array([i for i in range(len(texts)) if i not in gone], dtype=np.int64)
     similarity = np.full(len(texts), 1.0, dtype=np.float32)
