@@ -120,10 +120,103 @@ class TokenizeParams:
 
 
 @dataclass(frozen=True)
-class RewardParams:
+class LoraParams:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    """Names of the linear layers to adapt (the error lists the model's own names if one is missing)."""
+
+
+@dataclass(frozen=True)
+class TrainerParams:
+    """Trainer knobs shared by the SFT and reward stages (HF TrainingArguments underneath)."""
+
+    epochs: float = 1.0
+    max_steps: int = -1
+    """Stop after this many optimizer steps (-1: run `epochs`)."""
+    learning_rate: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    eval_steps: int = 50
+    save_steps: int = 50
+    """Checkpoint interval; an interrupted run resumes from the newest checkpoint."""
+    logging_steps: int = 10
+    save_total_limit: int = 2
+    group_by_length: bool = False
+    """Batch examples of similar length together (less padding)."""
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    """`auto`: bf16 on a GPU that supports it, fp16 on other GPUs, full precision on CPU."""
+    load_best_model_at_end: bool = True
+
+
+@dataclass(frozen=True)
+class SFTParams(TrainerParams):
+    method: Literal["lora", "qlora", "full", "prompt_tuning"] = "lora"
+    """lora / qlora (4-bit NF4 base via bitsandbytes) / full fine-tune / prompt tuning (soft prompt)."""
+    lora: LoraParams = LoraParams()
+    freeze_layers: int = 0
+    """Full fine-tune only: keep the embeddings and the lowest N transformer layers frozen."""
+    num_virtual_tokens: int = 16
+    """Prompt tuning only: length of the trained soft prompt."""
+
+
+@dataclass(frozen=True)
+class RewardParams(TrainerParams):
     backbone: Literal["encoder", "sft"] = "encoder"
     """`encoder`: the sentence encoder (all-MiniLM-L6-v2) with a scalar head, scoring text with its own
     tokenizer. `sft`: the SFT model with a sequence-classification head."""
+    margin_scale: float = 0.1
+    """margin = margin_scale * (score of chosen - score of rejected); 0 gives the InstructGPT loss."""
+    learning_rate: float = 5e-5
+
+
+@dataclass(frozen=True)
+class PPOParams:
+    method: Literal["lora", "full"] = "lora"
+    """lora: train an adapter on the SFT model; the reference is the same model with the adapter disabled."""
+    lora: LoraParams = LoraParams()
+    updates: int = 20
+    """Number of PPO updates (each: sample batch_size prompts, score, optimise)."""
+    batch_size: int = 8
+    minibatch_size: int = 4
+    ppo_epochs: int = 2
+    learning_rate: float = 5e-5
+    max_grad_norm: float = 1.0
+    max_new_tokens: int = 32
+    min_new_tokens: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop_token: str | None = None
+    """Token that ends a response (default: the chat format's end-of-turn token)."""
+    gamma: float = 1.0
+    lam: float = 0.95
+    clip_range: float = 0.2
+    value_clip_range: float = 0.2
+    vf_coef: float = 0.1
+    kl_coef: float = 0.05
+    kl_target: float | None = None
+    """Set to make the KL coefficient adaptive (Ziegler et al.): it moves so the KL tracks this value."""
+    kl_horizon: int = 10000
+    kl_estimator: Literal["k1", "k2", "k3", "abs"] = "k1"
+    whiten_advantages: bool = True
+    normalise_reward: bool = True
+    """Standardise reward-model scores with the mean/std measured by the reward stage."""
+    reward_clip: float | None = 5.0
+    length_penalty: float = 0.0
+    """Subtracted from the score per response token (discourages rambling)."""
+    checkpoint_every: int = 5
+    """Save model, value head, optimizer, RNG and data position every N updates; reruns resume."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size % self.minibatch_size:
+            raise ConfigError(f"ppo.batch_size ({self.batch_size}) must be a multiple of ppo.minibatch_size "
+                              f"({self.minibatch_size})")
+        if self.min_new_tokens > self.max_new_tokens:
+            raise ConfigError("ppo.min_new_tokens must not exceed ppo.max_new_tokens")
 
 
 @dataclass(frozen=True)
@@ -146,7 +239,9 @@ class Params:
     ingest: IngestParams = IngestParams()
     dedup: DedupParams = DedupParams()
     tokenize: TokenizeParams = TokenizeParams()
+    sft: SFTParams = SFTParams()
     reward: RewardParams = RewardParams()
+    ppo: PPOParams = PPOParams()
     flow: FlowParams = FlowParams()
 
 

@@ -20,3 +20,8 @@ def dedup_file(dataset: str) -> Path:
 
 def metrics_file(stage: str) -> Path:
     return METRICS / f"{stage}.json"
+SFT_MODEL = Path("models/sft")
+REWARD_MODEL = Path("models/reward")
+POLICY = Path("models/policy")
+CHECKPOINTS = Path("checkpoints")
+"""Resumable training state; not a DVC output (deleted once a stage finishes)."""

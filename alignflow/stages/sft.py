@@ -1,0 +1,60 @@
+"""sft: supervised fine-tuning on data/tokenized/sft -> models/sft/ (merged model + tokenizer, adapter if any).
+
+Run: `python -m alignflow.stages.sft`. An interrupted run resumes from checkpoints/sft/ when rerun with
+the same params.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+from typing import Any
+
+from alignflow import paths, tracking
+from alignflow.config import Params, section_dict
+from alignflow.io import staged_outputs, write_json
+from alignflow.stages.common import cli, require
+from alignflow.training.common import (last_checkpoint, mlflow_callback, params_snapshot, prepare_checkpoint_dir,
+                                       training_arguments)
+from alignflow.training.sft import build_sft_model, save_sft_outputs, sft_collator
+
+
+def run(params: Params) -> dict[str, Any]:
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer, Trainer
+
+    config, seed = params.sft, params.common.seed
+    data = load_from_disk(str(require(paths.TOKENIZED / "sft", "tokenize"))).remove_columns("id")
+    tokenizer = AutoTokenizer.from_pretrained(require(paths.TOKENIZED / "tokenizer", "tokenize"))
+    checkpoints = paths.CHECKPOINTS / "sft"
+    resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, config, params.tokenize, params.ingest))
+    model = build_sft_model(require(paths.BASE_MODEL, "ingest"), tokenizer, config)
+    has_eval = len(data["validation"]) > 0
+    trainer = Trainer(model=model, args=training_arguments(config, checkpoints, seed, has_eval),
+                      train_dataset=data["train"], eval_dataset=data["validation"] if has_eval else None,
+                      data_collator=sft_collator(tokenizer), callbacks=[mlflow_callback()])
+
+    with tracking.stage_run("sft", params.common.experiment, section_dict(config)):
+        import mlflow
+
+        result = trainer.train(resume_from_checkpoint=last_checkpoint(checkpoints) if resuming else None)
+        metrics: dict[str, Any] = {"train_loss": round(result.training_loss, 4), "steps": result.global_step,
+                                   "train_seconds": round(result.metrics["train_runtime"], 1),
+                                   "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+        if has_eval:
+            eval_loss = trainer.evaluate()["eval_loss"]
+            metrics.update(eval_loss=round(eval_loss, 4), eval_perplexity=round(math.exp(min(eval_loss, 50)), 2))
+        with staged_outputs(paths.SFT_MODEL, paths.metrics_file("sft")) as (out_dir, metrics_path):
+            save_sft_outputs(trainer.model, tokenizer, config, paths.BASE_MODEL, out_dir)
+            write_json(metrics_path, metrics)
+        mlflow.log_metrics({f"final_{k}": v for k, v in metrics.items()})
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    print(f"sft: {metrics}")
+    return metrics
+
+
+def main() -> None:
+    cli(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Shared by the training stages: TrainingArguments from params, step metrics to MLflow, safe resume."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from alignflow.config import TrainerParams, section_dict
+from alignflow.errors import ConfigError
+
+PARAMS_SNAPSHOT = "alignflow_params.json"
+
+
+def precision_flags(mode: str) -> dict[str, bool]:
+    """bf16/fp16 TrainingArguments flags; `auto` uses mixed precision only where the device has it."""
+    import torch
+
+    if mode == "auto":
+        if not torch.cuda.is_available():
+            return {"bf16": False, "fp16": False}
+        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"bf16": mode == "bf16", "fp16": mode == "fp16"}
+
+
+def training_arguments(params: TrainerParams, output_dir: Path, seed: int, has_eval: bool, cls=None, **extra: Any):
+    """HF TrainingArguments (or a subclass such as TRL's RewardConfig) for one of our trainer sections."""
+    from transformers import TrainingArguments
+
+    evaluating = has_eval and params.eval_steps > 0
+    return (cls or TrainingArguments)(
+        output_dir=str(output_dir), seed=seed, data_seed=seed, num_train_epochs=params.epochs, max_steps=params.max_steps,
+        learning_rate=params.learning_rate, per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=params.batch_size, gradient_accumulation_steps=params.grad_accum,
+        warmup_steps=params.warmup_ratio, weight_decay=params.weight_decay, max_grad_norm=params.max_grad_norm,
+        eval_strategy="steps" if evaluating else "no", eval_steps=params.eval_steps if evaluating else None,
+        save_strategy="steps", save_steps=params.save_steps, save_total_limit=params.save_total_limit,
+        logging_steps=params.logging_steps,
+        train_sampling_strategy="group_by_length" if params.group_by_length else "random",
+        load_best_model_at_end=params.load_best_model_at_end and evaluating,
+        metric_for_best_model="eval_loss" if evaluating else None, report_to="none", disable_tqdm=False,
+        dataloader_num_workers=0, dataloader_pin_memory=False, remove_unused_columns=False, **precision_flags(params.mixed_precision), **extra)
+
+
+def mlflow_callback():
+    """A TrainerCallback that logs every Trainer log line as MLflow step metrics in the active run."""
+    from transformers import TrainerCallback
+
+    class MlflowStepMetrics(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            import mlflow
+
+            if mlflow.active_run() and logs:
+                mlflow.log_metrics({k.replace("/", "_"): float(v) for k, v in logs.items()
+                                    if isinstance(v, (int, float))}, step=state.global_step)
+
+    return MlflowStepMetrics()
+
+
+def params_snapshot(*sections: Any) -> dict[str, Any]:
+    snapshot: dict[str, Any] = {}
+    for section in sections:
+        prefix = type(section).__name__.removesuffix("Params").lower()
+        snapshot.update({f"{prefix}.{k}": v for k, v in section_dict(section).items()} if dataclasses.is_dataclass(section)
+                        else {prefix: section})
+    return json.loads(json.dumps(snapshot, default=list))
+
+
+def prepare_checkpoint_dir(directory: Path, snapshot: dict[str, Any]) -> bool:
+    """Create `directory` for checkpoints or check it belongs to a run with the same params.
+
+    Returns True when it holds checkpoints to resume from. A directory left by a run with other params
+    is refused, naming the first key that differs, so an old run is never silently continued.
+    """
+    marker = directory / PARAMS_SNAPSHOT
+    if marker.is_file():
+        previous = json.loads(marker.read_text())
+        for key in sorted(set(previous) | set(snapshot)):
+            if previous.get(key) != snapshot.get(key):
+                raise ConfigError(f"{directory}: holds a checkpoint of a run with {key}={previous.get(key)!r}, but params "
+                                  f"now say {snapshot.get(key)!r}; delete {directory} to start over, or restore the value")
+        return any(directory.glob("checkpoint-*"))
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    marker.write_text(json.dumps(snapshot, indent=1, sort_keys=True))
+    return False
+
+
+def last_checkpoint(directory: Path) -> str | None:
+    checkpoints = sorted(directory.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(checkpoints[-1]) if checkpoints else None

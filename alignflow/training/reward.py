@@ -1,0 +1,71 @@
+"""Reward model: a scalar-head sequence classifier trained with TRL's RewardTrainer on (chosen, rejected, margin).
+
+Loss: -logsigmoid(r_chosen - r_rejected - margin), margin = margin_scale * score gap (0 when unscored).
+The same `reward_inputs` encoding is used for training and for scoring in PPO and evaluation.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from alignflow.data.formatting import reward_inputs
+
+REWARD_STATS = "reward_stats.json"
+"""Mean/std of the trained model's scores on training responses, used by PPO to normalise rewards."""
+
+
+def with_margins(dataset, margin_scale: float):
+    """Keep what RewardTrainer reads: chosen_ids, rejected_ids and a margin column."""
+    dataset = dataset.map(lambda row: {"margin": margin_scale * (row["score_gap"] or 0.0)})
+    return dataset.select_columns(["chosen_ids", "rejected_ids", "margin"])
+
+
+def build_reward_model(backbone_dir: Path, tokenizer):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, num_labels=1)
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+@torch.no_grad()
+def score_ids(model, tokenizer, sequences: Sequence[Sequence[int]], batch_size: int = 32) -> torch.Tensor:
+    """Scalar rewards for already-encoded inputs, right-padded per batch."""
+    model.eval()
+    scores = []
+    for start in range(0, len(sequences), batch_size):
+        batch = tokenizer.pad({"input_ids": [list(s) for s in sequences[start:start + batch_size]]}, return_tensors="pt")
+        scores.append(model(**batch).logits[:, 0].float())
+    return torch.cat(scores) if scores else torch.zeros(0)
+
+
+class RewardScorer:
+    """Scores (prompt, response) texts with a saved reward model, encoding them as in training."""
+
+    def __init__(self, model_dir: Path, max_length: int):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        self.max_length = max_length
+        stats_file = Path(model_dir) / REWARD_STATS
+        self.stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {"mean": 0.0, "std": 1.0}
+
+    def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+        encoded = [reward_inputs(self.tokenizer, p, r, self.max_length)["input_ids"] for p, r in zip(prompts, responses)]
+        return score_ids(self.model, self.tokenizer, encoded)
+
+
+def evaluate_pairs(model, tokenizer, dataset) -> dict[str, Any]:
+    """Pairwise accuracy and score statistics of a reward model on a tokenized pair dataset."""
+    chosen = score_ids(model, tokenizer, dataset["chosen_ids"])
+    rejected = score_ids(model, tokenizer, dataset["rejected_ids"])
+    both = torch.cat([chosen, rejected])
+    return {"accuracy": float((chosen > rejected).float().mean()) if len(chosen) else float("nan"),
+            "mean": float(both.mean()), "std": float(both.std()) if len(both) > 1 else 1.0,
+            "margin_mean": float((chosen - rejected).mean()) if len(chosen) else float("nan")}

@@ -1,0 +1,134 @@
+"""Supervised fine-tuning with the HF Trainer: LoRA, QLoRA (4-bit NF4), full (optionally partly frozen), prompt tuning.
+
+Data comes pre-tokenized with completion-only labels; the collator pads each batch to its longest example.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from alignflow.config import LoraParams, SFTParams
+from alignflow.errors import ConfigError
+
+SFT_CARD = "alignflow.json"
+"""Written beside the SFT outputs: how to load them (method, adapter or not)."""
+
+
+def sft_collator(tokenizer):
+    """Pads input_ids with the pad token and labels with -100, per batch (nothing is padded on disk)."""
+    from transformers import DataCollatorForSeq2Seq
+
+    return DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+
+
+def linear_layer_names(model) -> list[str]:
+    import torch
+
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) or type(module).__name__.startswith("Linear")})
+
+
+def lora_config(model, lora: LoraParams, task_type: str, trainable_tokens: list[int] | None = None):
+    from peft import LoraConfig
+
+    available = linear_layer_names(model)
+    missing = [name for name in lora.target_modules if name not in available]
+    if missing:
+        raise ConfigError(f"lora.target_modules: {missing} not in the model; its linear layers are: {', '.join(available)}")
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.target_modules),
+                      task_type=task_type, trainable_token_indices={"embed_tokens": trainable_tokens} if trainable_tokens else None)
+
+
+def quantization_config():
+    """4-bit NF4 with double quantization; fails clearly where bitsandbytes cannot run."""
+    import importlib.util
+
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("sft.method: qlora needs bitsandbytes (pip install bitsandbytes), or use method: lora")
+    try:
+        import bitsandbytes.functional as bnbf
+
+        bnbf.quantize_4bit(torch.randn(64, 64, device="cuda" if torch.cuda.is_available() else "cpu"), quant_type="nf4")
+    except Exception as exc:
+        raise ConfigError(f"sft.method: qlora: bitsandbytes cannot quantize on this device ({exc}); use method: lora") from None
+    compute = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute)
+
+
+def _load_base(base_dir: Path, tokenizer, quantized: bool):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir, quantization_config=quantization_config() if quantized else None)
+    added = list(range(model.get_input_embeddings().num_embeddings, len(tokenizer)))
+    if added:  # marker tokens added by the tokenize stage get (trained) embeddings
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, added
+
+
+def build_sft_model(base_dir: Path, tokenizer, params: SFTParams):
+    """The model to train: a peft model (lora/qlora/prompt_tuning) or the full model with frozen lower layers."""
+    from peft import PromptTuningConfig, get_peft_model, prepare_model_for_kbit_training
+
+    model, added = _load_base(base_dir, tokenizer, quantized=params.method == "qlora")
+    if params.method in ("lora", "qlora"):
+        if params.method == "qlora":
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        return get_peft_model(model, lora_config(model, params.lora, "CAUSAL_LM", added))
+    if params.method == "prompt_tuning":
+        return get_peft_model(model, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=params.num_virtual_tokens))
+    freeze_lowest_layers(model, params.freeze_layers)
+    return model
+
+
+def freeze_lowest_layers(model, count: int) -> None:
+    """Freeze the input embeddings and the first `count` transformer blocks (full fine-tune only)."""
+    if count <= 0:
+        return
+    layers = model.get_decoder().layers
+    if count > len(layers):
+        raise ConfigError(f"sft.freeze_layers: {count} but the model has {len(layers)} layers")
+    for module in [model.get_input_embeddings(), *layers[:count]]:
+        for parameter in module.parameters():
+            parameter.requires_grad = False
+
+
+def save_sft_outputs(model, tokenizer, params: SFTParams, base_dir: Path, out_dir: Path) -> None:
+    """out_dir/model: a plain merged model (+ tokenizer); out_dir/adapter: the peft adapter when there is one.
+
+    QLoRA adapters are merged into a full-precision reload of the base, not into 4-bit weights.
+    Prompt tuning cannot be merged: model/ is the base and the card says to apply the adapter.
+    """
+    from peft import PeftModel
+
+    model_dir = out_dir / "model"
+    if isinstance(model, PeftModel):
+        model.save_pretrained(out_dir / "adapter")
+        if params.method == "qlora":
+            base, _ = _load_base(base_dir, tokenizer, quantized=False)
+            merged = PeftModel.from_pretrained(base, out_dir / "adapter").merge_and_unload()
+        elif params.method == "prompt_tuning":
+            merged = model.get_base_model()
+        else:
+            merged = model.merge_and_unload()
+    else:
+        merged = model
+    merged.save_pretrained(model_dir, safe_serialization=True)
+    tokenizer.save_pretrained(model_dir)
+    card = {"method": params.method, "needs_adapter": params.method == "prompt_tuning"}
+    (out_dir / SFT_CARD).write_text(json.dumps(card, indent=1))
+
+
+def load_sft_model(sft_dir: Path, **kwargs: Any):
+    """The SFT policy as saved by save_sft_outputs, ready for generation or further training."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    card = json.loads((sft_dir / SFT_CARD).read_text())
+    model = AutoModelForCausalLM.from_pretrained(sft_dir / "model", **kwargs)
+    return PeftModel.from_pretrained(model, sft_dir / "adapter") if card["needs_adapter"] else model
