@@ -1,0 +1,270 @@
+"""Our PPO trainer for causal LMs (TRL no longer ships one): rollout -> score -> KL-shaped rewards -> GAE -> clipped updates.
+
+Policy = LM (+ LoRA adapter) with a value head on its last hidden state. Reference = the same LM with the
+adapter disabled (LoRA) or a frozen copy (full). Built on accelerate, so `accelerate launch` runs it on
+several processes (each samples its share of the batch; gradients are all-reduced). Every
+`checkpoint_every` updates the trainable weights, optimizer, KL coefficient, RNG states and data
+position are saved; `train` resumes from the newest checkpoint it is given.
+"""
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from alignflow.config import PPOParams
+from alignflow.rl import core
+
+RewardFn = Callable[[Sequence[str], Sequence[str]], torch.Tensor]
+"""(prompts, responses) -> one scalar score per response."""
+
+
+class PolicyWithValueHead(nn.Module):
+    """A causal LM and a scalar value head reading its last hidden state."""
+
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.lm = lm
+        hidden = lm.config.hidden_size
+        self.value_head = nn.Linear(hidden, 1)
+        nn.init.normal_(self.value_head.weight, std=1 / np.sqrt(hidden + 1))
+        nn.init.zeros_(self.value_head.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask),
+                      output_hidden_states=True)
+        return out.logits, self.value_head(out.hidden_states[-1]).squeeze(-1)
+
+
+def positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that ignore left padding, as generate() uses."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def response_logprobs(logits: torch.Tensor, responses: torch.Tensor, query_length: int, temperature: float) -> torch.Tensor:
+    """Log-probabilities of the sampled response tokens under `logits` (scaled as when sampling)."""
+    logits = logits[:, query_length - 1:-1] / temperature
+    return torch.log_softmax(logits.float(), -1).gather(-1, responses.unsqueeze(-1)).squeeze(-1)
+
+
+def response_mask(responses: torch.Tensor, stop_id: int) -> torch.Tensor:
+    """1 up to and including the first stop token, 0 after it (generate pads finished rows)."""
+    is_stop = responses == stop_id
+    after_stop = (is_stop.long().cumsum(-1) - is_stop.long()) > 0
+    return (~after_stop).float()
+
+
+@dataclass
+class Rollout:
+    sequences: torch.Tensor
+    attention_mask: torch.Tensor
+    query_length: int
+    mask: torch.Tensor
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+class PPOTrainer:
+    """Holds the models and optimizer; `train` runs updates and checkpoints. Pure algorithm lives in rl.core."""
+
+    def __init__(self, lm: nn.Module, tokenizer, reward_fn: RewardFn, prompts: Sequence[dict], params: PPOParams,
+                 stop_token: str, seed: int, reward_stats: dict[str, float] | None = None):
+        from accelerate import Accelerator
+        from peft import PeftModel
+
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        world = self.accelerator.num_processes
+        if params.batch_size % world or (params.batch_size // world) % params.minibatch_size:
+            raise ValueError(f"ppo.batch_size ({params.batch_size}) split over {world} processes must be a multiple "
+                             f"of ppo.minibatch_size ({params.minibatch_size})")
+        self.params, self.tokenizer, self.reward_fn, self.prompts, self.seed = params, tokenizer, reward_fn, prompts, seed
+        self.stop_id = tokenizer.convert_tokens_to_ids(stop_token)
+        if self.stop_id is None or self.stop_id == tokenizer.unk_token_id:
+            raise ValueError(f"ppo.stop_token {stop_token!r} is not a token of the policy's tokenizer")
+        self.reward_stats = reward_stats if params.normalise_reward and reward_stats else None
+        self.uses_adapter = isinstance(lm, PeftModel)
+        self.reference = None if self.uses_adapter else copy.deepcopy(lm).eval().requires_grad_(False)
+        set_seed(seed)
+        policy = PolicyWithValueHead(lm)
+        policy.value_head.to(next(lm.parameters()).dtype)
+        trainable = [p for p in policy.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=params.learning_rate, eps=1e-5)
+        self.policy, self.optimizer = self.accelerator.prepare(policy, optimizer)
+        if self.reference is not None:
+            self.reference.to(self.accelerator.device)
+        self.kl = core.AdaptiveKLController(params.kl_coef, params.kl_target, params.kl_horizon)
+        self.update = 0
+        self.history: list[dict[str, float]] = []
+
+    # -- data ---------------------------------------------------------------------------------
+    def _batch_prompts(self, update: int) -> list[dict]:
+        """This process's prompts for `update`: a seeded permutation per pass over the data (resumable)."""
+        size, count = self.params.batch_size, len(self.prompts)
+        rows = []
+        for k in range(update * size, (update + 1) * size):
+            order = torch.randperm(count, generator=torch.Generator().manual_seed(self.seed + k // count))
+            rows.append(self.prompts[int(order[k % count])])
+        return rows[self.accelerator.process_index::self.accelerator.num_processes]
+
+    def _pad_left(self, rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        longest = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), longest), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(rows):
+            ids[i, longest - len(row["input_ids"]):] = torch.tensor(row["input_ids"])
+            mask[i, longest - len(row["input_ids"]):] = 1
+        return ids.to(self.accelerator.device), mask.to(self.accelerator.device)
+
+    # -- one update ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def rollout(self, rows: list[dict]) -> tuple[Rollout, dict[str, float], list[str]]:
+        p = self.params
+        policy = self.accelerator.unwrap_model(self.policy).eval()
+        queries, query_mask = self._pad_left(rows)
+        sequences = policy.lm.generate(input_ids=queries, attention_mask=query_mask, do_sample=True, top_k=0,
+                                       top_p=p.top_p, temperature=p.temperature, max_new_tokens=p.max_new_tokens,
+                                       min_new_tokens=p.min_new_tokens, eos_token_id=self.stop_id,
+                                       pad_token_id=self.tokenizer.pad_token_id)
+        query_length = queries.shape[1]
+        responses = sequences[:, query_length:]
+        mask = response_mask(responses, self.stop_id)
+        attention = torch.cat([query_mask, mask.long()], dim=1)
+        texts = [self.tokenizer.decode(r[: int(m.sum())], skip_special_tokens=True).strip() for r, m in zip(responses, mask)]
+        raw = self.reward_fn([r["prompt"] for r in rows], texts).float().to(sequences.device)
+        scores = raw - p.length_penalty * mask.sum(1)
+        if self.reward_stats:
+            scores = core.normalise_scores(scores, self.reward_stats["mean"], self.reward_stats["std"], p.reward_clip)
+        elif p.reward_clip:
+            scores = scores.clamp(-p.reward_clip, p.reward_clip)
+
+        logits, values = policy(sequences, attention)
+        logprobs = response_logprobs(logits, responses, query_length, p.temperature)
+        values = values[:, query_length - 1:-1] * mask
+        ref_logprobs = response_logprobs(self._reference_logits(policy, sequences, attention), responses, query_length,
+                                         p.temperature)
+        kl = core.kl_estimate(logprobs, ref_logprobs, p.kl_estimator) * mask
+        rewards = core.token_rewards(scores, kl, mask, self.kl.value)
+        advantages, returns = core.gae(rewards, values, mask, p.gamma, p.lam)
+        if p.whiten_advantages:
+            advantages = core.whiten(advantages, mask)
+        stats = {"reward_mean": raw.mean().item(), "reward_std": raw.std().item() if len(raw) > 1 else 0.0,
+                 "score_mean": scores.mean().item(), "kl": kl.sum(1).mean().item(),
+                 "response_length": mask.sum(1).mean().item(), "kl_coef": self.kl.value}
+        rollout = Rollout(sequences, attention, query_length, mask, logprobs, values, advantages, returns)
+        return rollout, stats, texts
+
+    def _reference_logits(self, policy: PolicyWithValueHead, sequences: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        if self.reference is None:
+            with policy.lm.disable_adapter():
+                return policy.lm(input_ids=sequences, attention_mask=attention, position_ids=positions(attention)).logits
+        return self.reference(input_ids=sequences, attention_mask=attention, position_ids=positions(attention)).logits
+
+    def optimise(self, rollout: Rollout) -> dict[str, float]:
+        p, r = self.params, rollout
+        self.policy.eval()  # no dropout: old and new log-probs must differ only by the update
+        totals: dict[str, list[float]] = {}
+        for _ in range(p.ppo_epochs):
+            for index in torch.randperm(len(r.sequences)).split(p.minibatch_size):
+                logits, values = self.policy(r.sequences[index], r.attention_mask[index])
+                responses = r.sequences[index, r.query_length:]
+                logprobs = response_logprobs(logits, responses, r.query_length, p.temperature)
+                values = values[:, r.query_length - 1:-1]
+                mask = r.mask[index]
+                pg_loss, pg_stats = core.policy_loss(logprobs, r.logprobs[index], r.advantages[index], mask, p.clip_range)
+                vf_loss, vf_stats = core.value_loss(values, r.values[index], r.returns[index], mask, p.value_clip_range)
+                self.accelerator.backward(pg_loss + p.vf_coef * vf_loss)
+                self.accelerator.clip_grad_norm_(self.policy.parameters(), p.max_grad_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+                with torch.no_grad():
+                    entropy = core.masked_mean(core.entropy_from_logits(logits[:, r.query_length - 1:-1].float()), mask)
+                for key, value in {"policy_loss": pg_loss, "value_loss": vf_loss, "entropy": entropy,
+                                   **pg_stats, **vf_stats}.items():
+                    totals.setdefault(key, []).append(float(value.detach()) if torch.is_tensor(value) else float(value))
+        return {key: float(np.mean(values)) for key, values in totals.items()}
+
+    def step(self) -> tuple[dict[str, float], list[str]]:
+        rows = self._batch_prompts(self.update)
+        rollout, stats, texts = self.rollout(rows)
+        stats.update(self.optimise(rollout))
+        stats = {k: float(self.accelerator.reduce(torch.tensor(v, device=self.accelerator.device), "mean"))
+                 for k, v in stats.items()}
+        self.kl.update(stats["kl"], self.params.batch_size)
+        self.update += 1
+        self.history.append(stats)
+        return stats, texts
+
+    # -- loop and checkpoints -----------------------------------------------------------------
+    def train(self, checkpoint_dir: Path | None = None, resume: bool = False, stop_after: int | None = None,
+              on_update: Callable[[int, dict[str, float], list[str]], None] | None = None) -> list[dict[str, float]]:
+        """Run until `params.updates` (or `stop_after`, to simulate an interruption); checkpoint as configured."""
+        if resume and checkpoint_dir is not None:
+            self.load_checkpoint(checkpoint_dir)
+        target = self.params.updates if stop_after is None else min(stop_after, self.params.updates)
+        while self.update < target:
+            stats, texts = self.step()
+            if on_update:
+                on_update(self.update, stats, texts)
+            if checkpoint_dir is not None and (self.update % self.params.checkpoint_every == 0 or self.update == target):
+                self.save_checkpoint(checkpoint_dir)
+        return self.history
+
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        policy = self.accelerator.unwrap_model(self.policy)
+        names = {name for name, p in policy.named_parameters() if p.requires_grad}
+        return {k: v.detach().cpu().clone() for k, v in policy.state_dict().items() if k in names}
+
+    def save_checkpoint(self, directory: Path) -> None:
+        self.accelerator.wait_for_everyone()
+        target = directory / f"checkpoint-{self.update}"
+        target.mkdir(parents=True, exist_ok=True)
+        rank = self.accelerator.process_index
+        torch.save({"rng": rng_state()}, target / f"rng-{rank}.pt")
+        if self.accelerator.is_main_process:
+            torch.save({"update": self.update, "trainable": self._trainable_state(), "optimizer": self.optimizer.state_dict(),
+                        "kl_coef": self.kl.value, "history": self.history}, target / "state.pt")
+            for old in sorted(directory.glob("checkpoint-*"), key=lambda d: int(d.name.split("-")[1]))[:-2]:
+                for file in old.iterdir():
+                    file.unlink()
+                old.rmdir()
+        self.accelerator.wait_for_everyone()
+
+    def load_checkpoint(self, directory: Path) -> None:
+        found = sorted(directory.glob("checkpoint-*/state.pt"), key=lambda f: int(f.parent.name.split("-")[1]))
+        if not found:
+            return
+        state = torch.load(found[-1], weights_only=False)
+        self.accelerator.unwrap_model(self.policy).load_state_dict(state["trainable"], strict=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.kl.value, self.update, self.history = state["kl_coef"], state["update"], state["history"]
+        set_rng_state(torch.load(found[-1].parent / f"rng-{self.accelerator.process_index}.pt", weights_only=False)["rng"])
+
+    def trained_model(self) -> tuple[nn.Module, nn.Module]:
+        """(policy LM with any adapter merged, value head)."""
+        policy = self.accelerator.unwrap_model(self.policy)
+        lm = policy.lm.merge_and_unload() if self.uses_adapter else policy.lm
+        return lm, policy.value_head
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])

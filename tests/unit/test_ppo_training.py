@@ -1,0 +1,95 @@
+"""PPO behaviour on a tiny model with a rule-based reward: it learns, KL is held back, and it resumes exactly."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from alignflow.config import PPOParams
+from alignflow.rl.ppo import PPOTrainer
+from alignflow.training.common import prepare_checkpoint_dir
+from alignflow.errors import ConfigError
+
+TARGET_WORDS = ["Ġthe", "Ġwater", "Ġand", "Ġa", "Ġto"]
+QUESTIONS = ["How do I keep basil?", "Why is the sky blue?", "My bike squeaks.", "How can I learn words?"]
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_lm):
+    lm, tokenizer = tiny_lm
+    target = {tokenizer.convert_tokens_to_ids(t) for t in TARGET_WORDS}
+
+    def count_reward(prompts, responses):
+        """Rule-based reward: how many target tokens the response contains."""
+        return torch.tensor([float(sum(i in target for i in tokenizer(r)["input_ids"])) for r in responses])
+
+    prompts = [{"prompt": q, "input_ids": tokenizer(tokenizer.apply_chat_template(
+        [{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False))["input_ids"]} for q in QUESTIONS * 4]
+    return lm, tokenizer, count_reward, prompts
+
+
+def trainer(setup, **overrides):
+    lm, tokenizer, reward, prompts = setup
+    params = PPOParams(**{**dict(method="full", updates=30, batch_size=8, minibatch_size=4, ppo_epochs=2,
+                                 learning_rate=3e-3, max_new_tokens=16, min_new_tokens=16, kl_coef=0.1,
+                                 normalise_reward=False, reward_clip=None), **overrides})
+    return PPOTrainer(copy.deepcopy(lm), tokenizer, reward, prompts, params, stop_token="<|im_end|>", seed=0)
+
+
+def mean(history, key, part):
+    values = [h[key] for h in history]
+    return sum(values[part]) / len(values[part])
+
+
+def test_ppo_raises_reward_while_kl_penalty_bounds_drift(setup):
+    history = trainer(setup).train()
+    start, end = mean(history, "reward_mean", slice(0, 5)), mean(history, "reward_mean", slice(-5, None))
+    assert end > 3 * start and end - start > 1.0
+    unpenalised = trainer(setup, kl_coef=0.0).train()
+    assert mean(history, "kl", slice(-5, None)) < 0.75 * mean(unpenalised, "kl", slice(-5, None))
+    assert all(0 <= h["clipfrac"] <= 1 and h["entropy"] > 0 for h in history)
+
+
+def test_resume_continues_from_checkpoint_and_matches_uninterrupted_run(setup, tmp_path):
+    overrides = dict(updates=8, checkpoint_every=2)
+    uninterrupted = trainer(setup, **overrides)
+    uninterrupted.train()
+
+    first = trainer(setup, **overrides)
+    first.train(tmp_path, stop_after=5)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-5"]
+    resumed = trainer(setup, **overrides)
+    seen = []
+    resumed.train(tmp_path, resume=True, on_update=lambda update, stats, texts: seen.append(update))
+    assert seen == [6, 7, 8]
+    final, expected = resumed._trainable_state(), uninterrupted._trainable_state()
+    assert all(torch.allclose(final[k], expected[k], atol=1e-5) for k in expected)
+    assert [h["reward_mean"] for h in resumed.history] == pytest.approx([h["reward_mean"] for h in uninterrupted.history])
+
+
+def test_lora_policy_uses_disabled_adapter_as_reference(setup):
+    from peft import LoraConfig, get_peft_model
+
+    lm, tokenizer, reward, prompts = setup
+    peft_lm = get_peft_model(copy.deepcopy(lm), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    ppo = PPOTrainer(peft_lm, tokenizer, reward, prompts, PPOParams(updates=2, batch_size=4, minibatch_size=2,
+                                                                     max_new_tokens=8, learning_rate=1e-2),
+                     stop_token="<|im_end|>", seed=0)
+    history = ppo.train()
+    assert ppo.reference is None and len(history) == 2 and history[0]["kl"] == pytest.approx(0, abs=1e-5)
+    merged, _ = ppo.trained_model()
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+
+
+def test_batch_sizes_that_do_not_divide_are_rejected():
+    with pytest.raises(ConfigError, match=r"ppo.batch_size \(6\) must be a multiple of ppo.minibatch_size \(4\)"):
+        PPOParams(batch_size=6, minibatch_size=4)
+
+
+def test_checkpoint_from_different_params_is_refused(tmp_path):
+    prepare_checkpoint_dir(tmp_path / "ppo", {"ppo.learning_rate": 1e-5, "ppo.updates": 20})
+    (tmp_path / "ppo" / "checkpoint-5").mkdir()
+    assert prepare_checkpoint_dir(tmp_path / "ppo", {"ppo.learning_rate": 1e-5, "ppo.updates": 20}) is True
+    with pytest.raises(ConfigError, match=r"ppo.learning_rate=1e-05, but params now say 0.0001"):
+        prepare_checkpoint_dir(tmp_path / "ppo", {"ppo.learning_rate": 1e-4, "ppo.updates": 20})
