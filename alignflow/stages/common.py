@@ -22,6 +22,13 @@ def read_records(dataset: str, path: Path, producer: str) -> list[dict[str, Any]
     return validate_source(dataset, SourceParams(str(require(path, producer)))).records
 
 
+def load_arrow(path: Path, producer: str):
+    """An upstream Arrow dataset, held in memory so that map() never writes cache files into a DVC output."""
+    from datasets import load_from_disk
+
+    return load_from_disk(str(require(path, producer)), keep_in_memory=True)
+
+
 def cli(run: Callable[[Params], dict[str, Any]]) -> None:
     """Run a stage on params.yaml; errors meant for people become one line and exit code 1."""
     try:

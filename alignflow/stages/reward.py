@@ -12,24 +12,24 @@ from typing import Any
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.io import staged_outputs, write_json
-from alignflow.stages.common import cli, require
+from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.common import (last_checkpoint, mlflow_callback, params_snapshot, prepare_checkpoint_dir,
                                        training_arguments)
 from alignflow.training.reward import REWARD_STATS, build_reward_model, evaluate_pairs, with_margins
 
 
 def run(params: Params) -> dict[str, Any]:
-    from datasets import load_from_disk
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, set_seed
     from trl import RewardConfig, RewardTrainer
 
     config, seed = params.reward, params.common.seed
-    pairs = load_from_disk(str(require(paths.TOKENIZED / "reward", "tokenize")))
+    pairs = load_arrow(paths.TOKENIZED / "reward", "tokenize")
     backbone = (require(paths.ENCODER, "ingest") if config.backbone == "encoder"
                 else require(paths.SFT_MODEL / "model", "sft"))
     tokenizer = AutoTokenizer.from_pretrained(backbone if config.backbone == "encoder" else paths.TOKENIZED / "tokenizer")
     checkpoints = paths.CHECKPOINTS / "reward"
     resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, config, params.tokenize))
+    set_seed(seed)  # adapter / head initialisation is part of the run
     model = build_reward_model(backbone, tokenizer)
     has_eval = len(pairs["validation"]) > 0
     args = training_arguments(config, checkpoints, seed, has_eval, cls=RewardConfig, max_length=None)

@@ -12,21 +12,21 @@ from typing import Any
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.io import staged_outputs, write_json
-from alignflow.stages.common import cli, require
+from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.common import (last_checkpoint, mlflow_callback, params_snapshot, prepare_checkpoint_dir,
                                        training_arguments)
 from alignflow.training.sft import build_sft_model, save_sft_outputs, sft_collator
 
 
 def run(params: Params) -> dict[str, Any]:
-    from datasets import load_from_disk
-    from transformers import AutoTokenizer, Trainer
+    from transformers import AutoTokenizer, Trainer, set_seed
 
     config, seed = params.sft, params.common.seed
-    data = load_from_disk(str(require(paths.TOKENIZED / "sft", "tokenize"))).remove_columns("id")
+    data = load_arrow(paths.TOKENIZED / "sft", "tokenize").remove_columns("id")
     tokenizer = AutoTokenizer.from_pretrained(require(paths.TOKENIZED / "tokenizer", "tokenize"))
     checkpoints = paths.CHECKPOINTS / "sft"
     resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, config, params.tokenize, params.ingest))
+    set_seed(seed)  # adapter / head initialisation is part of the run
     model = build_sft_model(require(paths.BASE_MODEL, "ingest"), tokenizer, config)
     has_eval = len(data["validation"]) > 0
     trainer = Trainer(model=model, args=training_arguments(config, checkpoints, seed, has_eval),

@@ -6,15 +6,16 @@ import json
 import pytest
 import yaml
 
+from flows.pipeline import STAGES
 from tests.project import make_project, run
 
 pytestmark = pytest.mark.slow
-STAGES = ["ingest", "dedup", "tokenize"]
+DATA_STAGES = ["ingest", "dedup", "tokenize"]
 
 
-def locked_outputs(project) -> dict[str, str]:
+def locked_outputs(project, stages=DATA_STAGES) -> dict[str, str]:
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    return {out["path"]: out["md5"] for name in STAGES for out in lock["stages"][name]["outs"]}
+    return {out["path"]: out["md5"] for name in stages for out in lock["stages"][name]["outs"]}
 
 
 def mlflow_runs(project):
@@ -32,15 +33,16 @@ def projects(tmp_path_factory):
 
 def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects):
     by_dvc, by_prefect = projects
-    run(["dvc", "repro", "tokenize"], by_dvc)
+    run(["dvc", "repro"], by_dvc)
     flow = run(["alignflow", "run"], by_prefect)
     assert [f"{name}: ran" for name in STAGES] == [l for l in flow.stdout.splitlines() if l.endswith(": ran")]
 
-    assert locked_outputs(by_dvc) == locked_outputs(by_prefect)
+    assert locked_outputs(by_dvc, STAGES) == locked_outputs(by_prefect, STAGES)
     for project in projects:
         assert "up to date" in run(["dvc", "status"], project).stdout
-        metrics = json.loads((project / "metrics/dedup.json").read_text())
-        assert metrics["sft_kept"] > 0
+        assert json.loads((project / "metrics/dedup.json").read_text())["sft_kept"] > 0
+        assert json.loads((project / "metrics/ppo.json").read_text())["updates"] == 4
+        assert (project / "models/policy/model.safetensors").is_file()
 
     again = run(["alignflow", "run"], by_prefect)
     assert [f"{name}: up to date" for name in STAGES] == [l for l in again.stdout.splitlines() if l.endswith("up to date")]

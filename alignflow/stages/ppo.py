@@ -1,0 +1,93 @@
+"""ppo: optimise the SFT policy against the reward model with our PPO -> models/policy/ (merged LM + value head).
+
+Run: `python -m alignflow.stages.ppo` (or `accelerate launch -m alignflow.stages.ppo` on several processes).
+Checkpoints every `ppo.checkpoint_every` updates in checkpoints/ppo/; rerunning resumes from the newest.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from typing import Any
+
+from alignflow import paths, tracking
+from alignflow.config import Params, section_dict
+from alignflow.data.formatting import ChatFormat
+from alignflow.errors import ConfigError
+from alignflow.io import staged_outputs, write_json
+from alignflow.stages.common import cli, load_arrow, require
+from alignflow.training.common import params_snapshot, prepare_checkpoint_dir
+from alignflow.training.reward import RewardScorer
+from alignflow.training.sft import SFT_CARD, load_sft_model, lora_config
+
+SAMPLES_LOGGED = 4
+
+
+def build_policy(params: Params):
+    from peft import get_peft_model
+
+    card = json.loads((require(paths.SFT_MODEL, "sft") / SFT_CARD).read_text())
+    if card["needs_adapter"]:
+        raise ConfigError("ppo: the SFT model is prompt-tuned (an unmergeable soft prompt); use sft.method lora, qlora "
+                          "or full before PPO")
+    lm = load_sft_model(paths.SFT_MODEL)
+    return get_peft_model(lm, lora_config(lm, params.ppo.lora, "CAUSAL_LM")) if params.ppo.method == "lora" else lm
+
+
+def run(params: Params) -> dict[str, Any]:
+    import mlflow
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer
+
+    from alignflow.rl.ppo import PPOTrainer
+
+    config, seed = params.ppo, params.common.seed
+    prompts = load_arrow(paths.TOKENIZED / "prompts", "tokenize").to_list()
+    tokenizer = AutoTokenizer.from_pretrained(require(paths.SFT_MODEL / "model", "sft"))
+    scorer = RewardScorer(require(paths.REWARD_MODEL, "reward"), params.tokenize.reward_max_length)
+    stop_token = config.stop_token or ChatFormat(params.tokenize.template, params.tokenize.markers).stop_token(tokenizer)
+    checkpoints = paths.CHECKPOINTS / "ppo"
+    resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, config, params.tokenize))
+    try:
+        trainer = PPOTrainer(build_policy(params), tokenizer, scorer, prompts, config, stop_token, seed, scorer.stats)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    main_process = trainer.accelerator.is_main_process
+    samples: list[dict[str, Any]] = []
+
+    def log_update(update: int, stats: dict[str, float], texts: list[str]) -> None:
+        if main_process:
+            mlflow.log_metrics(stats, step=update)
+            samples.extend({"update": update, "response": text} for text in texts[:SAMPLES_LOGGED])
+            print(f"ppo update {update}/{config.updates}: " + ", ".join(f"{k}={v:.3f}" for k, v in stats.items()))
+
+    with tracking.stage_run("ppo", params.common.experiment, section_dict(config)) if main_process else contextlib.nullcontext():
+        history = trainer.train(checkpoints, resume=resuming, on_update=log_update)
+        lm, value_head = trainer.trained_model()
+        last = history[-min(3, len(history)):]
+        metrics = {f"final_{key}": round(sum(h[key] for h in last) / len(last), 4)
+                   for key in ("reward_mean", "kl", "entropy", "response_length")}
+        metrics.update(updates=len(history), initial_reward_mean=round(history[0]["reward_mean"], 4))
+        if main_process:
+            with staged_outputs(paths.POLICY, paths.metrics_file("ppo")) as (out_dir, metrics_path):
+                lm.save_pretrained(out_dir, safe_serialization=True)
+                tokenizer.save_pretrained(out_dir)
+                save_file({k: v.contiguous() for k, v in value_head.state_dict().items()}, str(out_dir / "value_head.safetensors"))
+                write_json(out_dir / "ppo_history.json", history)
+                write_json(metrics_path, metrics)
+            mlflow.log_metrics({k: v for k, v in metrics.items()})
+            if samples:
+                mlflow.log_table({"update": [s["update"] for s in samples], "response": [s["response"] for s in samples]},
+                                 "ppo_samples.json")
+    if main_process:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        print(f"ppo: {metrics}")
+    return metrics
+
+
+def main() -> None:
+    cli(run)
+
+
+if __name__ == "__main__":
+    main()
