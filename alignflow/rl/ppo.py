@@ -20,6 +20,7 @@ from torch import nn
 
 from alignflow.config import PPOParams
 from alignflow.rl import core
+from alignflow.rl.sampling import positions, response_logprobs, sample
 
 RewardFn = Callable[[Sequence[str], Sequence[str]], torch.Tensor]
 """(prompts, responses) -> one scalar score per response."""
@@ -40,24 +41,6 @@ class PolicyWithValueHead(nn.Module):
         out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask),
                       output_hidden_states=True)
         return out.logits, self.value_head(out.hidden_states[-1]).squeeze(-1)
-
-
-def positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that ignore left padding, as generate() uses."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def response_logprobs(logits: torch.Tensor, responses: torch.Tensor, query_length: int, temperature: float) -> torch.Tensor:
-    """Log-probabilities of the sampled response tokens under `logits` (scaled as when sampling)."""
-    logits = logits[:, query_length - 1:-1] / temperature
-    return torch.log_softmax(logits.float(), -1).gather(-1, responses.unsqueeze(-1)).squeeze(-1)
-
-
-def response_mask(responses: torch.Tensor, stop_id: int) -> torch.Tensor:
-    """1 up to and including the first stop token, 0 after it (generate pads finished rows)."""
-    is_stop = responses == stop_id
-    after_stop = (is_stop.long().cumsum(-1) - is_stop.long()) > 0
-    return (~after_stop).float()
 
 
 @dataclass
@@ -114,30 +97,16 @@ class PPOTrainer:
             rows.append(self.prompts[int(order[k % count])])
         return rows[self.accelerator.process_index::self.accelerator.num_processes]
 
-    def _pad_left(self, rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-        longest = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), longest), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, row in enumerate(rows):
-            ids[i, longest - len(row["input_ids"]):] = torch.tensor(row["input_ids"])
-            mask[i, longest - len(row["input_ids"]):] = 1
-        return ids.to(self.accelerator.device), mask.to(self.accelerator.device)
-
     # -- one update ---------------------------------------------------------------------------
     @torch.no_grad()
     def rollout(self, rows: list[dict]) -> tuple[Rollout, dict[str, float], list[str]]:
         p = self.params
         policy = self.accelerator.unwrap_model(self.policy).eval()
-        queries, query_mask = self._pad_left(rows)
-        sequences = policy.lm.generate(input_ids=queries, attention_mask=query_mask, do_sample=True, top_k=0,
-                                       top_p=p.top_p, temperature=p.temperature, max_new_tokens=p.max_new_tokens,
-                                       min_new_tokens=p.min_new_tokens, eos_token_id=self.stop_id,
-                                       pad_token_id=self.tokenizer.pad_token_id)
-        query_length = queries.shape[1]
-        responses = sequences[:, query_length:]
-        mask = response_mask(responses, self.stop_id)
-        attention = torch.cat([query_mask, mask.long()], dim=1)
-        texts = [self.tokenizer.decode(r[: int(m.sum())], skip_special_tokens=True).strip() for r, m in zip(responses, mask)]
+        drawn = sample(policy.lm, self.tokenizer, [r["input_ids"] for r in rows], self.stop_id, p.max_new_tokens,
+                       p.min_new_tokens, p.temperature, p.top_p)
+        sequences, attention, query_length, mask, texts = (drawn.sequences, drawn.attention_mask, drawn.query_length,
+                                                           drawn.mask, drawn.texts)
+        responses = drawn.responses
         raw = self.reward_fn([r["prompt"] for r in rows], texts).float().to(sequences.device)
         scores = raw - p.length_penalty * mask.sum(1)
         if self.reward_stats:
