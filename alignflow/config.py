@@ -113,10 +113,14 @@ class TokenizeParams:
     """Reward-model inputs (prompt + response) are truncated to this many tokens."""
     validation_fraction: float = 0.05
     """Share of SFT conversations and comparison groups held out for evaluation."""
+    judge_fraction: float = 0.3
+    """Share of comparison groups kept away from the reward model, to train the evaluation judge on."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.validation_fraction < 1:
             raise ConfigError(f"tokenize.validation_fraction: must be in [0, 1), got {self.validation_fraction}")
+        if not 0 <= self.judge_fraction < 1 or self.validation_fraction + self.judge_fraction >= 1:
+            raise ConfigError("tokenize.judge_fraction: must be in [0, 1) and leave room for training data")
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,23 @@ class PPOParams:
 
 
 @dataclass(frozen=True)
+class EvaluateParams:
+    max_prompts: int = 32
+    """Held-out eval prompts to generate for with both the SFT model and the policy (0: all)."""
+    max_new_tokens: int = 48
+    temperature: float = 0.7
+    top_p: float = 0.9
+    batch_size: int = 8
+    judge: bool = True
+    """Train a second reward model on the judge split (never seen by the policy's reward model) and report
+    how often it agrees with the reward model on PPO-vs-SFT preferences."""
+    judge_max_steps: int = 60
+    multiple_choice: str | None = None
+    """Optional local JSONL of {"id", "question", "choices": [...], "answer": index}: accuracy by log-likelihood."""
+    samples_logged: int = 16
+
+
+@dataclass(frozen=True)
 class FlowParams:
     """How the Prefect flow runs each stage."""
 
@@ -242,6 +263,7 @@ class Params:
     sft: SFTParams = SFTParams()
     reward: RewardParams = RewardParams()
     ppo: PPOParams = PPOParams()
+    evaluate: EvaluateParams = EvaluateParams()
     flow: FlowParams = FlowParams()
 
 

@@ -19,7 +19,8 @@ def dedup_file(dataset: str) -> Path:
 
 
 def metrics_file(stage: str) -> Path:
-    return METRICS / f"{stage}.json"
+    """metrics/<stage>.json; evaluate's is metrics/eval.json, the pipeline's headline numbers."""
+    return METRICS / f"{'eval' if stage == 'evaluate' else stage}.json"
 SFT_MODEL = Path("models/sft")
 REWARD_MODEL = Path("models/reward")
 POLICY = Path("models/policy")

@@ -65,8 +65,8 @@ def trl_python() -> Path:
     return python
 
 
-def child_env() -> dict[str, str]:
-    return {**os.environ, **ENV}
+def child_env(threads: int = 1) -> dict[str, str]:
+    return {**os.environ, **ENV, **{k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
 
 
 def build_models(work: Path, hidden: int) -> None:
@@ -171,9 +171,9 @@ def run_trl(work: Path, s: dict) -> dict:
 
 
 # -- orchestration and report -----------------------------------------------------------------------
-def run_child(python: Path, impl: str, work: Path, settings: dict) -> dict:
+def run_child(python: Path, impl: str, work: Path, settings: dict, threads: int) -> dict:
     command = [python, __file__, "--child", impl, "--work", work, "--settings", json.dumps(settings)]
-    done = subprocess.run(command, capture_output=True, text=True, env=child_env())
+    done = subprocess.run(command, capture_output=True, text=True, env=child_env(threads))
     for line in reversed(done.stdout.splitlines()):
         try:
             result = json.loads(line)
@@ -195,11 +195,15 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2, help="ours/TRL pairs, alternated; medians are reported")
     parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (1: steadier on a busy machine)")
     parser.add_argument("--child", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--settings", type=json.loads, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
         result = (run_ours if args.child == "ours" else run_trl)(args.work, args.settings)
         print(json.dumps({"impl": args.child, **result}), flush=True)
         return
@@ -213,14 +217,14 @@ def main() -> None:
         for repeat in range(args.repeats):
             for impl in ("ours", "trl"):
                 settings = {**SETTINGS, "updates": args.updates, "seed": repeat}
-                runs[impl].append(run_child(pythons[impl], impl, work, settings))
+                runs[impl].append(run_child(pythons[impl], impl, work, settings, args.threads))
                 print(f"  {impl} seed {repeat}: {runs[impl][-1]['seconds']:.1f}s", flush=True)
 
     episodes = args.updates * SETTINGS["batch_size"]
     names = {"ours": "ours (alignflow)", "trl": f"trl {runs['trl'][0]['version']} PPOTrainer"}
     header = f"{'implementation':<26}{'seed':>5}{'updates':>8}{'episodes':>9}{'seconds':>9}{'episodes/s':>11}" \
              f"{'reward first→last':>20}{'gain/update':>12}"
-    print(f"\nsettings: {json.dumps(SETTINGS)}, hidden {args.hidden}, {PROMPTS} prompts\n{header}\n{'-' * len(header)}")
+    print(f"\nsettings: {json.dumps(SETTINGS)}, hidden {args.hidden}, {PROMPTS} prompts, {args.threads} thread(s)\n{header}\n{'-' * len(header)}")
     summary = {}
     for impl in ("ours", "trl"):
         for seed, run in enumerate(runs[impl]):

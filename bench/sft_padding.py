@@ -1,6 +1,6 @@
 """Benchmark: SFT throughput with dynamic padding (ours) vs padding every example to max_length.
 
-Run: `python bench/sft_padding.py [--steps 6] [--repeats 3]`. A small Llama (hidden 256, 4 layers, vocab 2048,
+Run: `python bench/sft_padding.py [--steps 20] [--repeats 3] [--long-fraction 0.1]`. A small Llama (hidden 256, 4 layers, vocab 2048,
 built in-process, offline) is fully fine-tuned with the HF Trainer and our `training_arguments`, once per
 collator, on the same length-skewed examples in the same order: ours (`sft_collator`, pads each batch to
 its longest example) and the old way (`DataCollatorForSeq2Seq(padding="max_length")`). The collator is the
@@ -44,15 +44,15 @@ def load_conversations() -> list[list[dict[str, str]]]:
     return [json.loads(line)["messages"] for line in lines if line.strip()]
 
 
-def make_examples(conversations, tokenizer, count: int, seed: int = 0) -> list[dict[str, list[int]]]:
-    """`count` examples, LONG_FRACTION of them long: input_ids + labels (-100 outside assistant replies), shuffled.
+def make_examples(conversations, tokenizer, count: int, long_fraction: float, seed: int = 0) -> list[dict]:
+    """`count` examples, `long_fraction` of them long: input_ids + labels (-100 outside assistant replies), shuffled.
 
     Short: a conversation up to its first reply, cut to a length drawn from SHORT_LENGTHS (always keeping reply tokens).
     Long: several conversations joined into one, cut to a length drawn from LONG_LENGTHS.
     """
     rng = random.Random(seed)
     chat = ChatFormat("chat", MarkerParams())
-    n_long = round(count * LONG_FRACTION)
+    n_long = round(count * long_fraction)
     examples = []
     while len(examples) < count:
         long = len(examples) < n_long
@@ -132,8 +132,9 @@ def train_once(method: str, initial_model, tokenizer, examples, steps: int) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=6, help="timed optimizer steps per run (after 1 warm-up step)")
+    parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps per run (after 1 warm-up step)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--long-fraction", type=float, default=LONG_FRACTION, help="share of long examples")
     args = parser.parse_args()
 
     from transformers.utils import logging as hf_logging
@@ -142,7 +143,7 @@ def main() -> None:
     conversations = load_conversations()
     corpus = [message["content"] for conversation in conversations for message in conversation]
     model, tokenizer = build_tiny_causal_lm(corpus, seed=0, vocab_size=2048, hidden_size=256, layers=4)
-    examples = make_examples(conversations, tokenizer, (args.steps + 1) * BATCH_SIZE)
+    examples = make_examples(conversations, tokenizer, (args.steps + 1) * BATCH_SIZE, args.long_fraction)
     lengths = sorted(len(e["input_ids"]) for e in examples)
     n_long = sum(length >= LONG_LENGTHS[0] for length in lengths)
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M-parameter Llama; {len(examples)} examples "

@@ -13,7 +13,7 @@ from alignflow import tracking
 from alignflow.config import load_params
 from tasks.stages import run_stage
 
-STAGES = ("ingest", "dedup", "tokenize", "sft", "reward", "ppo")
+STAGES = ("ingest", "dedup", "tokenize", "sft", "reward", "ppo", "evaluate")
 
 
 @flow(name="alignflow-pipeline")

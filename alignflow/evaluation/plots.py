@@ -6,16 +6,50 @@ import numpy as np
 
 def similarity_histogram(similarities: np.ndarray, threshold: float):
     """Each record's highest similarity to an earlier kept record, with the dedup threshold marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.5))
     axis.hist(similarities, bins=50, range=(-0.2, 1.0), color="#4c72b0")
     axis.axvline(threshold, color="#c44e52", linestyle="--", label=f"threshold {threshold}")
     axis.set_xlabel("cosine similarity to nearest earlier kept record")
     axis.set_ylabel("records")
     axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def reward_histograms(sft_rewards, policy_rewards):
+    """Reward-model scores of SFT vs PPO responses on the held-out prompts, overlaid."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    low = min(min(sft_rewards), min(policy_rewards))
+    high = max(max(sft_rewards), max(policy_rewards))
+    bins = np.linspace(low, high, 20) if high > low else 10
+    axis.hist(sft_rewards, bins=bins, alpha=0.6, label="SFT", color="#4c72b0")
+    axis.hist(policy_rewards, bins=bins, alpha=0.6, label="PPO", color="#dd8452")
+    axis.set_xlabel("reward-model score")
+    axis.set_ylabel("responses")
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def training_curves(history: list[dict[str, float]], keys=("reward_mean", "kl", "entropy", "response_length")):
+    """PPO per-update statistics, one panel per key."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3))
+    updates = range(1, len(history) + 1)
+    for axis, key in zip(np.atleast_1d(axes), keys):
+        axis.plot(updates, [h.get(key, np.nan) for h in history], marker="o", markersize=3)
+        axis.set_title(key)
+        axis.set_xlabel("update")
     figure.tight_layout()
     return figure

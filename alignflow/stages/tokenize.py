@@ -38,24 +38,25 @@ def run(params: Params) -> dict[str, Any]:
                         if params.reward.backbone == "encoder" else tokenizer)
 
     sft_rows, sft_counts = tokenize_sft(records["sft"], tokenizer, chat_format, config.max_length)
-    # split comparisons by prompt group, so no prompt is on both sides
-    group_train, group_val = split_indices(len(records["comparisons"]), config.validation_fraction, seed)
-    reward_train, reward_counts = reward_pairs([records["comparisons"][i] for i in group_train], reward_tokenizer,
-                                               config.reward_max_length)
-    reward_val, reward_val_counts = reward_pairs([records["comparisons"][i] for i in group_val], reward_tokenizer,
-                                                 config.reward_max_length)
+    # split comparisons by prompt group, so no prompt is on two sides: train / validation / judge
+    groups = records["comparisons"]
+    rest, group_val = split_indices(len(groups), config.validation_fraction, seed)
+    kept, judged = split_indices(len(rest), config.judge_fraction / (1 - config.validation_fraction), seed + 1)
+    reward_splits, reward_truncated = {}, 0
+    for split, indices in (("train", [rest[i] for i in kept]), ("validation", group_val), ("judge", [rest[i] for i in judged])):
+        reward_splits[split], counts = reward_pairs([groups[i] for i in indices], reward_tokenizer, config.reward_max_length)
+        reward_truncated += counts["truncated"]
     prompt_rows = {name: tokenize_prompts(records[name], tokenizer, chat_format, config.prompt_max_length)
                    for name in ("prompts", "eval_prompts")}
 
     metrics: dict[str, Any] = {
         "sft_examples": len(sft_rows), "sft_truncated_pct": round(100 * sft_counts["truncated"] / len(records["sft"]), 2),
         "sft_dropped_no_labels": sft_counts["dropped_no_labels"],
-        "reward_pairs_train": len(reward_train), "reward_pairs_validation": len(reward_val),
-        "reward_truncated_pct": round(100 * (reward_counts["truncated"] + reward_val_counts["truncated"])
-                                      / max(1, 2 * (len(reward_train) + len(reward_val))), 2),
+        **{f"reward_pairs_{split}": len(rows) for split, rows in reward_splits.items()},
+        "reward_truncated_pct": round(100 * reward_truncated / max(1, 2 * sum(map(len, reward_splits.values()))), 2),
     }
     metrics.update({f"sft_length_{k}": v for k, v in length_stats(sft_rows).items()})
-    metrics.update({f"reward_length_{k}": v for k, v in length_stats(reward_train, "chosen_ids").items()})
+    metrics.update({f"reward_length_{k}": v for k, v in length_stats(reward_splits["train"], "chosen_ids").items()})
     for name, (rows, counts) in prompt_rows.items():
         metrics[f"{name}_count"] = len(rows)
         metrics[f"{name}_truncated"] = counts["truncated"]
@@ -70,8 +71,7 @@ def run(params: Params) -> dict[str, Any]:
         with staged_outputs(*targets) as outs:
             sft_dir, reward_dir, prompts_dir, eval_dir, tokenizer_dir, metrics_path = outs
             _split(sft_rows, config.validation_fraction, seed).save_to_disk(str(sft_dir))
-            DatasetDict({"train": Dataset.from_list(reward_train),
-                         "validation": Dataset.from_list(reward_val)}).save_to_disk(str(reward_dir))
+            DatasetDict({split: Dataset.from_list(rows) for split, rows in reward_splits.items()}).save_to_disk(str(reward_dir))
             Dataset.from_list(prompt_rows["prompts"][0]).save_to_disk(str(prompts_dir))
             Dataset.from_list(prompt_rows["eval_prompts"][0]).save_to_disk(str(eval_dir))
             tokenizer.save_pretrained(tokenizer_dir)

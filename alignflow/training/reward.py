@@ -23,6 +23,24 @@ def with_margins(dataset, margin_scale: float):
     return dataset.select_columns(["chosen_ids", "rejected_ids", "margin"])
 
 
+def train_reward_model(backbone: Path, tokenizer, train, validation, params, output_dir: Path, seed: int,
+                       resume_from: str | None = None, callbacks=()):
+    """Train a reward model with TRL's RewardTrainer; returns (trainer, train result)."""
+    from transformers import set_seed
+    from trl import RewardConfig, RewardTrainer
+
+    from alignflow.training.common import training_arguments
+
+    set_seed(seed)  # the head's initialisation is part of the run
+    model = build_reward_model(backbone, tokenizer)
+    has_eval = validation is not None and len(validation) > 0
+    args = training_arguments(params, output_dir, seed, has_eval, cls=RewardConfig, max_length=None)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=with_margins(train, params.margin_scale),
+                            eval_dataset=with_margins(validation, params.margin_scale) if has_eval else None,
+                            processing_class=tokenizer, callbacks=list(callbacks))
+    return trainer, trainer.train(resume_from_checkpoint=resume_from)
+
+
 def build_reward_model(backbone_dir: Path, tokenizer):
     from transformers import AutoModelForSequenceClassification
 
@@ -31,6 +49,14 @@ def build_reward_model(backbone_dir: Path, tokenizer):
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def save_reward_model(model, tokenizer, out_dir: Path, stats: dict[str, float], max_length: int) -> None:
+    """Model + tokenizer + the score statistics and input length that scoring must reuse."""
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    (Path(out_dir) / REWARD_STATS).write_text(json.dumps({"mean": stats["mean"], "std": stats["std"],
+                                                          "max_length": max_length}))
 
 
 @torch.no_grad()
