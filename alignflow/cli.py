@@ -1,7 +1,10 @@
-"""The `alignflow` command: run the pipeline (Prefect flow or plain DVC) or one stage.
+"""The `alignflow` command: run the pipeline or one stage, schedule it, and manage registry promotions.
 
     alignflow run [--profile tiny] [--set dedup.threshold=0.85 ...] [--engine prefect|dvc]
     alignflow stage NAME [--force]
+    alignflow serve                      # Prefect deployment on params `schedule.cron`
+    alignflow registry                   # versions, aliases, gate decisions
+    alignflow promote --version N --to staging|production [--force --reason "..."]
 A profile and --set values are written into params.yaml (as `dvc exp run -S` does), so DVC tracks them.
 """
 from __future__ import annotations
@@ -54,6 +57,59 @@ def cmd_stage(args: argparse.Namespace) -> int:
     return subprocess.call(["dvc", "repro", "--single-item", *(["--force"] if args.force else []), args.name])
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the flow as a deployment with the cron schedule from params (needs a Prefect server to schedule)."""
+    params = load_params()
+    _quiet_services()
+    from flows.pipeline import pipeline
+
+    schedule = params.schedule
+    pipeline.serve(name=args.name or schedule.deployment, cron=args.cron or schedule.cron,
+                   tags=["alignflow"], description="alignflow RLHF pipeline (DVC stages, MLflow registry)",
+                   limit=1, print_starting_message=True)
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from alignflow import tracking
+    from alignflow.registry.client import list_versions
+
+    name = args.name or load_params().register.model_name
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    rows = list_versions(mlflow.MlflowClient(), name)
+    columns = ("version", "aliases", "reward", "win_rate", "kl", "gate", "commit")
+    print(f"{name}:")
+    print("  ".join(f"{c:<10}" for c in columns))
+    for row in rows:
+        print("  ".join(f"{str(row[c]) if row[c] is not None else '-':<10}" for c in columns))
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """The same gate as the register stage, for a chosen version and alias; --force overrides with a reason."""
+    import mlflow
+
+    from alignflow import tracking
+    from alignflow.registry.client import gate_and_promote
+
+    if args.force and not args.reason:
+        raise AlignflowError("promote --force needs --reason \"why\" (it is recorded on the version)")
+    params = load_params()
+    name = params.register.model_name
+    tracking.configure(params.common.experiment)
+    with mlflow.start_run(run_name=f"promote v{args.version} -> @{args.to}",
+                          tags={"alignflow.kind": "promotion", "alignflow.git_commit": tracking.git_commit()}):
+        decision = gate_and_promote(mlflow.MlflowClient(), name, str(args.version), params.register, alias=args.to,
+                                    force_reason=args.reason if args.force else None)
+        mlflow.log_params({"model": name, "version": args.version, "alias": args.to, "forced": args.force})
+        mlflow.set_tags({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})
+    print(f"{name} version {args.version}: {'promoted to' if decision.promote else 'not promoted to'} @{args.to}: "
+          f"{decision.reason}")
+    return 0 if decision.promote else 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alignflow", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("name")
     stage.add_argument("--force", action="store_true", help="run even if DVC considers it up to date")
     stage.set_defaults(func=cmd_stage)
+
+    serve = commands.add_parser("serve", help="serve the flow as a scheduled Prefect deployment")
+    serve.add_argument("--name", help="deployment name (default: params schedule.deployment)")
+    serve.add_argument("--cron", help="override params schedule.cron")
+    serve.set_defaults(func=cmd_serve)
+
+    registry = commands.add_parser("registry", help="list registered versions, aliases and gate decisions")
+    registry.add_argument("--name", help="registered model (default: params register.model_name)")
+    registry.set_defaults(func=cmd_registry)
+
+    promote = commands.add_parser("promote", help="gate a version and move an alias to it")
+    promote.add_argument("--version", required=True, type=int)
+    promote.add_argument("--to", required=True, choices=("staging", "production"))
+    promote.add_argument("--force", action="store_true", help="promote even if the gate says no")
+    promote.add_argument("--reason", help="why (required with --force; recorded on the version)")
+    promote.set_defaults(func=cmd_promote)
     return parser
 
 

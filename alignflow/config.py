@@ -241,6 +241,33 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class RegisterParams:
+    model_name: str = "alignflow-policy"
+    reward_model_name: str = "alignflow-reward"
+    alias: str = "staging"
+    """Alias the gate moves when a candidate passes (promotion is an alias move, never a registry stage)."""
+    gate_metrics: tuple[str, ...] = ("reward_ppo_mean", "win_rate_ppo_vs_sft")
+    """metrics/eval.json keys (higher is better) on which the candidate must not fall behind the current alias."""
+    min_win_rate: float = 0.5
+    """The candidate must win at least this share of held-out prompts against the SFT model..."""
+    max_kl: float = 25.0
+    """...and stay within this KL(policy || SFT) per response on the eval prompts."""
+    max_new_tokens: int = 64
+    """Default generation length of the registered pyfunc model."""
+    retries: int = 3
+    """Attempts per registry operation when the tracking server does not answer."""
+    retry_delay_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class ScheduleParams:
+    cron: str = "0 3 * * *"
+    """When `alignflow serve` runs the pipeline (cron syntax, in `timezone`)."""
+    timezone: str = "UTC"
+    deployment: str = "alignflow-scheduled"
+
+
+@dataclass(frozen=True)
 class FlowParams:
     """How the Prefect flow runs each stage."""
 
@@ -264,6 +291,8 @@ class Params:
     reward: RewardParams = RewardParams()
     ppo: PPOParams = PPOParams()
     evaluate: EvaluateParams = EvaluateParams()
+    register: RegisterParams = RegisterParams()
+    schedule: ScheduleParams = ScheduleParams()
     flow: FlowParams = FlowParams()
 
 

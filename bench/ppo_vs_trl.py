@@ -1,18 +1,20 @@
 """Benchmark: our PPOTrainer vs trl 1.12's `trl.experimental.ppo.PPOTrainer`. Run: `python bench/ppo_vs_trl.py`.
 
-Options: `[--updates 10] [--repeats 2] [--hidden 128]`. Both sides train the same tiny Llama policy (full
-fine-tuning) against the same tiny reward model (LlamaForSequenceClassification, num_labels=1, same tokenizer),
+Options: `[--updates 30] [--repeats 3] [--hidden 128] [--threads 1]`. Both sides train the same tiny Llama policy
+(full fine-tuning) against the same tiny reward model (LlamaForSequenceClassification, num_labels=1, same tokenizer),
 loaded from one saved folder, on the same 64 chat-templated prompts with the same batch, minibatch, PPO epochs,
 fixed response length, temperature, learning rate (constant, AdamW eps 1e-5, weight decay 0.01) and KL coefficient,
-all in fp32 on the same device. TRL 1.12 (the last TRL with PPO) is installed with `--no-deps` into a venv under
-~/.cache/alignflow/bench-trl112 that reuses this interpreter's packages; each run is a fresh process (ours with
-this interpreter, TRL with the venv's), alternating ours, TRL, ours, TRL, ... with seed 0, 1, ... shared by the
-pair. Episodes/s = updates x batch / wall time of `train()` (sampling, scoring, optimisation; model loading
-excluded). Gain/update = least-squares slope of the mean reward-model score per update. Medians over repeats.
+in fp32 with the same thread count. TRL 1.12 (the last TRL with PPO) is installed with `--no-deps` into a venv under
+~/.cache/alignflow/bench-trl112 that reuses this interpreter's packages. Each run is a fresh process (ours with this
+interpreter, TRL with the venv's), alternating ours, TRL, ours, TRL, ... with seed 0, 1, ... shared by each pair.
+Episodes/s = updates x batch / wall time of `train()` (sampling, scoring, optimisation; model loading excluded).
+Gain/update = least-squares slope of the mean reward-model score per update. Medians over repeats.
 
-Known differences: TRL's critic is a separate value model (a second backbone, initialised from the reward model,
-trained alongside the policy); ours is a value head on the policy. TRL does not clip gradients (ours clips at 1.0)
-and takes its old log-probs from the generation scores; ours recomputes them with one forward pass.
+Known differences: TRL's critic is a separate value model (a second backbone, initialised from the reward model);
+ours is a value head on the policy. TRL does not clip gradients (ours clips at 1.0), takes old log-probs from the
+generation scores (ours recomputes them) and calls gc.collect() twice per update, which dominates its time at this
+size (the report shows the share). TRL scores the sampled token ids; ours scores re-tokenized decoded text (our
+reward_fn API), so absolute rewards differ by an offset: compare gains, not levels.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alignflow" / "bench-trl112"
 TRL_SPEC = "trl==1.12.*"
 PROMPTS = 64
-SETTINGS = dict(batch_size=8, minibatch_size=4, ppo_epochs=2, new_tokens=16, learning_rate=1e-3, kl_coef=0.05,
+SETTINGS = dict(batch_size=8, minibatch_size=4, ppo_epochs=2, new_tokens=16, learning_rate=3e-3, kl_coef=0.05,
                 temperature=1.0)
 ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "TRL_EXPERIMENTAL_SILENCE": "1",
        "WANDB_DISABLED": "true", "PYTHONWARNINGS": "ignore"}
@@ -205,7 +207,7 @@ def slope(values: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=10)
+    parser.add_argument("--updates", type=int, default=30, help="fewer make the reward slope mostly noise")
     parser.add_argument("--repeats", type=int, default=3, help="ours/TRL pairs, alternated; medians are reported")
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (1: steadier on a busy machine)")
@@ -237,7 +239,8 @@ def main() -> None:
     names = {"ours": "ours (alignflow)", "trl": f"trl {runs['trl'][0]['version']} PPOTrainer"}
     header = f"{'implementation':<26}{'seed':>5}{'updates':>8}{'episodes':>9}{'seconds':>9}{'episodes/s':>11}" \
              f"{'reward first→last':>20}{'gain/update':>12}"
-    print(f"\nsettings: {json.dumps(SETTINGS)}, hidden {args.hidden}, {PROMPTS} prompts, {args.threads} thread(s)\n{header}\n{'-' * len(header)}")
+    print(f"\nsettings: {json.dumps(SETTINGS)}, hidden {args.hidden}, {PROMPTS} prompts, {args.threads} thread(s)")
+    print(f"{header}\n{'-' * len(header)}")
     summary = {}
     for impl in ("ours", "trl"):
         for seed, run in enumerate(runs[impl]):

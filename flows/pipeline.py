@@ -7,13 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from alignflow import tracking
 from alignflow.config import load_params
-from tasks.stages import run_stage
+from alignflow.evaluation.report import summary_markdown
+from tasks.stages import read_metrics, run_stage
 
-STAGES = ("ingest", "dedup", "tokenize", "sft", "reward", "ppo", "evaluate")
+STAGES = ("ingest", "dedup", "tokenize", "sft", "reward", "ppo", "evaluate", "register")
 
 
 @flow(name="alignflow-pipeline")
@@ -35,6 +37,8 @@ def pipeline(stages: list[str] | None = None) -> dict[str, Any]:
                                           timeout_seconds=options.timeout_seconds.get(name, options.default_timeout_seconds))
             results[name] = task(name)
             logger.info("%s: %s", name, "ran" if results[name]["ran"] else "up to date")
+    create_markdown_artifact(key="alignflow-summary", description="evaluation and promotion decision",
+                             markdown=summary_markdown(results, read_metrics("evaluate"), read_metrics("register")))
     return results
 
 

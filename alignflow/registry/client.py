@@ -1,0 +1,165 @@
+"""Model registry operations: log + register the policy and reward model, apply the gate, move aliases, list.
+
+Every decision (promote or not, by the gate or forced by a person) is written on the model version as tags.
+Alias moves happen under a lock with the current holder re-read inside it, so two registrations at once
+still leave the alias on a version that passed the gate against whatever held it before.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import getpass
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import alignflow
+from alignflow.config import RegisterParams
+from alignflow.errors import AlignflowError
+from alignflow.registry.gate import Decision, decide_promotion
+
+T = TypeVar("T")
+LOCK_FILE = Path(".alignflow-registry.lock")
+CANDIDATE_TAG = "alignflow.candidate"
+REQUIREMENTS = ("torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers", "mlflow")
+
+
+class RegistryUnavailable(AlignflowError):
+    """The tracking server did not answer after the configured retries."""
+
+
+def with_retries(action: Callable[[], T], attempts: int, delay: float, what: str) -> T:
+    """Run `action`, retrying connection-type failures with a growing pause; then fail with one clear line."""
+    from mlflow.exceptions import MlflowException
+
+    import mlflow
+
+    last: Exception | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except (MlflowException, OSError, ConnectionError) as exc:
+            if isinstance(exc, MlflowException) and exc.error_code not in ("TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR",
+                                                                               "REQUEST_LIMIT_EXCEEDED"):
+                raise
+            last = exc
+            if attempt < attempts:
+                print(f"{what}: attempt {attempt}/{attempts} failed ({_first_line(exc)}); retrying in {delay * attempt:.0f}s")
+                time.sleep(delay * attempt)
+    raise RegistryUnavailable(f"{what}: MLflow at {mlflow.get_tracking_uri()} unavailable after {attempts} attempts "
+                              f"({_first_line(last)}); trained models stay in models/ (DVC outputs): rerun "
+                              "`alignflow stage register` once the server is back")
+
+
+def _first_line(exc: object) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def registry_lock() -> Iterator[None]:
+    """Serialise gate decisions on this machine (the re-read inside keeps remote writers consistent too)."""
+    with LOCK_FILE.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def requirements() -> list[str]:
+    pins = []
+    for package in REQUIREMENTS:
+        try:
+            pins.append(f"{package}=={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+def find_version(client, name: str, candidate_key: str):
+    """The version already registered for this exact candidate, if any (so re-running register is idempotent)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return next((v for v in versions if v.tags.get(CANDIDATE_TAG) == candidate_key), None)
+
+
+def log_and_register(name: str, python_model, artifacts: dict[str, str], model_config: dict[str, Any],
+                     tags: dict[str, str], description: str):
+    """Log a pyfunc model in the active run and register it as a new version of `name`."""
+    import mlflow
+
+    info = mlflow.pyfunc.log_model(name=name, python_model=python_model, artifacts=artifacts, model_config=model_config,
+                                   code_paths=[str(Path(alignflow.__file__).parent)], pip_requirements=requirements())
+    version = mlflow.register_model(info.model_uri, name, tags=tags)
+    mlflow.MlflowClient().update_model_version(name, version.version, description=description)
+    return version
+
+
+def version_metrics(version) -> dict[str, float]:
+    return {key.removeprefix("eval."): float(value) for key, value in version.tags.items() if key.startswith("eval.")}
+
+
+def alias_holder(client, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def gate_and_promote(client, name: str, version: str, gate: RegisterParams, alias: str | None = None,
+                     force_reason: str | None = None) -> Decision:
+    """Apply the gate to `version` against the current alias holder; move the alias if it passes (or is forced)."""
+    alias = alias or gate.alias
+    with registry_lock():
+        candidate = client.get_model_version(name, version)
+        holder = alias_holder(client, name, alias)
+        if holder is not None and holder.version == candidate.version:
+            decision = Decision(True, f"already @{alias}")
+        else:
+            current = version_metrics(holder) if holder is not None else None
+            decision = decide_promotion(version_metrics(candidate), current, _with_alias(gate, alias),
+                                        holder.version if holder is not None else None)
+        if force_reason is not None and not decision.promote:
+            decision = Decision(True, f"forced by {getpass.getuser()}: {force_reason} (gate said: {decision.reason})")
+        if decision.promote:
+            client.set_registered_model_alias(name, alias, version)
+        stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        for key, value in {"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason,
+                           "decided_by": getpass.getuser(), "decided_at": stamp}.items():
+            client.set_model_version_tag(name, version, f"gate.{alias}.{key}", value)
+    return decision
+
+
+def _with_alias(gate: RegisterParams, alias: str) -> RegisterParams:
+    import dataclasses
+
+    return dataclasses.replace(gate, alias=alias)
+
+
+def list_versions(client, name: str) -> list[dict[str, Any]]:
+    """One row per version: aliases, gate decisions and headline eval metrics."""
+    model = client.get_registered_model(name)
+    aliases: dict[str, list[str]] = {}
+    for alias, version in model.aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
+    rows = []
+    for version in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
+        metrics = version_metrics(version)
+        rows.append({"version": str(version.version), "aliases": ",".join(sorted(aliases.get(str(version.version), []))),
+                     "reward": metrics.get("reward_ppo_mean"), "win_rate": metrics.get("win_rate_ppo_vs_sft"),
+                     "kl": metrics.get("kl_ppo_sft_mean"),
+                     "gate": "; ".join(f"{k.split('.')[1]}={v}" for k, v in sorted(version.tags.items())
+                                       if k.startswith("gate.") and k.endswith(".decision")),
+                     "commit": version.tags.get("lineage.git_commit", "")[:10]})
+    return rows

