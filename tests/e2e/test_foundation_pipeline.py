@@ -1,4 +1,5 @@
-"""End to end on the tiny profile: `dvc repro` and the Prefect flow give identical outputs; reruns skip."""
+"""End to end on the tiny profile with real DVC, Prefect and MLflow: `dvc repro` and the Prefect flow give identical
+outputs and a registered model version; reruns skip; `dvc exp run -S ppo...` redoes only what depends on PPO."""
 from __future__ import annotations
 
 import json
@@ -50,14 +51,36 @@ def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects):
     assert locked_outputs(by_prefect) == locked_outputs(by_dvc)
 
 
+def test_flow_run_ends_with_a_registered_version_and_dvc_metrics(projects):
+    import mlflow
+
+    _, by_prefect = projects
+    client = mlflow.MlflowClient(f"sqlite:///{by_prefect / 'mlflow.db'}")
+    (version,) = client.search_model_versions("name='alignflow-policy'")
+    assert version.tags["gate.staging.decision"] in ("promoted", "rejected")
+    assert version.tags["lineage.dvc.models/policy"] == locked_outputs(by_prefect, ["ppo"])["models/policy"]
+    register = json.loads((by_prefect / "metrics/register.json").read_text())
+    assert register["version"] == 1
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], by_prefect).stdout)
+    assert "win_rate_ppo_vs_sft" in json.dumps(shown) and "eval_accuracy" in json.dumps(shown)
+
+
+def test_experiment_on_a_ppo_param_reruns_only_ppo_evaluate_register(projects):
+    by_dvc, _ = projects
+    result = run(["dvc", "exp", "run", "-S", "ppo.learning_rate=0.002"], by_dvc)
+    ran = [line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")]
+    assert ran == ["ppo", "evaluate", "register"]
+    assert "0.002" in run(["dvc", "exp", "show", "--no-pager", "--csv"], by_dvc).stdout
+
+
 def test_stage_runs_nest_under_one_parent_run_per_pipeline_run(projects):
     by_dvc, by_prefect = projects
-    for project, parents in ((by_dvc, 1), (by_prefect, 2)):
+    for project, parents in ((by_dvc, 2), (by_prefect, 2)):  # by_dvc: `dvc repro` and `dvc exp run`
         runs = mlflow_runs(project)
         pipeline_ids = {r.info.run_id for r in runs if r.data.tags.get("alignflow.kind") == "pipeline"}
         stage_runs = [r for r in runs if "alignflow.stage" in r.data.tags]
         assert len(pipeline_ids) == parents
-        assert sorted(r.data.tags["alignflow.stage"] for r in stage_runs) == sorted(STAGES)
+        assert sorted({r.data.tags["alignflow.stage"] for r in stage_runs}) == sorted(STAGES)
         assert {r.data.tags["mlflow.parentRunId"] for r in stage_runs} <= pipeline_ids
 
 

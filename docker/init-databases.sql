@@ -1,0 +1,3 @@
+-- One Postgres instance, one database per service.
+CREATE DATABASE mlflow;
+CREATE DATABASE prefect;
