@@ -1,12 +1,12 @@
 """Benchmark: SFT throughput with dynamic padding (ours) vs padding every example to max_length.
 
-Run: `python bench/sft_padding.py [--steps 20] [--repeats 3] [--long-fraction 0.1]`. A small Llama (hidden 256, 4 layers, vocab 2048,
-built in-process, offline) is fully fine-tuned with the HF Trainer and our `training_arguments`, once per
-collator, on the same length-skewed examples in the same order: ours (`sft_collator`, pads each batch to
-its longest example) and the old way (`DataCollatorForSeq2Seq(padding="max_length")`). The collator is the
-only difference. One warm-up step, then `--steps` timed steps; runs alternate A/B `--repeats` times and the
-table shows medians. Real tokens are non-pad tokens. Peak memory is the process's RSS high-water mark during
-the run above its RSS at the start (Linux). The last line prints the ratio.
+Run: `python bench/sft_padding.py [--steps 20] [--repeats 3] [--long-fraction 0.1]`. A small Llama (hidden 256,
+4 layers, vocab 2048, built in-process, offline) is fully fine-tuned with the HF Trainer and our
+`training_arguments`, once per collator, on the same length-skewed examples in the same order: ours
+(`sft_collator`, pads each batch to its longest example) and the old way (`DataCollatorForSeq2Seq(padding=
+"max_length")`). The collator is the only difference. One warm-up step, then `--steps` timed steps; runs
+alternate A/B `--repeats` times and the table shows medians. Real tokens are non-pad tokens. Peak memory is the
+RSS high-water mark during a run above the RSS at its start (Linux). The last line prints the ratio.
 """
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def memory_kb(field: str) -> int | None:
     status = Path("/proc/self/status")
     if not status.exists():
         return None
-    return next((int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith(field + ":")), None)
+    lines = status.read_text().splitlines()
+    return next((int(line.split()[1]) for line in lines if line.startswith(field + ":")), None)
 
 
 def reset_peak_memory() -> None:

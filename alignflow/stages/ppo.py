@@ -75,7 +75,7 @@ def run(params: Params) -> dict[str, Any]:
                 save_file({k: v.contiguous() for k, v in value_head.state_dict().items()}, str(out_dir / "value_head.safetensors"))
                 write_json(out_dir / "ppo_history.json", history)
                 write_json(metrics_path, metrics)
-            mlflow.log_metrics({k: v for k, v in metrics.items()})
+            mlflow.log_metrics(metrics)
             if samples:
                 mlflow.log_table({"update": [s["update"] for s in samples], "response": [s["response"] for s in samples]},
                                  "ppo_samples.json")

@@ -12,7 +12,8 @@ from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.io import staged_outputs, write_json
 from alignflow.stages.common import cli, load_arrow, require
-from alignflow.training.common import last_checkpoint, mlflow_callback, params_snapshot, prepare_checkpoint_dir
+from alignflow.training.common import (last_checkpoint, mlflow_callback, params_snapshot, prepare_checkpoint_dir,
+                                       trainer_metrics)
 from alignflow.training.reward import evaluate_pairs, save_reward_model, train_reward_model
 
 
@@ -33,9 +34,7 @@ def run(params: Params) -> dict[str, Any]:
         trainer, result = train_reward_model(backbone, tokenizer, pairs["train"], pairs["validation"], config, checkpoints,
                                              seed, last_checkpoint(checkpoints) if resuming else None, [mlflow_callback()])
         train_stats = evaluate_pairs(trainer.model, tokenizer, pairs["train"])
-        metrics: dict[str, Any] = {"train_loss": round(result.training_loss, 4), "steps": result.global_step,
-                                   "train_seconds": round(result.metrics["train_runtime"], 1),
-                                   "train_accuracy": round(train_stats["accuracy"], 4),
+        metrics: dict[str, Any] = {**trainer_metrics(result), "train_accuracy": round(train_stats["accuracy"], 4),
                                    "reward_mean": round(train_stats["mean"], 4), "reward_std": round(train_stats["std"], 4)}
         if len(pairs["validation"]):
             held_out = evaluate_pairs(trainer.model, tokenizer, pairs["validation"])

@@ -14,7 +14,7 @@ from alignflow.config import Params, section_dict
 from alignflow.io import staged_outputs, write_json
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.common import (last_checkpoint, mlflow_callback, params_snapshot, prepare_checkpoint_dir,
-                                       training_arguments)
+                                       trainer_metrics, training_arguments)
 from alignflow.training.sft import build_sft_model, save_sft_outputs, sft_collator
 
 
@@ -37,8 +37,7 @@ def run(params: Params) -> dict[str, Any]:
         import mlflow
 
         result = trainer.train(resume_from_checkpoint=last_checkpoint(checkpoints) if resuming else None)
-        metrics: dict[str, Any] = {"train_loss": round(result.training_loss, 4), "steps": result.global_step,
-                                   "train_seconds": round(result.metrics["train_runtime"], 1),
+        metrics: dict[str, Any] = {**trainer_metrics(result),
                                    "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
         if has_eval:
             eval_loss = trainer.evaluate()["eval_loss"]

@@ -43,6 +43,12 @@ def training_arguments(params: TrainerParams, output_dir: Path, seed: int, has_e
         dataloader_num_workers=0, dataloader_pin_memory=False, remove_unused_columns=False, **precision_flags(params.mixed_precision), **extra)
 
 
+def trainer_metrics(result) -> dict[str, Any]:
+    """Headline numbers of a finished Trainer.train() call."""
+    return {"train_loss": round(result.training_loss, 4), "steps": result.global_step,
+            "train_seconds": round(result.metrics["train_runtime"], 1)}
+
+
 def mlflow_callback():
     """A TrainerCallback that logs every Trainer log line as MLflow step metrics in the active run."""
     from transformers import TrainerCallback
