@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 
 from alignflow import tracking
 from alignflow.config import load_params
+from alignflow.errors import ConfigError
 from alignflow.evaluation.report import summary_markdown
 from tasks.stages import read_metrics, run_stage
 
@@ -23,9 +24,10 @@ def pipeline(stages: list[str] | None = None) -> dict[str, Any]:
     """Run `stages` (default: all, in DAG order); DVC skips the ones that are up to date."""
     params = load_params()
     selected = [name for name in STAGES if stages is None or name in stages]
-    unknown = set(stages or ()) - set(STAGES)
-    if unknown:
-        raise ValueError(f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
+    for where, names in (("stages", stages or ()), ("flow.timeout_seconds", params.flow.timeout_seconds)):
+        unknown = set(names) - set(STAGES)
+        if unknown:
+            raise ConfigError(f"{where}: unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
     logger = get_run_logger()
     results: dict[str, Any] = {}
     tags = {"alignflow.orchestrator": "prefect", "prefect.flow_run_id": str(flow_run.get_id()),

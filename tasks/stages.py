@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from alignflow.paths import metrics_file
 
@@ -32,7 +33,7 @@ def read_metrics(name: str) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-@task(name="stage", task_run_name="{name}", tags=["alignflow"])
+@task(name="stage", task_run_name="{name}", tags=["alignflow"], cache_policy=NO_CACHE)
 def run_stage(name: str) -> dict[str, Any]:
     """{"stage", "ran", "metrics"} for one stage; raises StageFailed with the stage's error line."""
     logger = get_run_logger()
