@@ -18,7 +18,17 @@ from alignflow.paths import metrics_file
 
 
 class StageFailed(RuntimeError):
-    """A stage exited non-zero; the message carries its one-line error."""
+    """A stage exited non-zero; the message carries its one-line error when it printed one."""
+
+    def __init__(self, message: str, user_error: bool):
+        super().__init__(message)
+        self.user_error = user_error
+
+
+def worth_retrying(task, task_run, state) -> bool:
+    """Bad input or config fails the same way every time; retry only failures without a one-line error."""
+    failure = getattr(state, "data", None)
+    return not (isinstance(failure, StageFailed) and failure.user_error)
 
 
 def stage_is_up_to_date(name: str) -> bool:
@@ -33,7 +43,7 @@ def read_metrics(name: str) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-@task(name="stage", task_run_name="{name}", tags=["alignflow"], cache_policy=NO_CACHE)
+@task(name="stage", task_run_name="{name}", tags=["alignflow"], cache_policy=NO_CACHE, retry_condition_fn=worth_retrying)
 def run_stage(name: str) -> dict[str, Any]:
     """{"stage", "ran", "metrics"} for one stage; raises StageFailed with the stage's error line."""
     logger = get_run_logger()
@@ -48,8 +58,8 @@ def run_stage(name: str) -> dict[str, Any]:
         line = line.rstrip()
         if line:
             logger.info(line)
-        if line.startswith("error:") or line.startswith("ERROR:"):
-            last_error = last_error or line
+        if line.startswith("error: ") and not last_error:
+            last_error = line.removeprefix("error: ")
     if process.wait() != 0:
-        raise StageFailed(f"stage {name} failed: {last_error or f'exit code {process.returncode}'}")
+        raise StageFailed(f"stage {name} failed: {last_error or f'exit code {process.returncode}'}", bool(last_error))
     return {"stage": name, "ran": True, "metrics": read_metrics(name)}

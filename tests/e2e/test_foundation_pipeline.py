@@ -98,6 +98,9 @@ def test_bad_input_fails_with_one_line_and_keeps_earlier_outputs(projects):
         line = next(l for l in failed.stderr.splitlines() if l.startswith("error:"))
         assert "data/samples/sft.jsonl:3: messages[0].role: unknown role 'robot'" in line
         assert (by_dvc / "data/raw/sft.jsonl").is_file() and (by_dvc / "data/tokenized/sft").is_dir()
+        flow = run(["alignflow", "run", "--stages", "ingest"], by_dvc, check=False)
+        assert flow.returncode == 1 and "Retry" not in flow.stdout + flow.stderr  # bad input is not retried
+        assert "error: stage ingest failed: data/samples/sft.jsonl:3: messages[0].role" in flow.stderr
     finally:
         samples.write_text(original)
     run(["dvc", "checkout"], by_dvc)
