@@ -21,3 +21,9 @@ class DataError(AlignflowError):
 
 class StageInputError(AlignflowError):
     """An input a stage needs is missing: the message names the stage that produces it."""
+
+
+def first_line(exc: object) -> str:
+    """The first line of an exception's message (library errors can span pages), or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from alignflow.config import SourceParams
-from alignflow.errors import DataError
+from alignflow.errors import DataError, first_line
 
 HUB_PREFIX = "hub:"
 
@@ -173,8 +173,7 @@ def _read_hub(source: SourceParams) -> Iterator[RawRecord]:
 
         dataset = datasets.load_dataset(dataset_id, split=source.split)
     except Exception as exc:  # network, auth, missing split: all end the same way for the user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(source.path, None, None,
-                        f"cannot load hub dataset {dataset_id!r} split {source.split!r} ({reason}); "
+                        f"cannot load hub dataset {dataset_id!r} split {source.split!r} ({first_line(exc)}); "
                         "check the id and network access, or point `path` at a local file") from None
     yield from (RawRecord(i, dict(row)) for i, row in enumerate(dataset, start=1))

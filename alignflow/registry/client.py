@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import alignflow
 from alignflow.config import RegisterParams
-from alignflow.errors import AlignflowError
+from alignflow.errors import AlignflowError, first_line
 from alignflow.registry.gate import Decision, decide_promotion
 
 T = TypeVar("T")
@@ -46,16 +46,11 @@ def with_retries(action: Callable[[], T], attempts: int, delay: float, what: str
                 raise
             last = exc
             if attempt < attempts:
-                print(f"{what}: attempt {attempt}/{attempts} failed ({_first_line(exc)}); retrying in {delay * attempt:.0f}s")
+                print(f"{what}: attempt {attempt}/{attempts} failed ({first_line(exc)}); retrying in {delay * attempt:.0f}s")
                 time.sleep(delay * attempt)
     raise RegistryUnavailable(f"{what}: MLflow at {mlflow.get_tracking_uri()} unavailable after {attempts} attempts "
-                              f"({_first_line(last)}); trained models stay in models/ (DVC outputs): rerun "
+                              f"({first_line(last)}); trained models stay in models/ (DVC outputs): rerun "
                               "`alignflow stage register` once the server is back")
-
-
-def _first_line(exc: object) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 @contextlib.contextmanager

@@ -29,6 +29,18 @@ def load_arrow(path: Path, producer: str):
     return load_from_disk(str(require(path, producer)), keep_in_memory=True)
 
 
+def reward_backbone(params: Params):
+    """(backbone folder, tokenizer) of the reward model and the judge: the encoder, or the SFT model."""
+    from transformers import AutoTokenizer
+
+    from alignflow import paths
+
+    if params.reward.backbone == "encoder":
+        folder = require(paths.ENCODER, "ingest")
+        return folder, AutoTokenizer.from_pretrained(folder)
+    return require(paths.SFT_MODEL / "model", "sft"), AutoTokenizer.from_pretrained(paths.TOKENIZED / "tokenizer")
+
+
 def cli(run: Callable[[Params], dict[str, Any]]) -> None:
     """Run a stage on params.yaml; errors meant for people become one line and exit code 1."""
     try:

@@ -19,7 +19,7 @@ from alignflow.evaluation.generation import generate, sequence_kl
 from alignflow.evaluation.likelihood import held_out_loss, multiple_choice_accuracy, read_multiple_choice
 from alignflow.evaluation.plots import reward_histograms, training_curves
 from alignflow.io import staged_outputs, write_json
-from alignflow.stages.common import cli, load_arrow, require
+from alignflow.stages.common import cli, load_arrow, require, reward_backbone
 from alignflow.training.reward import RewardScorer, save_reward_model, train_reward_model
 from alignflow.training.sft import load_sft_model
 
@@ -31,10 +31,7 @@ def train_judge(params: Params, workdir: Path) -> RewardScorer | None:
     judge_pairs = load_arrow(paths.TOKENIZED / "reward", "tokenize").get("judge")
     if not params.evaluate.judge or judge_pairs is None or len(judge_pairs) == 0:
         return None
-    from transformers import AutoTokenizer
-
-    backbone = paths.ENCODER if params.reward.backbone == "encoder" else paths.SFT_MODEL / "model"
-    tokenizer = AutoTokenizer.from_pretrained(backbone if params.reward.backbone == "encoder" else paths.TOKENIZED / "tokenizer")
+    backbone, tokenizer = reward_backbone(params)
     config = dataclasses.replace(params.reward, max_steps=params.evaluate.judge_max_steps, eval_steps=0,
                                  save_steps=10**9, load_best_model_at_end=False)
     trainer, _ = train_reward_model(backbone, tokenizer, judge_pairs, None, config, workdir / "train",

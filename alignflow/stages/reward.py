@@ -11,20 +11,16 @@ from typing import Any
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.io import staged_outputs, write_json
-from alignflow.stages.common import cli, load_arrow, require
+from alignflow.stages.common import cli, load_arrow, reward_backbone
 from alignflow.training.common import (last_checkpoint, mlflow_callback, params_snapshot, prepare_checkpoint_dir,
                                        trainer_metrics)
 from alignflow.training.reward import evaluate_pairs, save_reward_model, train_reward_model
 
 
 def run(params: Params) -> dict[str, Any]:
-    from transformers import AutoTokenizer
-
     config, seed = params.reward, params.common.seed
     pairs = load_arrow(paths.TOKENIZED / "reward", "tokenize")
-    backbone = (require(paths.ENCODER, "ingest") if config.backbone == "encoder"
-                else require(paths.SFT_MODEL / "model", "sft"))
-    tokenizer = AutoTokenizer.from_pretrained(backbone if config.backbone == "encoder" else paths.TOKENIZED / "tokenizer")
+    backbone, tokenizer = reward_backbone(params)
     checkpoints = paths.CHECKPOINTS / "reward"
     resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, config, params.tokenize))
 
