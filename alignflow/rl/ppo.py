@@ -20,7 +20,7 @@ from torch import nn
 
 from alignflow.config import PPOParams
 from alignflow.rl import core
-from alignflow.rl.sampling import positions, response_logprobs, sample
+from alignflow.rl.sampling import Samples, positions, response_logprobs, sample, sequence_logprobs
 
 RewardFn = Callable[[Sequence[str], Sequence[str]], torch.Tensor]
 """(prompts, responses) -> one scalar score per response."""
@@ -45,10 +45,9 @@ class PolicyWithValueHead(nn.Module):
 
 @dataclass
 class Rollout:
-    sequences: torch.Tensor
-    attention_mask: torch.Tensor
-    query_length: int
-    mask: torch.Tensor
+    """Sampled responses and what the update needs about them (old log-probs, values, advantages, returns)."""
+
+    samples: Samples
     logprobs: torch.Tensor
     values: torch.Tensor
     advantages: torch.Tensor
@@ -104,21 +103,22 @@ class PPOTrainer:
         policy = self.accelerator.unwrap_model(self.policy).eval()
         drawn = sample(policy.lm, self.tokenizer, [r["input_ids"] for r in rows], self.stop_id, p.max_new_tokens,
                        p.min_new_tokens, p.temperature, p.top_p)
-        sequences, attention, query_length, mask, texts = (drawn.sequences, drawn.attention_mask, drawn.query_length,
-                                                           drawn.mask, drawn.texts)
-        responses = drawn.responses
-        raw = self.reward_fn([r["prompt"] for r in rows], texts).float().to(sequences.device)
+        mask = drawn.mask
+        raw = self.reward_fn([r["prompt"] for r in rows], drawn.texts).float().to(mask.device)
         scores = raw - p.length_penalty * mask.sum(1)
         if self.reward_stats:
             scores = core.normalise_scores(scores, self.reward_stats["mean"], self.reward_stats["std"], p.reward_clip)
         elif p.reward_clip:
             scores = scores.clamp(-p.reward_clip, p.reward_clip)
 
-        logits, values = policy(sequences, attention)
-        logprobs = response_logprobs(logits, responses, query_length, p.temperature)
-        values = values[:, query_length - 1:-1] * mask
-        ref_logprobs = response_logprobs(self._reference_logits(policy, sequences, attention), responses, query_length,
-                                         p.temperature)
+        logits, values = policy(drawn.sequences, drawn.attention_mask)
+        logprobs = response_logprobs(logits, drawn.responses, drawn.query_length, p.temperature)
+        values = values[:, drawn.query_length - 1:-1] * mask
+        if self.reference is None:
+            with policy.lm.disable_adapter():
+                ref_logprobs = sequence_logprobs(policy.lm, drawn, p.temperature)
+        else:
+            ref_logprobs = sequence_logprobs(self.reference, drawn, p.temperature)
         kl = core.kl_estimate(logprobs, ref_logprobs, p.kl_estimator) * mask
         rewards = core.token_rewards(scores, kl, mask, self.kl.value)
         advantages, returns = core.gae(rewards, values, mask, p.gamma, p.lam)
@@ -127,26 +127,18 @@ class PPOTrainer:
         stats = {"reward_mean": raw.mean().item(), "reward_std": raw.std().item() if len(raw) > 1 else 0.0,
                  "score_mean": scores.mean().item(), "kl": kl.sum(1).mean().item(),
                  "response_length": mask.sum(1).mean().item(), "kl_coef": self.kl.value}
-        rollout = Rollout(sequences, attention, query_length, mask, logprobs, values, advantages, returns)
-        return rollout, stats, texts
-
-    def _reference_logits(self, policy: PolicyWithValueHead, sequences: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-        if self.reference is None:
-            with policy.lm.disable_adapter():
-                return policy.lm(input_ids=sequences, attention_mask=attention, position_ids=positions(attention)).logits
-        return self.reference(input_ids=sequences, attention_mask=attention, position_ids=positions(attention)).logits
+        return Rollout(drawn, logprobs, values, advantages, returns), stats, drawn.texts
 
     def optimise(self, rollout: Rollout) -> dict[str, float]:
-        p, r = self.params, rollout
+        p, r, drawn = self.params, rollout, rollout.samples
         self.policy.eval()  # no dropout: old and new log-probs must differ only by the update
         totals: dict[str, list[float]] = {}
         for _ in range(p.ppo_epochs):
-            for index in torch.randperm(len(r.sequences)).split(p.minibatch_size):
-                logits, values = self.policy(r.sequences[index], r.attention_mask[index])
-                responses = r.sequences[index, r.query_length:]
-                logprobs = response_logprobs(logits, responses, r.query_length, p.temperature)
-                values = values[:, r.query_length - 1:-1]
-                mask = r.mask[index]
+            for index in torch.randperm(len(drawn.sequences)).split(p.minibatch_size):
+                logits, values = self.policy(drawn.sequences[index], drawn.attention_mask[index])
+                logprobs = response_logprobs(logits, drawn.responses[index], drawn.query_length, p.temperature)
+                values = values[:, drawn.query_length - 1:-1]
+                mask = drawn.mask[index]
                 pg_loss, pg_stats = core.policy_loss(logprobs, r.logprobs[index], r.advantages[index], mask, p.clip_range)
                 vf_loss, vf_stats = core.value_loss(values, r.values[index], r.returns[index], mask, p.value_clip_range)
                 self.accelerator.backward(pg_loss + p.vf_coef * vf_loss)
@@ -154,7 +146,7 @@ class PPOTrainer:
                 self.optimizer.step()
                 self.optimizer.zero_grad()
                 with torch.no_grad():
-                    entropy = core.masked_mean(core.entropy_from_logits(logits[:, r.query_length - 1:-1].float()), mask)
+                    entropy = core.masked_mean(core.entropy_from_logits(logits[:, drawn.query_length - 1:-1].float()), mask)
                 for key, value in {"policy_loss": pg_loss, "value_loss": vf_loss, "entropy": entropy,
                                    **pg_stats, **vf_stats}.items():
                     totals.setdefault(key, []).append(float(value.detach()) if torch.is_tensor(value) else float(value))

@@ -1,8 +1,6 @@
 """SFT: dynamic padding, every method trains, wrong LoRA targets are named, and Trainer resume is exact."""
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 from datasets import Dataset
