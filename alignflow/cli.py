@@ -74,16 +74,25 @@ def cmd_registry(args: argparse.Namespace) -> int:
     import mlflow
 
     from alignflow import tracking
-    from alignflow.registry.client import list_versions
+    from alignflow.evaluation.statistics import format_interval
+    from alignflow.registry.client import list_versions, version_metrics
 
     name = args.name or load_params().register.model_name
     mlflow.set_tracking_uri(tracking.tracking_uri())
-    rows = list_versions(mlflow.MlflowClient(), name)
-    columns = ("version", "aliases", "reward", "win_rate", "kl", "gate", "commit")
+    client = mlflow.MlflowClient()
+    rows = list_versions(client, name)
+    metrics = {str(v.version): version_metrics(v) for v in client.search_model_versions(f"name='{name}'")}
+    for row in rows:  # win rates as "value [ci_low, ci_high]" from the version's eval.* tags
+        evals = metrics.get(row["version"], {})
+        for column, key in (("win_rate", "win_rate_ppo_vs_sft"), ("judge", "judge_win_rate_ppo_vs_sft")):
+            row[column] = format_interval(evals, key) if key in evals else None
+    columns = ("version", "aliases", "reward", "win_rate", "judge", "kl", "gate", "commit")
+    cells = [[str(row[c]) if row[c] is not None else "-" for c in columns] for row in rows]
+    widths = [max([10, len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
     print(f"{name}:")
-    print("  ".join(f"{c:<10}" for c in columns))
-    for row in rows:
-        print("  ".join(f"{str(row[c]) if row[c] is not None else '-':<10}" for c in columns))
+    print("  ".join(f"{c:<{w}}" for c, w in zip(columns, widths)).rstrip())
+    for line in cells:
+        print("  ".join(f"{cell:<{w}}" for cell, w in zip(line, widths)).rstrip())
     return 0
 
 

@@ -112,15 +112,19 @@ class TokenizeParams:
     reward_max_length: int = 256
     """Reward-model inputs (prompt + response) are truncated to this many tokens."""
     validation_fraction: float = 0.05
-    """Share of SFT conversations and comparison groups held out for evaluation."""
-    judge_fraction: float = 0.3
+    """Share of SFT conversations held out for the held-out loss."""
+    comparison_validation_fraction: float = 0.2
+    """Share of comparison groups seen by neither the reward model nor the judge: both are measured there."""
+    judge_fraction: float = 0.25
     """Share of comparison groups kept away from the reward model, to train the evaluation judge on."""
 
     def __post_init__(self) -> None:
-        if not 0 <= self.validation_fraction < 1:
-            raise ConfigError(f"tokenize.validation_fraction: must be in [0, 1), got {self.validation_fraction}")
-        if not 0 <= self.judge_fraction < 1 or self.validation_fraction + self.judge_fraction >= 1:
-            raise ConfigError("tokenize.judge_fraction: must be in [0, 1) and leave room for training data")
+        for name in ("validation_fraction", "comparison_validation_fraction", "judge_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"tokenize.{name}: must be in [0, 1), got {getattr(self, name)}")
+        if self.comparison_validation_fraction + self.judge_fraction >= 1:
+            raise ConfigError("tokenize.judge_fraction: with comparison_validation_fraction it must leave room for the "
+                              "reward model's training groups")
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,8 @@ class RewardParams(TrainerParams):
     margin_scale: float = 0.1
     """margin = margin_scale * (score of chosen - score of rejected); 0 gives the InstructGPT loss."""
     learning_rate: float = 5e-5
+    judge_max_steps: int = 0
+    """Steps for the evaluation judge (same backbone and loss, trained on the judge groups); 0: max_steps."""
 
 
 @dataclass(frozen=True)
@@ -183,8 +189,14 @@ class PPOParams:
     method: Literal["lora", "full"] = "lora"
     """lora: train an adapter on the SFT model; the reference is the same model with the adapter disabled."""
     lora: LoraParams = LoraParams()
+    advantage: Literal["gae", "rloo", "grpo"] = "gae"
+    """gae: a value head and GAE over tokens (PPO). rloo / grpo: critic-free; each response's advantage is its
+    return (score minus summed KL penalty) against the other samples of its prompt: leave-one-out mean (RLOO)
+    or group mean over group std (GRPO). All three keep the clipped objective and the KL control."""
+    samples_per_prompt: int = 1
+    """Responses sampled per prompt in an update (>= 2 for rloo and grpo); batch_size counts responses."""
     updates: int = 20
-    """Number of PPO updates (each: sample batch_size prompts, score, optimise)."""
+    """Number of updates (each: sample batch_size responses, score, optimise)."""
     batch_size: int = 8
     minibatch_size: int = 4
     ppo_epochs: int = 2
@@ -212,10 +224,25 @@ class PPOParams:
     reward_clip: float | None = 5.0
     length_penalty: float = 0.0
     """Subtracted from the score per response token (discourages rambling)."""
+    unfinished_penalty: float = 0.0
+    """Subtracted from the (normalised) score of a response cut at max_new_tokens before the stop token, so a
+    reward model is not rewarded for scoring unfinished text (TRL's missing_eos_penalty)."""
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    """Autocast for forward and backward passes (weights and optimizer stay fp32); `auto` as for the trainers."""
     checkpoint_every: int = 5
     """Save model, value head, optimizer, RNG and data position every N updates; reruns resume."""
+    curve_every: int = 0
+    """Every N updates (and before the first), score the policy against SFT on curve_prompts held-out eval
+    prompts with the reward model and the judge: plots/alignment_curve.png. 0: off."""
+    curve_prompts: int = 24
 
     def __post_init__(self) -> None:
+        if self.advantage != "gae" and self.samples_per_prompt < 2:
+            raise ConfigError(f"ppo.samples_per_prompt: {self.advantage} needs at least 2 samples per prompt, "
+                              f"got {self.samples_per_prompt}")
+        if self.batch_size % self.samples_per_prompt:
+            raise ConfigError(f"ppo.batch_size ({self.batch_size}) must be a multiple of ppo.samples_per_prompt "
+                              f"({self.samples_per_prompt})")
         if self.batch_size % self.minibatch_size:
             raise ConfigError(f"ppo.batch_size ({self.batch_size}) must be a multiple of ppo.minibatch_size "
                               f"({self.minibatch_size})")
@@ -225,16 +252,16 @@ class PPOParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    max_prompts: int = 32
-    """Held-out eval prompts to generate for with both the SFT model and the policy (0: all)."""
-    max_new_tokens: int = 48
+    max_prompts: int = 0
+    """Held-out eval prompts to generate for with both the SFT model and the policy (0: all of them)."""
+    max_new_tokens: int = 96
     temperature: float = 0.7
     top_p: float = 0.9
-    batch_size: int = 8
-    judge: bool = True
-    """Train a second reward model on the judge split (never seen by the policy's reward model) and report
-    how often it agrees with the reward model on PPO-vs-SFT preferences."""
-    judge_max_steps: int = 60
+    batch_size: int = 16
+    best_of_n: int = 4
+    """SFT best-of-n baseline: n SFT samples per prompt, the reward model keeps the best (0 or 1: off)."""
+    best_of_n_prompts: int = 0
+    """Prompts (from the start of the eval set) that get the best-of-n baseline (0: all); it costs n samples each."""
     multiple_choice: str | None = None
     """Optional local JSONL of {"id", "question", "choices": [...], "answer": index}: accuracy by log-likelihood."""
     samples_logged: int = 16
@@ -246,12 +273,19 @@ class RegisterParams:
     reward_model_name: str = "alignflow-reward"
     alias: str = "staging"
     """Alias the gate moves when a candidate passes (promotion is an alias move, never a registry stage)."""
-    gate_metrics: tuple[str, ...] = ("reward_ppo_mean", "win_rate_ppo_vs_sft")
+    gate_metrics: tuple[str, ...] = ("win_rate_ppo_vs_sft_ci_low", "reward_ppo_mean")
     """metrics/eval.json keys (higher is better) on which the candidate must not fall behind the current alias."""
     min_win_rate: float = 0.5
-    """The candidate must win at least this share of held-out prompts against the SFT model..."""
+    """The lower end of the win rate's 95% interval vs SFT must be strictly above this (the point estimate is
+    never used, so a tie or a lucky draw on a few prompts cannot promote)."""
+    require_judge: bool = True
+    """Refuse to promote without the judge's verdict (a second reward model the policy never optimised)."""
+    judge_min_win_rate: float = 0.5
+    """The judge's win rate vs SFT must be at least this: the judge must not prefer the SFT model."""
+    max_unfinished: float = 0.1
+    """Largest share of policy responses that may hit max_new_tokens without the stop token."""
     max_kl: float = 25.0
-    """...and stay within this KL(policy || SFT) per response on the eval prompts."""
+    """Largest KL(policy || SFT) per response on the eval prompts."""
     max_new_tokens: int = 64
     """Default generation length of the registered pyfunc model."""
     retries: int = 3

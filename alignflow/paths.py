@@ -23,6 +23,8 @@ def metrics_file(stage: str) -> Path:
     return METRICS / f"{'eval' if stage == 'evaluate' else stage}.json"
 SFT_MODEL = Path("models/sft")
 REWARD_MODEL = Path("models/reward")
+JUDGE_MODEL = Path("models/judge")
+"""A second reward model trained on comparison groups the reward model never saw; evaluation only."""
 POLICY = Path("models/policy")
 CHECKPOINTS = Path("checkpoints")
 """Resumable training state; not a DVC output (deleted once a stage finishes)."""

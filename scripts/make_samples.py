@@ -6,8 +6,9 @@ questions. From it:
 - sft.jsonl          every question as a conversation (multi-turn where a follow-up exists, some with a
                      system turn), plus planted near-duplicates (paraphrased questions) and a few exact
                      duplicates differing only in case/punctuation, so dedup has real work
-- comparisons.jsonl  every question with 2-4 responses scored 1-10: the good answer scores high; terse,
-                     rude, wrong and off-topic answers score low
+- comparisons.jsonl  every question with 2-4 responses scored 1-10 and labelled with their quality category:
+                     the good answer scores high; partial answers in between; terse, rude, wrong and
+                     off-topic answers score low
 - prompts.jsonl / eval_prompts.jsonl  the prompt-only questions, split disjointly (eval balanced by topic)
 """
 from __future__ import annotations
@@ -20,7 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BANK = ROOT / "scripts" / "sample_bank"
 OUT = ROOT / "data" / "samples"
-EVAL_SHARE = 0.3
+EVAL_SHARE = 0.42
+ANSWER_WORDS = 45
+"""Answers keep whole sentences up to this many words (~60 policy tokens): a 135M policy on a 2-core CPU
+learns to finish such replies, and sampling them stays affordable. The bank keeps the full answers."""
 SYSTEM_PROMPTS = [
     "You are a friendly assistant who gives practical, accurate answers.",
     "Answer clearly and politely. Prefer concrete steps over general advice.",
@@ -44,18 +48,31 @@ def load_bank() -> tuple[list[dict], list[dict]]:
     return qa, prompts
 
 
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.findall(r".+?[.!?](?=\s|$)", text)] or [text]
+
+
 def first_sentence(text: str) -> str:
-    match = re.match(r"(.+?[.!?])(\s|$)", text)
-    return match.group(1) if match else text
+    return sentences(text)[0]
+
+
+def concise(text: str, words: int = ANSWER_WORDS) -> str:
+    """Whole leading sentences within `words` words (always at least the first sentence)."""
+    kept: list[str] = []
+    for sentence in sentences(text):
+        if kept and len(" ".join(kept + [sentence]).split()) > words:
+            break
+        kept.append(sentence)
+    return " ".join(kept)
 
 
 def conversation(item: dict, rng: random.Random, question: str | None = None) -> list[dict]:
     messages = [{"role": "system", "content": rng.choice(SYSTEM_PROMPTS)}] if rng.random() < 0.1 else []
     messages += [{"role": "user", "content": question or item["question"]},
-                 {"role": "assistant", "content": item["answer"]}]
+                 {"role": "assistant", "content": concise(item["answer"])}]
     if item.get("follow_up"):
         messages += [{"role": "user", "content": item["follow_up"]},
-                     {"role": "assistant", "content": item["follow_up_answer"]}]
+                     {"role": "assistant", "content": concise(item["follow_up_answer"])}]
     return messages
 
 
@@ -78,17 +95,20 @@ def build_comparisons(qa: list[dict], rng: random.Random) -> list[dict]:
     for index, item in enumerate(qa):
         other = rng.choice([o for o in qa if o["topic"] != item["topic"]])
         bad = {
-            "wrong": (item["wrong"], rng.choice([1, 2, 3])),
+            "wrong": (concise(item["wrong"]), rng.choice([1, 2, 3])),
             "terse": (rng.choice([first_sentence(item["answer"]), rng.choice(TERSE_REPLIES)]), rng.choice([3, 4, 5])),
             "rude": (f"{rng.choice(RUDE_OPENERS)} {first_sentence(item['answer'])}", rng.choice([2, 3])),
-            "off_topic": (other["answer"], 1),
+            "off_topic": (concise(other["answer"]), 1),
         }
-        responses = [{"text": item["answer"], "score": rng.choice([8, 9, 10])}]
+        responses = [{"text": concise(item["answer"]), "score": rng.choice([8, 9, 10]), "category": "good"}]
         if item.get("follow_up_answer") and rng.random() < 0.3:  # a decent but less complete answer
             responses.append({"text": first_sentence(item["answer"]) + " " + first_sentence(item["follow_up_answer"]),
-                              "score": rng.choice([5, 6, 7])})
+                              "score": rng.choice([5, 6, 7]), "category": "partial"})
         room = 4 - len(responses)
-        responses += [{"text": text, "score": score} for text, score in rng.sample(list(bad.values()), rng.randint(1, room))]
+        taken = {r["text"] for r in responses}  # a one-sentence answer is its own terse form
+        candidates = [(category, kept) for category, kept in bad.items() if kept[0] not in taken]
+        responses += [{"text": text, "score": score, "category": category}
+                      for category, (text, score) in rng.sample(candidates, rng.randint(1, room))]
         rng.shuffle(responses)
         records.append({"id": f"cmp-{index + 1:04d}", "prompt": item["question"], "responses": responses})
     return records

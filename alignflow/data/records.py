@@ -2,7 +2,8 @@
 
 Canonical forms (what ingest writes):
 - sft:          {"id", "messages": [{"role", "content"}, ...]}   ending with an assistant turn
-- comparisons:  {"id", "prompt", "pairs": [{"chosen", "rejected", "score_gap"}, ...]}  (also accepted as input)
+- comparisons:  {"id", "prompt", "pairs": [{"chosen", "rejected", "score_gap", "category"}, ...]}  (also accepted
+                as input); `category` is the rejected response's quality label (e.g. "rude"), or null
 - prompts:      {"id", "prompt"}
 Each validator raises FieldError naming the field; the reader adds the file and line.
 """
@@ -108,9 +109,10 @@ def normalise_comparison(record: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(response, dict):
                 raise FieldError(f"responses[{index}]", "expected an object with text and score")
             scored.append((_text(response, "text", f"responses[{index}].text"),
-                           _score(response, f"responses[{index}].score")))
-        pairs = [{"chosen": a, "rejected": b, "score_gap": sa - sb}
-                 for (a, sa), (b, sb) in itertools.permutations(scored, 2) if sa > sb]
+                           _score(response, f"responses[{index}].score"),
+                           _category(response, f"responses[{index}].category")))
+        pairs = [{"chosen": a, "rejected": b, "score_gap": sa - sb, "category": cb}
+                 for (a, sa, _), (b, sb, cb) in itertools.permutations(scored, 2) if sa > sb]
         if not pairs:
             raise FieldError("responses", "all scores are equal, so there is no preference to learn")
         return {"id": record_id, "prompt": prompt, "pairs": pairs}
@@ -120,7 +122,7 @@ def normalise_comparison(record: dict[str, Any]) -> dict[str, Any]:
             raise FieldError("pairs", "expected a non-empty list of {chosen, rejected, score_gap}")
         return {"id": record_id, "prompt": prompt, "pairs": [_pair(p, f"pairs[{i}].") for i, p in enumerate(pairs)]}
     if "chosen" in record or "rejected" in record:
-        return {"id": record_id, "prompt": prompt, "pairs": [_pair({**record, "score_gap": None}, "")]}
+        return {"id": record_id, "prompt": prompt, "pairs": [_pair({**record, "score_gap": None, "category": None}, "")]}
     raise FieldError("responses", "missing (expected `responses` with scores, or `chosen` and `rejected`)")
 
 
@@ -133,7 +135,15 @@ def _pair(pair: Any, prefix: str) -> dict[str, Any]:
     gap = pair.get("score_gap")
     if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float)) or gap <= 0):
         raise FieldError(f"{prefix}score_gap", f"expected a positive number or null, found {gap!r}")
-    return {"chosen": chosen, "rejected": rejected, "score_gap": gap}
+    return {"chosen": chosen, "rejected": rejected, "score_gap": gap,
+            "category": _category(pair, f"{prefix}category")}
+
+
+def _category(item: dict[str, Any], path: str) -> str | None:
+    """An optional quality label (e.g. "rude", "off_topic"), for per-category reward-model accuracy."""
+    if item.get("category") is None:
+        return None
+    return _text(item, "category", path)
 
 
 def normalise_prompt(record: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,18 @@ def split_indices(count: int, fraction: float, seed: int) -> tuple[list[int], li
     return sorted(order[held_out:]), sorted(order[:held_out])
 
 
+def split_comparison_groups(count: int, validation_fraction: float, judge_fraction: float,
+                            seed: int) -> dict[str, list[int]]:
+    """Group indices for the reward model (train), held-out measurement (validation) and the judge.
+
+    Splitting by prompt group keeps every prompt on one side; the judge's groups are never seen by the
+    reward model, and validation groups by neither, so both are measured on the same unseen pairs.
+    """
+    rest, validation = split_indices(count, validation_fraction, seed)
+    kept, judged = split_indices(len(rest), judge_fraction / (1 - validation_fraction), seed + 1)
+    return {"train": [rest[i] for i in kept], "validation": validation, "judge": [rest[i] for i in judged]}
+
+
 def tokenize_sft(records: list[dict[str, Any]], tokenizer, chat_format: ChatFormat, max_length: int):
     """Rows of id, input_ids, labels; conversations left with no trainable token are dropped and counted."""
     rows, truncated, dropped = [], 0, 0
@@ -38,7 +50,8 @@ def reward_pairs(records: list[dict[str, Any]], tokenizer, max_length: int):
     for record in records:
         for index, pair in enumerate(record["pairs"]):
             row = {"id": f"{record['id']}-{index}", "group": record["id"], "prompt": record["prompt"],
-                   "chosen": pair["chosen"], "rejected": pair["rejected"], "score_gap": pair["score_gap"]}
+                   "chosen": pair["chosen"], "rejected": pair["rejected"], "score_gap": pair["score_gap"],
+                   "category": pair.get("category") or "unlabelled"}
             for side in ("chosen", "rejected"):
                 encoded = reward_inputs(tokenizer, record["prompt"], pair[side], max_length)
                 truncated += encoded["truncated"]

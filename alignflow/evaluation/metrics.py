@@ -5,6 +5,8 @@ from typing import Sequence
 
 import numpy as np
 
+from alignflow.evaluation.statistics import prompt_wins
+
 
 def summary(values: Sequence[float], prefix: str) -> dict[str, float]:
     array = np.asarray(values, dtype=float)
@@ -13,9 +15,8 @@ def summary(values: Sequence[float], prefix: str) -> dict[str, float]:
 
 
 def win_rate(candidate: Sequence[float], baseline: Sequence[float]) -> float:
-    """Share of prompts where the candidate's score beats the baseline's (ties count half)."""
-    a, b = np.asarray(candidate, dtype=float), np.asarray(baseline, dtype=float)
-    return round(float(np.mean((a > b) + 0.5 * (a == b))), 4)
+    """Share of prompts where the candidate's score beats the baseline's (ties count half, as in statistics)."""
+    return round(float(prompt_wins(candidate, baseline).mean()), 4)
 
 
 def preference_agreement(reward_a: Sequence[float], reward_b: Sequence[float], judge_a: Sequence[float],

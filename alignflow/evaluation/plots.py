@@ -53,3 +53,23 @@ def training_curves(history: list[dict[str, float]], keys=("reward_mean", "kl", 
         axis.set_xlabel("update")
     figure.tight_layout()
     return figure
+
+
+CURVE_KEYS = {"curve_win_rate": "reward model", "curve_judge_win_rate": "judge"}
+"""History keys the PPO stage writes every ppo.curve_every updates: win rate vs SFT on a fixed prompt set."""
+
+
+def alignment_curve(history: list[dict[str, float]]):
+    """Win rate of the policy against SFT on fixed held-out prompts over updates (0.5 at update 0: the same model)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    for key, label in CURVE_KEYS.items():
+        points = [(0, 0.5)] + [(update, h[key]) for update, h in enumerate(history, start=1) if key in h]
+        axis.plot(*zip(*points), marker="o", label=label)
+    axis.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("update")
+    axis.set_ylabel("win rate vs SFT")
+    axis.legend()
+    figure.tight_layout()
+    return figure

@@ -54,6 +54,33 @@ def token_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl
     return rewards
 
 
+def sequence_returns(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float) -> torch.Tensor:
+    """Critic-free estimators see one reward per response: its score minus the KL penalty summed over its tokens."""
+    return scores - kl_coef * (kl * mask).sum(1)
+
+
+def group_advantages(returns: torch.Tensor, group_size: int, kind: str) -> torch.Tensor:
+    """Per-response advantages from `group_size` consecutive responses to the same prompt.
+
+    rloo: return minus the mean of the group's other returns (leave-one-out baseline, Ahmadian et al. 2024).
+    grpo: return minus the group mean, over the group's standard deviation (Shao et al. 2024).
+    """
+    if group_size < 2 or len(returns) % group_size:
+        raise ValueError(f"ppo.samples_per_prompt must be >= 2 and divide the batch for {kind}, got {group_size}")
+    grouped = returns.view(-1, group_size)
+    if kind == "rloo":
+        others = (grouped.sum(1, keepdim=True) - grouped) / (group_size - 1)
+        return (grouped - others).flatten()
+    if kind == "grpo":
+        return ((grouped - grouped.mean(1, keepdim=True)) / (grouped.std(1, keepdim=True) + 1e-4)).flatten()
+    raise ValueError(f"unknown advantage estimator {kind!r}; expected gae, rloo or grpo")
+
+
+def unfinished_penalty(scores: torch.Tensor, finished: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Subtract `penalty` from responses that ran out of tokens before the stop token (TRL's missing_eos_penalty)."""
+    return scores - penalty * (~finished).float()
+
+
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation over each response; returns (advantages, returns).
 

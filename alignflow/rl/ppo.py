@@ -8,11 +8,12 @@ position are saved; `train` resumes from the newest checkpoint it is given.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +21,8 @@ from torch import nn
 
 from alignflow.config import PPOParams
 from alignflow.rl import core
-from alignflow.rl.sampling import Samples, positions, response_logprobs, sample, sequence_logprobs
+from alignflow.training.common import precision_flags
+from alignflow.rl.sampling import Samples, positions, response_logprobs, response_slice, sample, sequence_logprobs
 
 RewardFn = Callable[[Sequence[str], Sequence[str]], torch.Tensor]
 """(prompts, responses) -> one scalar score per response."""
@@ -62,11 +64,15 @@ class PPOTrainer:
         from accelerate import Accelerator
         from peft import PeftModel
 
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        precision = precision_flags(params.mixed_precision)
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                                       mixed_precision="bf16" if precision["bf16"] else "fp16" if precision["fp16"] else "no")
         world = self.accelerator.num_processes
-        if params.batch_size % world or (params.batch_size // world) % params.minibatch_size:
+        local = params.batch_size // world
+        if params.batch_size % world or local % params.minibatch_size or local % params.samples_per_prompt:
             raise ValueError(f"ppo.batch_size ({params.batch_size}) split over {world} processes must be a multiple "
-                             f"of ppo.minibatch_size ({params.minibatch_size})")
+                             f"of ppo.minibatch_size ({params.minibatch_size}) and ppo.samples_per_prompt "
+                             f"({params.samples_per_prompt})")
         self.params, self.tokenizer, self.reward_fn, self.prompts, self.seed = params, tokenizer, reward_fn, prompts, seed
         self.stop_id = tokenizer.convert_tokens_to_ids(stop_token)
         if self.stop_id is None or self.stop_id == tokenizer.unk_token_id:
@@ -88,21 +94,38 @@ class PPOTrainer:
 
     # -- data ---------------------------------------------------------------------------------
     def _batch_prompts(self, update: int) -> list[dict]:
-        """This process's prompts for `update`: a seeded permutation per pass over the data (resumable)."""
-        size, count = self.params.batch_size, len(self.prompts)
+        """This process's prompts for `update`, each repeated samples_per_prompt times (a group stays on one
+        process); a seeded permutation per pass over the data, so the position is resumable."""
+        group = self.params.samples_per_prompt
+        size, count = self.params.batch_size // group, len(self.prompts)
         rows = []
         for k in range(update * size, (update + 1) * size):
             order = torch.randperm(count, generator=torch.Generator().manual_seed(self.seed + k // count))
             rows.append(self.prompts[int(order[k % count])])
-        return rows[self.accelerator.process_index::self.accelerator.num_processes]
+        mine = rows[self.accelerator.process_index::self.accelerator.num_processes]
+        return [row for row in mine for _ in range(group)]
+
+    @contextlib.contextmanager
+    def sampling_model(self) -> Iterator[nn.Module]:
+        """The policy LM for generation, with a LoRA adapter folded into its weights while sampling (one matmul
+        per layer instead of three); unfolded afterwards so training sees the separate adapter again."""
+        lm = self.accelerator.unwrap_model(self.policy).lm.eval()
+        if not self.uses_adapter:
+            yield lm
+            return
+        lm.merge_adapter()
+        try:
+            yield lm
+        finally:
+            lm.unmerge_adapter()
 
     # -- one update ---------------------------------------------------------------------------
     @torch.no_grad()
-    def rollout(self, rows: list[dict]) -> tuple[Rollout, dict[str, float], list[str]]:
+    def rollout(self, rows: list[dict]) -> tuple[Rollout, dict[str, float]]:
         p = self.params
-        policy = self.accelerator.unwrap_model(self.policy).eval()
-        drawn = sample(policy.lm, self.tokenizer, [r["input_ids"] for r in rows], self.stop_id, p.max_new_tokens,
-                       p.min_new_tokens, p.temperature, p.top_p)
+        with self.sampling_model() as lm:
+            drawn = sample(lm, self.tokenizer, [r["input_ids"] for r in rows], self.stop_id, p.max_new_tokens,
+                           p.min_new_tokens, p.temperature, p.top_p)
         mask = drawn.mask
         raw = self.reward_fn([r["prompt"] for r in rows], drawn.texts).float().to(mask.device)
         scores = raw - p.length_penalty * mask.sum(1)
@@ -110,24 +133,33 @@ class PPOTrainer:
             scores = core.normalise_scores(scores, self.reward_stats["mean"], self.reward_stats["std"], p.reward_clip)
         elif p.reward_clip:
             scores = scores.clamp(-p.reward_clip, p.reward_clip)
+        scores = core.unfinished_penalty(scores, drawn.finished, p.unfinished_penalty)
 
-        logits, values = policy(drawn.sequences, drawn.attention_mask)
-        logprobs = response_logprobs(logits, drawn.responses, drawn.query_length, p.temperature)
-        values = values[:, drawn.query_length - 1:-1] * mask
-        if self.reference is None:
-            with policy.lm.disable_adapter():
-                ref_logprobs = sequence_logprobs(policy.lm, drawn, p.temperature)
-        else:
-            ref_logprobs = sequence_logprobs(self.reference, drawn, p.temperature)
+        policy = self.accelerator.unwrap_model(self.policy).eval()
+        with self.accelerator.autocast():
+            logits, values = policy(drawn.sequences, drawn.attention_mask)
+            logprobs = response_logprobs(logits, drawn.responses, drawn.query_length, p.temperature)
+            values = response_slice(values, drawn.query_length) * mask
+            if self.reference is None:
+                with policy.lm.disable_adapter():
+                    ref_logprobs = sequence_logprobs(policy.lm, drawn, p.temperature)
+            else:
+                ref_logprobs = sequence_logprobs(self.reference, drawn, p.temperature)
         kl = core.kl_estimate(logprobs, ref_logprobs, p.kl_estimator) * mask
-        rewards = core.token_rewards(scores, kl, mask, self.kl.value)
-        advantages, returns = core.gae(rewards, values, mask, p.gamma, p.lam)
-        if p.whiten_advantages:
+        if p.advantage == "gae":
+            rewards = core.token_rewards(scores, kl, mask, self.kl.value)
+            advantages, returns = core.gae(rewards, values.float(), mask, p.gamma, p.lam)
+        else:
+            per_response = core.group_advantages(core.sequence_returns(scores, kl, mask, self.kl.value),
+                                                 p.samples_per_prompt, p.advantage)
+            advantages, returns = per_response[:, None] * mask, torch.zeros_like(mask)
+        if p.whiten_advantages and p.advantage != "grpo":  # grpo is already normalised within each group
             advantages = core.whiten(advantages, mask)
         stats = {"reward_mean": raw.mean().item(), "reward_std": raw.std().item() if len(raw) > 1 else 0.0,
                  "score_mean": scores.mean().item(), "kl": kl.sum(1).mean().item(),
-                 "response_length": mask.sum(1).mean().item(), "kl_coef": self.kl.value}
-        return Rollout(drawn, logprobs, values, advantages, returns), stats, drawn.texts
+                 "response_length": mask.sum(1).mean().item(), "unfinished": 1 - drawn.finished.float().mean().item(),
+                 "kl_coef": self.kl.value}
+        return Rollout(drawn, logprobs, values, advantages, returns), stats
 
     def optimise(self, rollout: Rollout) -> dict[str, float]:
         p, r, drawn = self.params, rollout, rollout.samples
@@ -137,24 +169,30 @@ class PPOTrainer:
             for index in torch.randperm(len(drawn.sequences)).split(p.minibatch_size):
                 logits, values = self.policy(drawn.sequences[index], drawn.attention_mask[index])
                 logprobs = response_logprobs(logits, drawn.responses[index], drawn.query_length, p.temperature)
-                values = values[:, drawn.query_length - 1:-1]
                 mask = drawn.mask[index]
                 pg_loss, pg_stats = core.policy_loss(logprobs, r.logprobs[index], r.advantages[index], mask, p.clip_range)
-                vf_loss, vf_stats = core.value_loss(values, r.values[index], r.returns[index], mask, p.value_clip_range)
-                self.accelerator.backward(pg_loss + p.vf_coef * vf_loss)
+                loss, vf_stats = pg_loss, {}
+                if p.advantage == "gae":  # only GAE has a critic to train
+                    values = response_slice(values, drawn.query_length).float()
+                    vf_loss, vf_stats = core.value_loss(values, r.values[index], r.returns[index], mask,
+                                                        p.value_clip_range)
+                    loss = pg_loss + p.vf_coef * vf_loss
+                    vf_stats["value_loss"] = vf_loss
+                self.accelerator.backward(loss)
                 self.accelerator.clip_grad_norm_(self.policy.parameters(), p.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad()
                 with torch.no_grad():
-                    entropy = core.masked_mean(core.entropy_from_logits(logits[:, drawn.query_length - 1:-1].float()), mask)
-                for key, value in {"policy_loss": pg_loss, "value_loss": vf_loss, "entropy": entropy,
-                                   **pg_stats, **vf_stats}.items():
+                    entropy = core.masked_mean(core.entropy_from_logits(response_slice(logits, drawn.query_length).float()),
+                                               mask)
+                for key, value in {"policy_loss": pg_loss, "entropy": entropy, **pg_stats, **vf_stats}.items():
                     totals.setdefault(key, []).append(float(value.detach()) if torch.is_tensor(value) else float(value))
         return {key: float(np.mean(values)) for key, values in totals.items()}
 
     def step(self) -> tuple[dict[str, float], list[str]]:
         rows = self._batch_prompts(self.update)
-        rollout, stats, texts = self.rollout(rows)
+        rollout, stats = self.rollout(rows)
+        texts = rollout.samples.texts
         stats.update(self.optimise(rollout))
         stats = {k: float(self.accelerator.reduce(torch.tensor(v, device=self.accelerator.device), "mean"))
                  for k, v in stats.items()}
@@ -165,13 +203,24 @@ class PPOTrainer:
 
     # -- loop and checkpoints -----------------------------------------------------------------
     def train(self, checkpoint_dir: Path | None = None, resume: bool = False, stop_after: int | None = None,
-              on_update: Callable[[int, dict[str, float], list[str]], None] | None = None) -> list[dict[str, float]]:
-        """Run until `params.updates` (or `stop_after`, to simulate an interruption); checkpoint as configured."""
+              on_update: Callable[[int, dict[str, float], list[str]], None] | None = None,
+              probe: Callable[[nn.Module], dict[str, float]] | None = None) -> list[dict[str, float]]:
+        """Run until `params.updates` (or `stop_after`, to simulate an interruption); checkpoint as configured.
+
+        `probe(sampling_model)` runs every `params.curve_every` updates (and after the last); its numbers join that
+        update's history. Random state is restored around it, so probing never changes the training trajectory.
+        """
         if resume and checkpoint_dir is not None:
             self.load_checkpoint(checkpoint_dir)
         target = self.params.updates if stop_after is None else min(stop_after, self.params.updates)
+        every = self.params.curve_every
         while self.update < target:
             stats, texts = self.step()
+            if probe and every and (self.update % every == 0 or self.update == self.params.updates):
+                state = rng_state()
+                with torch.no_grad(), self.sampling_model() as lm:
+                    stats.update(probe(lm))
+                set_rng_state(state)
             if on_update:
                 on_update(self.update, stats, texts)
             if checkpoint_dir is not None and (self.update % self.params.checkpoint_every == 0 or self.update == target):
@@ -207,6 +256,16 @@ class PPOTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.kl.value, self.update, self.history = state["kl_coef"], state["update"], state["history"]
         set_rng_state(torch.load(found[-1].parent / f"rng-{self.accelerator.process_index}.pt", weights_only=False)["rng"])
+
+    @contextlib.contextmanager
+    def reference_model(self) -> Iterator[nn.Module]:
+        """The frozen reference (the SFT model): the adapter disabled, or the frozen copy."""
+        if self.reference is not None:
+            yield self.reference
+            return
+        lm = self.accelerator.unwrap_model(self.policy).lm.eval()
+        with lm.disable_adapter():
+            yield lm
 
     def trained_model(self) -> tuple[nn.Module, nn.Module]:
         """(policy LM with any adapter merged, value head)."""

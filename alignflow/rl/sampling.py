@@ -17,6 +17,8 @@ class Samples:
     """1 on response tokens up to and including the stop token."""
     texts: list[str]
     """Decoded responses without the stop token."""
+    finished: torch.Tensor
+    """True where the response ended with the stop token (False: cut at max_new_tokens)."""
 
     @property
     def responses(self) -> torch.Tensor:
@@ -55,15 +57,21 @@ def sample(lm, tokenizer, prompts: Sequence[Sequence[int]], stop_id: int, max_ne
                             eos_token_id=stop_id, pad_token_id=tokenizer.pad_token_id)
     query_length = queries.shape[1]
     mask = response_mask(sequences[:, query_length:], stop_id)
-    lengths = [int(n) - int(stop) for n, stop in zip(mask.sum(1), (sequences[:, query_length:] == stop_id).any(1))]
+    finished = (sequences[:, query_length:] == stop_id).any(1)
+    lengths = [int(n) - int(stop) for n, stop in zip(mask.sum(1), finished)]
     texts = [tokenizer.decode(row[:n], skip_special_tokens=True).strip()
              for row, n in zip(sequences[:, query_length:], lengths)]
-    return Samples(sequences, torch.cat([query_mask, mask.long()], dim=1), query_length, mask, texts)
+    return Samples(sequences, torch.cat([query_mask, mask.long()], dim=1), query_length, mask, texts, finished)
+
+
+def response_slice(per_position: torch.Tensor, query_length: int) -> torch.Tensor:
+    """The positions whose outputs predict the response tokens (logits or values at query_length-1 ... -2)."""
+    return per_position[:, query_length - 1:-1]
 
 
 def response_logprobs(logits: torch.Tensor, responses: torch.Tensor, query_length: int, temperature: float = 1.0) -> torch.Tensor:
     """Log-probabilities of the sampled response tokens under `logits` (scaled as when sampling)."""
-    logits = logits[:, query_length - 1:-1] / temperature
+    logits = response_slice(logits, query_length) / temperature
     return torch.log_softmax(logits.float(), -1).gather(-1, responses.unsqueeze(-1)).squeeze(-1)
 
 

@@ -39,7 +39,8 @@ def run(params: Params) -> dict[str, Any]:
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
-    from alignflow.rl.ppo import PPOTrainer
+    from alignflow.evaluation.curve import AlignmentProbe
+    from alignflow.rl.ppo import PPOTrainer, rng_state, set_rng_state
 
     config, seed = params.ppo, params.common.seed
     prompts = load_arrow(paths.TOKENIZED / "prompts", "tokenize").to_list()
@@ -53,6 +54,16 @@ def run(params: Params) -> dict[str, Any]:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     main_process = trainer.accelerator.is_main_process
+    probe = None
+    if config.curve_every:
+        curve_prompts = load_arrow(paths.TOKENIZED / "eval_prompts", "tokenize").to_list()[: config.curve_prompts]
+        judge = RewardScorer(require(paths.JUDGE_MODEL, "reward"), params.tokenize.reward_max_length)
+        probe = AlignmentProbe(tokenizer, curve_prompts, {"reward": scorer, "judge": judge}, trainer.stop_id,
+                               params.evaluate, seed)
+        state = rng_state()
+        with trainer.reference_model() as sft:
+            probe.set_reference(sft)
+        set_rng_state(state)
     samples: list[dict[str, Any]] = []
 
     def log_update(update: int, stats: dict[str, float], texts: list[str]) -> None:
@@ -62,11 +73,12 @@ def run(params: Params) -> dict[str, Any]:
             print(f"ppo update {update}/{config.updates}: " + ", ".join(f"{k}={v:.3f}" for k, v in stats.items()))
 
     with tracking.stage_run("ppo", params.common.experiment, section_dict(config)) if main_process else contextlib.nullcontext():
-        history = trainer.train(checkpoints, resume=resuming, on_update=log_update)
+        history = trainer.train(checkpoints, resume=resuming, on_update=log_update, probe=probe)
         lm, value_head = trainer.trained_model()
         last = history[-min(3, len(history)):]
         metrics = {f"final_{key}": round(sum(h[key] for h in last) / len(last), 4)
-                   for key in ("reward_mean", "kl", "entropy", "response_length")}
+                   for key in ("reward_mean", "kl", "entropy", "response_length", "unfinished")}
+        metrics.update({key: round(value, 4) for key, value in history[-1].items() if key.startswith("curve_")})
         metrics.update(updates=len(history), initial_reward_mean=round(history[0]["reward_mean"], 4))
         if main_process:
             with staged_outputs(paths.POLICY, paths.metrics_file("ppo")) as (out_dir, metrics_path):

@@ -12,7 +12,8 @@ from datasets import Dataset, DatasetDict
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.data.formatting import prepare_tokenizer
-from alignflow.data.tokenize import length_stats, reward_pairs, split_indices, tokenize_prompts, tokenize_sft
+from alignflow.data.tokenize import (length_stats, reward_pairs, split_comparison_groups, split_indices, tokenize_prompts,
+                                     tokenize_sft)
 from alignflow.errors import DataError
 from alignflow.io import staged_outputs, write_json
 from alignflow.stages.common import cli, read_records, require
@@ -38,12 +39,10 @@ def run(params: Params) -> dict[str, Any]:
                         if params.reward.backbone == "encoder" else tokenizer)
 
     sft_rows, sft_counts = tokenize_sft(records["sft"], tokenizer, chat_format, config.max_length)
-    # split comparisons by prompt group, so no prompt is on two sides: train / validation / judge
     groups = records["comparisons"]
-    rest, group_val = split_indices(len(groups), config.validation_fraction, seed)
-    kept, judged = split_indices(len(rest), config.judge_fraction / (1 - config.validation_fraction), seed + 1)
     reward_splits, reward_truncated = {}, 0
-    for split, indices in (("train", [rest[i] for i in kept]), ("validation", group_val), ("judge", [rest[i] for i in judged])):
+    for split, indices in split_comparison_groups(len(groups), config.comparison_validation_fraction,
+                                                  config.judge_fraction, seed).items():
         reward_splits[split], counts = reward_pairs([groups[i] for i in indices], reward_tokenizer, config.reward_max_length)
         reward_truncated += counts["truncated"]
     prompt_rows = {name: tokenize_prompts(records[name], tokenizer, chat_format, config.prompt_max_length)

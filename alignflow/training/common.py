@@ -21,7 +21,10 @@ def precision_flags(mode: str) -> dict[str, bool]:
         if not torch.cuda.is_available():
             return {"bf16": False, "fp16": False}
         mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {"bf16": mode == "bf16", "fp16": mode == "fp16"}
+    flags = {"bf16": mode == "bf16", "fp16": mode == "fp16"}
+    if mode == "bf16" and not torch.cuda.is_available():
+        flags["use_cpu"] = True  # bf16 autocast on the CPU (fast where the CPU has AVX512-BF16)
+    return flags
 
 
 def training_arguments(params: TrainerParams, output_dir: Path, seed: int, has_eval: bool, cls=None, **extra: Any):
@@ -49,8 +52,8 @@ def trainer_metrics(result) -> dict[str, Any]:
             "train_seconds": round(result.metrics["train_runtime"], 1)}
 
 
-def mlflow_callback():
-    """A TrainerCallback that logs every Trainer log line as MLflow step metrics in the active run."""
+def mlflow_callback(prefix: str = ""):
+    """A TrainerCallback that logs every Trainer log line as MLflow step metrics (names prefixed) in the active run."""
     from transformers import TrainerCallback
 
     class MlflowStepMetrics(TrainerCallback):
@@ -58,7 +61,7 @@ def mlflow_callback():
             import mlflow
 
             if mlflow.active_run() and logs:
-                mlflow.log_metrics({k.replace("/", "_"): float(v) for k, v in logs.items()
+                mlflow.log_metrics({prefix + k.replace("/", "_"): float(v) for k, v in logs.items()
                                     if isinstance(v, (int, float))}, step=state.global_step)
 
     return MlflowStepMetrics()

@@ -88,10 +88,19 @@ class RewardScorer:
 
 
 def evaluate_pairs(model, tokenizer, dataset) -> dict[str, Any]:
-    """Pairwise accuracy and score statistics of a reward model on a tokenized pair dataset."""
+    """Pairwise accuracy (overall and per rejected-response category) and score statistics on a pair dataset."""
     chosen = score_ids(model, tokenizer, dataset["chosen_ids"])
     rejected = score_ids(model, tokenizer, dataset["rejected_ids"])
     both = torch.cat([chosen, rejected])
-    return {"accuracy": float((chosen > rejected).float().mean()) if len(chosen) else float("nan"),
+    correct = (chosen > rejected).float()
+    categories = dataset["category"] if "category" in dataset.column_names else ["unlabelled"] * len(chosen)
+    by_category = {name: float(correct[[c == name for c in categories]].mean()) for name in sorted(set(categories))}
+    return {"accuracy": float(correct.mean()) if len(chosen) else float("nan"), "accuracy_by_category": by_category,
             "mean": float(both.mean()), "std": float(both.std()) if len(both) > 1 else 1.0,
             "margin_mean": float((chosen - rejected).mean()) if len(chosen) else float("nan")}
+
+
+def pair_metrics(stats: dict[str, Any], prefix: str) -> dict[str, float]:
+    """Flat metrics of `evaluate_pairs` on held-out pairs: accuracy, mean margin, accuracy per category."""
+    return {f"{prefix}accuracy": round(stats["accuracy"], 4), f"{prefix}margin_mean": round(stats["margin_mean"], 4),
+            **{f"{prefix}accuracy_{name}": round(value, 4) for name, value in stats["accuracy_by_category"].items()}}

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from alignflow.rl import core
 from alignflow.rl.core import (AdaptiveKLController, gae, kl_estimate, normalise_scores, policy_loss, token_rewards,
                                value_loss, whiten)
 
@@ -72,3 +73,37 @@ def test_adaptive_kl_controller_moves_toward_target():
     assert controller.update(12.0, 100) == pytest.approx(0.2004)
     assert controller.update(0.0, 100) < 0.2004
     assert AdaptiveKLController(0.2).update(50.0, 100) == 0.2  # fixed coefficient
+
+
+def test_rloo_baseline_is_the_mean_of_the_other_samples_of_the_same_prompt():
+    returns = torch.tensor([1.0, 2.0, 6.0, 0.0, 0.0, 3.0])  # two prompts, three samples each
+    advantages = core.group_advantages(returns, 3, "rloo")
+    # prompt 1: 1-(2+6)/2=-3, 2-(1+6)/2=-1.5, 6-(1+2)/2=4.5; prompt 2: 0-1.5, 0-1.5, 3-0
+    assert advantages.tolist() == pytest.approx([-3.0, -1.5, 4.5, -1.5, -1.5, 3.0])
+
+
+def test_grpo_normalises_within_each_group():
+    returns = torch.tensor([1.0, 3.0, 10.0, 10.0, 10.0, 10.0])  # a group of two, twice; the second has no spread
+    advantages = core.group_advantages(returns, 2, "grpo")
+    std = math.sqrt(2.0)  # unbiased std of (1, 3)
+    assert advantages.tolist() == pytest.approx([-1 / (std + 1e-4), 1 / (std + 1e-4), 0.0, 0.0, 0.0, 0.0])
+
+
+def test_group_advantages_reject_groups_that_do_not_fit():
+    with pytest.raises(ValueError, match="samples_per_prompt"):
+        core.group_advantages(torch.zeros(5), 2, "rloo")
+    with pytest.raises(ValueError, match="samples_per_prompt"):
+        core.group_advantages(torch.zeros(4), 1, "grpo")
+
+
+def test_sequence_return_subtracts_the_summed_kl_penalty_of_real_tokens():
+    scores = torch.tensor([2.0, 1.0])
+    kl = torch.tensor([[0.5, 0.5, 9.0], [1.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    assert core.sequence_returns(scores, kl, mask, 0.1).tolist() == pytest.approx([2.0 - 0.1, 1.0 - 0.1])
+
+
+def test_unfinished_penalty_hits_only_responses_without_the_stop_token():
+    scores = torch.tensor([1.0, 1.0, -2.0])
+    penalised = core.unfinished_penalty(scores, torch.tensor([True, False, False]), 1.5)
+    assert penalised.tolist() == pytest.approx([1.0, -0.5, -3.5])
