@@ -5,6 +5,7 @@
     alignflow serve                      # Prefect deployment on params `schedule.cron`
     alignflow registry                   # versions, aliases, gate decisions
     alignflow promote --version N --to staging|production [--force --reason "..."]
+    alignflow evaluate --prompts FILE [--model models:/alignflow-policy@staging] [--out report.json]
 A profile and --set values are written into params.yaml (as `dvc exp run -S` does), so DVC tracks them.
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ import subprocess
 import sys
 
 from alignflow.config import PARAMS_FILE, apply_overlay, load_params, load_profile, parse_assignments
-from alignflow.errors import AlignflowError
+from alignflow.errors import AlignflowError, first_line
+from alignflow.evaluation.statistics import format_interval
 
 
 def _apply(profile: str | None, assignments: list[str]) -> None:
@@ -74,7 +76,6 @@ def cmd_registry(args: argparse.Namespace) -> int:
     import mlflow
 
     from alignflow import tracking
-    from alignflow.evaluation.statistics import format_interval
     from alignflow.registry.client import list_versions, version_metrics
 
     name = args.name or load_params().register.model_name
@@ -93,6 +94,33 @@ def cmd_registry(args: argparse.Namespace) -> int:
     print("  ".join(f"{c:<{w}}" for c, w in zip(columns, widths)).rstrip())
     for line in cells:
         print("  ".join(f"{cell:<{w}}" for cell, w in zip(line, widths)).rstrip())
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score SFT and a policy (the DVC output, or a registry version) on a prompt file; a separate report."""
+    from pathlib import Path
+
+    from alignflow import paths
+    from alignflow.stages.evaluate import evaluate_prompt_file
+
+    params = load_params()
+    policy_dir = paths.POLICY
+    if args.model:
+        import mlflow
+
+        from alignflow import tracking
+
+        mlflow.set_tracking_uri(tracking.tracking_uri())
+        try:
+            policy_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=args.model)) / "artifacts" / "policy"
+        except Exception as exc:  # MLflow raises several types for an unknown name, version or alias
+            raise AlignflowError(f"--model {args.model}: cannot be loaded from the registry ({first_line(exc)})") from None
+    report = Path(args.out or f"reports/eval-{Path(args.prompts).stem}.json")
+    metrics = evaluate_prompt_file(params, Path(args.prompts), policy_dir, report)
+    headline = ("win_rate_ppo_vs_sft", "judge_win_rate_ppo_vs_sft", "unfinished_sft", "unfinished_ppo")
+    print(f"{report}: {metrics['prompts']} prompts; " +
+          ", ".join(f"{key} {format_interval(metrics, key)}" for key in headline if key in metrics))
     return 0
 
 
@@ -148,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     registry = commands.add_parser("registry", help="list registered versions, aliases and gate decisions")
     registry.add_argument("--name", help="registered model (default: params register.model_name)")
     registry.set_defaults(func=cmd_registry)
+
+    evaluate = commands.add_parser("evaluate", help="score SFT and a policy on your own prompt file (JSONL id, prompt)")
+    evaluate.add_argument("--prompts", required=True, help="JSONL file of {\"id\", \"prompt\"} records")
+    evaluate.add_argument("--model", help="a registry URI, e.g. models:/alignflow-policy@staging (default: models/policy)")
+    evaluate.add_argument("--out", help="report path (default: reports/eval-<prompts file name>.json)")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     promote = commands.add_parser("promote", help="gate a version and move an alias to it")
     promote.add_argument("--version", required=True, type=int)

@@ -117,6 +117,9 @@ class TokenizeParams:
     """Share of comparison groups seen by neither the reward model nor the judge: both are measured there."""
     judge_fraction: float = 0.25
     """Share of comparison groups kept away from the reward model, to train the evaluation judge on."""
+    mismatched_pairs: int = 0
+    """Extra training pairs per comparison group (reward model and judge, not validation): the group's best
+    response over the best response to another prompt of the same split, so the model learns relevance."""
 
     def __post_init__(self) -> None:
         for name in ("validation_fraction", "comparison_validation_fraction", "judge_fraction"):

@@ -7,6 +7,7 @@ No Prefect result cache is used, since a cached task would skip code that writes
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ def run_stage(name: str) -> dict[str, Any]:
         logger.info("stage %s is up to date (dvc status): skipped", name)
         return {"stage": name, "ran": False, "metrics": read_metrics(name)}
     process = subprocess.Popen(["dvc", "repro", "--single-item", name], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, cwd=Path.cwd())
+                               stderr=subprocess.STDOUT, text=True, cwd=Path.cwd(),
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})  # progress lines as they happen
     last_error = ""
     assert process.stdout is not None
     for line in process.stdout:

@@ -29,6 +29,30 @@ def split_comparison_groups(count: int, validation_fraction: float, judge_fracti
     return {"train": [rest[i] for i in kept], "validation": validation, "judge": [rest[i] for i in judged]}
 
 
+def with_mismatched_answers(groups: list[dict[str, Any]], per_group: int, seed: int) -> list[dict[str, Any]]:
+    """Add `per_group` pairs to each comparison group: its best response over the best response to another
+    group's prompt (category off_topic, the group's largest score gap). Teaches a reward model to check that
+    an answer fits the question, from the same split's data only."""
+    if per_group <= 0 or len(groups) < 2:
+        return groups
+    rng = random.Random(seed)
+    best = [_best_response(group) for group in groups]
+    augmented = []
+    for index, group in enumerate(groups):
+        gaps = [p["score_gap"] for p in group["pairs"] if p["score_gap"] is not None]
+        others = rng.sample([i for i in range(len(groups)) if best[i] != best[index]], min(per_group, len(groups) - 1))
+        extra = [{"chosen": best[index], "rejected": best[i], "score_gap": max(gaps) if gaps else None,
+                  "category": "off_topic"} for i in others]
+        augmented.append({**group, "pairs": group["pairs"] + extra})
+    return augmented
+
+
+def _best_response(group: dict[str, Any]) -> str:
+    """The response no other response of the group beats (the first chosen one that is never rejected)."""
+    rejected = {p["rejected"] for p in group["pairs"]}
+    return next(p["chosen"] for p in group["pairs"] if p["chosen"] not in rejected)
+
+
 def tokenize_sft(records: list[dict[str, Any]], tokenizer, chat_format: ChatFormat, max_length: int):
     """Rows of id, input_ids, labels; conversations left with no trainable token are dropped and counted."""
     rows, truncated, dropped = [], 0, 0

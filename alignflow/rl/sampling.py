@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from transformers import DynamicCache
 
 
 @dataclass
@@ -49,19 +50,56 @@ def pad_left(prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
 @torch.no_grad()
 def sample(lm, tokenizer, prompts: Sequence[Sequence[int]], stop_id: int, max_new_tokens: int, min_new_tokens: int = 0,
            temperature: float = 1.0, top_p: float = 1.0) -> Samples:
-    """Sample one response per prompt (no top-k, so log-probs computed later match the sampling distribution)."""
+    """Sample one response per prompt (temperature, then top-p; no top-k, so log-probs computed later with the same
+    temperature match the sampling distribution). Decodes with a KV cache and drops a row from the batch as soon
+    as it emits the stop token, so a batch costs what its rows need rather than max_new_tokens for every row."""
     device = next(lm.parameters()).device
-    queries, query_mask = pad_left(prompts, tokenizer.pad_token_id, device)
-    sequences = lm.generate(input_ids=queries, attention_mask=query_mask, do_sample=True, top_k=0, top_p=top_p,
-                            temperature=temperature, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-                            eos_token_id=stop_id, pad_token_id=tokenizer.pad_token_id)
+    pad_id = tokenizer.pad_token_id
+    queries, query_mask = pad_left(prompts, pad_id, device)
+    count = len(prompts)
+    responses = torch.full((count, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    active = torch.arange(count, device=device)
+    mask = query_mask
+    cache = DynamicCache(config=lm.config)
+    logits = lm(input_ids=queries, attention_mask=mask, position_ids=positions(mask), past_key_values=cache,
+                use_cache=True).logits[:, -1]
+    steps = 0
+    for step in range(max_new_tokens):
+        steps = step + 1
+        if step < min_new_tokens:
+            logits[:, stop_id] = float("-inf")
+        tokens = _draw(logits.float() / temperature, top_p)
+        responses[active, step] = tokens
+        running = tokens != stop_id
+        if not running.any() or step + 1 == max_new_tokens:
+            break
+        if not running.all():
+            keep = running.nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            active, tokens, mask = active[keep], tokens[keep], mask[keep]
+        mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
+        logits = lm(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions(mask)[:, -1:],
+                    past_key_values=cache, use_cache=True).logits[:, -1]
+    responses = responses[:, :steps]
+    sequences = torch.cat([queries, responses], dim=1)
     query_length = queries.shape[1]
-    mask = response_mask(sequences[:, query_length:], stop_id)
-    finished = (sequences[:, query_length:] == stop_id).any(1)
-    lengths = [int(n) - int(stop) for n, stop in zip(mask.sum(1), finished)]
-    texts = [tokenizer.decode(row[:n], skip_special_tokens=True).strip()
-             for row, n in zip(sequences[:, query_length:], lengths)]
-    return Samples(sequences, torch.cat([query_mask, mask.long()], dim=1), query_length, mask, texts, finished)
+    finished = (responses == stop_id).any(1)
+    response_tokens = response_mask(responses, stop_id)
+    lengths = [int(n) - int(stop) for n, stop in zip(response_tokens.sum(1), finished)]
+    texts = [tokenizer.decode(row[:n], skip_special_tokens=True).strip() for row, n in zip(responses, lengths)]
+    return Samples(sequences, torch.cat([query_mask, response_tokens.long()], dim=1), query_length, response_tokens,
+                   texts, finished)
+
+
+def _draw(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """One token per row from softmax(logits), restricted to the smallest set with probability >= top_p."""
+    probs = torch.softmax(logits, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep every token until the mass reaches top_p
+        sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return torch.multinomial(probs, 1).squeeze(1)
 
 
 def response_slice(per_position: torch.Tensor, query_length: int) -> torch.Tensor:

@@ -24,20 +24,46 @@ from alignflow.training.sft import load_sft_model
 MODELS = ("sft", "ppo")
 
 
-def run(params: Params) -> dict[str, Any]:
-    import mlflow
+def load_evaluation(params: Params, policy_dir: Path = paths.POLICY):
+    """(models {sft, ppo}, policy tokenizer, stop id, scorers {reward, judge}) for an evaluation run."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    config, seed = params.evaluate, params.common.seed
-    prompts = load_arrow(paths.TOKENIZED / "eval_prompts", "tokenize").to_list()[: config.max_prompts or None]
-    tokenizer = AutoTokenizer.from_pretrained(require(paths.POLICY, "ppo"))
+    tokenizer = AutoTokenizer.from_pretrained(require(policy_dir, "ppo"))
     models = {"sft": load_sft_model(require(paths.SFT_MODEL, "sft")),
-              "ppo": AutoModelForCausalLM.from_pretrained(paths.POLICY)}
+              "ppo": AutoModelForCausalLM.from_pretrained(policy_dir)}
     chat = ChatFormat(params.tokenize.template, params.tokenize.markers)
     stop_id = tokenizer.convert_tokens_to_ids(params.ppo.stop_token or chat.stop_token(tokenizer))
     scorers = {"reward": RewardScorer(require(paths.REWARD_MODEL, "reward"), params.tokenize.reward_max_length),
                "judge": RewardScorer(require(paths.JUDGE_MODEL, "reward"), params.tokenize.reward_max_length)}
+    return models, tokenizer, stop_id, scorers
 
+
+def evaluate_prompt_file(params: Params, prompts_file: Path, policy_dir: Path, report: Path) -> dict[str, Any]:
+    """SFT vs a policy on any {"id", "prompt"} JSONL: a separate report; never the gate's metrics or dvc.lock."""
+    from alignflow.config import SourceParams
+    from alignflow.data.formatting import prepare_tokenizer
+    from alignflow.data.tokenize import tokenize_prompts
+    from alignflow.data.validate import validate_source
+
+    records = validate_source("eval_prompts", SourceParams(str(prompts_file))).records
+    models, tokenizer, stop_id, scorers = load_evaluation(params, policy_dir)
+    chat = prepare_tokenizer(tokenizer, params.tokenize)
+    prompts, _ = tokenize_prompts(records, tokenizer, chat, params.tokenize.prompt_max_length)
+    result = evaluate_models(models["sft"], models["ppo"], tokenizer, prompts, scorers, stop_id, params.evaluate,
+                             params.common.seed)
+    metrics = {"prompts_file": str(prompts_file), "policy": str(policy_dir), **result.metrics}
+    with staged_outputs(report) as (path,):
+        write_json(path, {"metrics": metrics, "samples": sample_table(prompts, result)})
+    return metrics
+
+
+def run(params: Params) -> dict[str, Any]:
+    import mlflow
+
+    config, seed = params.evaluate, params.common.seed
+    prompts = load_arrow(paths.TOKENIZED / "eval_prompts", "tokenize").to_list()[: config.max_prompts or None]
+    models, tokenizer, stop_id, scorers = load_evaluation(params)
+    chat = ChatFormat(params.tokenize.template, params.tokenize.markers)
     result = evaluate_models(models["sft"], models["ppo"], tokenizer, prompts, scorers, stop_id, config, seed)
     metrics = result.metrics
     held_out = load_arrow(paths.TOKENIZED / "sft", "tokenize")["validation"]

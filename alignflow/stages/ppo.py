@@ -78,7 +78,7 @@ def run(params: Params) -> dict[str, Any]:
         last = history[-min(3, len(history)):]
         metrics = {f"final_{key}": round(sum(h[key] for h in last) / len(last), 4)
                    for key in ("reward_mean", "kl", "entropy", "response_length", "unfinished")}
-        metrics.update({key: round(value, 4) for key, value in history[-1].items() if key.startswith("curve_")})
+        metrics.update({f"final_{key}": round(value, 4) for key, value in history[-1].items() if key.startswith("curve_")})
         metrics.update(updates=len(history), initial_reward_mean=round(history[0]["reward_mean"], 4))
         if main_process:
             with staged_outputs(paths.POLICY, paths.metrics_file("ppo")) as (out_dir, metrics_path):

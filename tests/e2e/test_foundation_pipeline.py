@@ -65,12 +65,16 @@ def test_flow_run_ends_with_a_registered_version_and_dvc_metrics(projects):
     assert "win_rate_ppo_vs_sft" in json.dumps(shown) and "eval_accuracy" in json.dumps(shown)
 
 
-def test_experiment_on_a_ppo_param_reruns_only_ppo_evaluate_register(projects):
+def test_experiment_on_a_ppo_param_reruns_only_ppo_evaluate_register_and_a_tie_is_rejected(projects):
     by_dvc, _ = projects
-    result = run(["dvc", "exp", "run", "-S", "ppo.learning_rate=0.002"], by_dvc)
+    result = run(["dvc", "exp", "run", "-S", "ppo.learning_rate=0.0"], by_dvc)  # the policy stays the SFT model
     ran = [line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")]
     assert ran == ["ppo", "evaluate", "register"]
-    assert "0.002" in run(["dvc", "exp", "show", "--no-pager", "--csv"], by_dvc).stdout
+    assert "0.0" in run(["dvc", "exp", "show", "--no-pager", "--csv"], by_dvc).stdout
+    evaluation = json.loads((by_dvc / "metrics/eval.json").read_text())
+    assert evaluation["win_rate_ppo_vs_sft"] == 0.5 and evaluation["win_rate_ppo_vs_sft_ci_low"] == 0.5
+    register = json.loads((by_dvc / "metrics/register.json").read_text())
+    assert register["promoted"] is False and "win rate" in register["reason"]
 
 
 def test_stage_runs_nest_under_one_parent_run_per_pipeline_run(projects):

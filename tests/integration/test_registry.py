@@ -17,8 +17,13 @@ from alignflow.config import RegisterParams, parse_params
 from alignflow.registry.client import gate_and_promote, list_versions
 
 ROOT = Path(__file__).resolve().parents[2]
-GOOD = {"reward_ppo_mean": 0.8, "reward_sft_mean": 0.2, "win_rate_ppo_vs_sft": 0.75, "kl_ppo_sft_mean": 3.0}
-WORSE = {"reward_ppo_mean": 0.1, "reward_sft_mean": 0.2, "win_rate_ppo_vs_sft": 0.4, "kl_ppo_sft_mean": 3.0}
+GOOD = {"reward_ppo_mean": 0.8, "reward_sft_mean": 0.2, "win_rate_ppo_vs_sft": 0.75, "win_rate_ppo_vs_sft_ci_low": 0.66,
+        "win_rate_ppo_vs_sft_ci_high": 0.83, "reward_diff_ppo_sft": 0.6, "reward_diff_ppo_sft_ci_low": 0.4,
+        "reward_diff_ppo_sft_ci_high": 0.8, "judge_win_rate_ppo_vs_sft": 0.68, "kl_ppo_sft_mean": 3.0,
+        "unfinished_ppo": 0.02}
+WORSE = {**GOOD, "reward_ppo_mean": 0.1, "win_rate_ppo_vs_sft": 0.4, "win_rate_ppo_vs_sft_ci_low": 0.31,
+         "win_rate_ppo_vs_sft_ci_high": 0.49, "reward_diff_ppo_sft": -0.1, "reward_diff_ppo_sft_ci_low": -0.3,
+         "reward_diff_ppo_sft_ci_high": 0.1}
 
 
 @pytest.fixture

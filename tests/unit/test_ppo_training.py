@@ -93,3 +93,79 @@ def test_checkpoint_from_different_params_is_refused(tmp_path):
     assert prepare_checkpoint_dir(tmp_path / "ppo", {"ppo.learning_rate": 1e-5, "ppo.updates": 20}) is True
     with pytest.raises(ConfigError, match=r"ppo.learning_rate=1e-05, but params now say 0.0001"):
         prepare_checkpoint_dir(tmp_path / "ppo", {"ppo.learning_rate": 1e-4, "ppo.updates": 20})
+
+
+@pytest.mark.parametrize("advantage", ["rloo", "grpo"])
+def test_critic_free_estimators_raise_reward(setup, advantage):
+    history = trainer(setup, advantage=advantage, samples_per_prompt=4).train()
+    start, end = mean(history, "reward_mean", slice(0, 5)), mean(history, "reward_mean", slice(-5, None))
+    assert end > 2 * start and end - start > 1.0
+    assert "value_loss" not in history[-1]
+
+
+def test_unfinished_responses_are_counted_and_penalised(setup):
+    stats = trainer(setup, updates=1, min_new_tokens=4, unfinished_penalty=2.0).train()[0]
+    assert 0 <= stats["unfinished"] <= 1
+    finished_only = trainer(setup, updates=1, min_new_tokens=4, unfinished_penalty=0.0).train()[0]
+    assert stats["score_mean"] == pytest.approx(finished_only["score_mean"] - 2.0 * stats["unfinished"], abs=1e-4)
+
+
+def lora_trainer(setup, **overrides):
+    from peft import LoraConfig, get_peft_model
+
+    lm, tokenizer, reward, prompts = setup
+    peft_lm = get_peft_model(copy.deepcopy(lm), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",
+                                                           init_lora_weights=False))
+    params = PPOParams(**{**dict(updates=2, batch_size=4, minibatch_size=2, max_new_tokens=8, learning_rate=1e-2),
+                          **overrides})
+    return PPOTrainer(peft_lm, tokenizer, reward, prompts, params, stop_token="<|im_end|>", seed=0)
+
+
+def test_sampling_with_the_folded_adapter_draws_what_the_adapter_model_draws(setup):
+    from alignflow.rl.sampling import sample
+
+    ppo = lora_trainer(setup)
+    lm = ppo.accelerator.unwrap_model(ppo.policy).lm
+    before = {k: v.clone() for k, v in lm.state_dict().items()}
+    ids = [p["input_ids"] for p in setup[3][:4]]
+    torch.manual_seed(1)
+    plain = sample(lm, setup[1], ids, ppo.stop_id, 8)
+    with ppo.sampling_model() as merged:
+        torch.manual_seed(1)
+        folded = sample(merged, setup[1], ids, ppo.stop_id, 8)
+    assert torch.equal(plain.sequences, folded.sequences)
+    assert all(torch.allclose(before[k], v, atol=1e-6) for k, v in lm.state_dict().items())
+
+
+def test_a_probe_records_the_curve_without_changing_training(setup):
+    calls = []
+
+    def probe(lm):
+        calls.append(lm)
+        torch.rand(100)  # consumes random numbers, as sampling does
+        return {"curve_win_rate": 0.5}
+
+    probed = trainer(setup, updates=4, curve_every=2)
+    history = probed.train(probe=probe)
+    assert len(calls) == 2 and ["curve_win_rate" in h for h in history] == [False, True, False, True]
+    plain = trainer(setup, updates=4, curve_every=2)
+    plain.train()
+    final, expected = probed._trainable_state(), plain._trainable_state()
+    assert all(torch.equal(final[k], expected[k]) for k in expected)
+
+
+def test_sampling_drops_finished_rows_without_changing_what_the_others_generate(setup):
+    """Near-zero temperature makes sampling greedy: batched decoding (rows leave as they stop) must match
+    transformers' own greedy generate for every prompt, whatever its batch mates do."""
+    from alignflow.rl.sampling import pad_left, sample
+
+    lm, tokenizer, _, prompts = setup
+    stop = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    ids = [p["input_ids"] for p in prompts[:4]]
+    batched = sample(lm, tokenizer, ids, stop, 12, temperature=1e-6)
+    for row, prompt in enumerate(ids):
+        queries, mask = pad_left([prompt], tokenizer.pad_token_id)
+        greedy = lm.generate(input_ids=queries, attention_mask=mask, do_sample=False, max_new_tokens=12,
+                             eos_token_id=stop, pad_token_id=tokenizer.pad_token_id)[0, len(prompt):]
+        length = int(batched.mask[row].sum())
+        assert batched.responses[row, :length].tolist() == greedy[:length].tolist()
