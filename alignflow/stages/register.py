@@ -14,6 +14,7 @@ from typing import Any
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.data.formatting import ChatFormat
+from alignflow.evaluation.statistics import format_interval
 from alignflow.io import staged_outputs, write_json
 from alignflow.registry import client as registry
 from alignflow.registry.lineage import dvc_hashes, lineage_tags
@@ -26,8 +27,10 @@ def model_card(params: Params, metrics: dict[str, Any], tags: dict[str, str]) ->
         f"RLHF policy from alignflow: SFT ({params.sft.method}) of `{params.ingest.model}`, PPO ({params.ppo.method}, "
         f"{params.ppo.updates} updates) against a reward model on `{params.reward.backbone}`.",
         "",
-        f"- reward (held-out prompts): PPO {metrics.get('reward_ppo_mean')} vs SFT {metrics.get('reward_sft_mean')}; "
-        f"win rate {metrics.get('win_rate_ppo_vs_sft')}; KL to SFT {metrics.get('kl_ppo_sft_mean')}",
+        f"- {metrics.get('prompts')} held-out prompts, 95 % paired bootstrap intervals: win rate vs SFT "
+        f"{format_interval(metrics, 'win_rate_ppo_vs_sft')} (reward model), "
+        f"{format_interval(metrics, 'judge_win_rate_ppo_vs_sft')} (judge); KL to SFT {metrics.get('kl_ppo_sft_mean')}; "
+        f"unfinished {metrics.get('unfinished_ppo')} (SFT {metrics.get('unfinished_sft')})",
         f"- judge agreement: {metrics.get('judge_agreement')}",
         f"- git {tags.get('lineage.git_commit', '')[:12]} (dirty: {tags.get('lineage.git_dirty')}), "
         f"params {tags.get('lineage.params_hash')}",
