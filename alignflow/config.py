@@ -232,6 +232,10 @@ class PPOParams:
     reward model is not rewarded for scoring unfinished text (TRL's missing_eos_penalty)."""
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     """Autocast for forward and backward passes (weights and optimizer stay fp32); `auto` as for the trainers."""
+    sampling_dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    """Weights the rollout sampler decodes with. bfloat16 keeps a bf16 copy of the policy, refreshed before each
+    rollout (about 2x faster decoding on CPUs with AVX512-BF16 and on GPUs); the update's log-probs are always
+    recomputed by the training model, so this changes only which responses are drawn."""
     checkpoint_every: int = 5
     """Save model, value head, optimizer, RNG and data position every N updates; reruns resume."""
     curve_every: int = 0
@@ -268,6 +272,8 @@ class EvaluateParams:
     multiple_choice: str | None = None
     """Optional local JSONL of {"id", "question", "choices": [...], "answer": index}: accuracy by log-likelihood."""
     samples_logged: int = 16
+    dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    """Weights both models sample and are scored with (bfloat16: about 2x faster on CPUs with AVX512-BF16)."""
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """Benchmark: rollout sampling, the old way (transformers' generate, LoRA adapter unmerged, batches of 8 in data
 order, every row decoded until the batch's longest ends) vs ours (`alignflow.rl.sampling.sample`: adapter folded
-into the weights, length-sorted batches of --batch-size, rows leave the batch at their stop token).
+into the weights, length-sorted batches of --batch-size, rows leave the batch at their stop token), in float32 and
+from the bfloat16 sampler copy PPO decodes with by default (`ppo.sampling_dtype`).
 
 Run: `python bench/rollout.py [--prompts 64] [--max-new-tokens 64] [--batch-size 32] [--repeats 2]` after the
 pipeline's ingest and tokenize stages (it reads models/sft/model, else models/base, and the tokenized eval
 prompts). Both ways sample from the same weights (a LoRA adapter with random, non-zero B on q/v, as after some
 training) with a KV cache, at temperature 1, for the same prompts; runs alternate old/new and the table shows
-medians. The last line prints the speedup in episodes/s.
+medians. The last lines print the speedups in episodes/s.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from alignflow.rl.ppo import copy_weights, sampler_copy  # noqa: E402
 from alignflow.rl.sampling import sample  # noqa: E402
 
 OLD_BATCH = 8
@@ -51,22 +53,28 @@ def generate_sample(lm, tokenizer, prompts, stop: int, max_new_tokens: int) -> i
     return int(response_mask(sequences[:, queries.shape[1]:], stop).sum())
 
 
-def run(lm, tokenizer, prompts, batch_size: int, max_new_tokens: int, merged: bool, sort: bool) -> tuple[float, int]:
-    """(seconds, generated tokens) for one response per prompt; the old way is the unmerged, unsorted one."""
+def run(lm, tokenizer, prompts, batch_size: int, max_new_tokens: int, merged: bool, sort: bool,
+        sampler=None) -> tuple[float, int]:
+    """(seconds, generated tokens) for one response per prompt; the old way is the unmerged, unsorted one. With a
+    `sampler`, the adapter-merged weights are copied into it first (timed, as PPO does before each rollout)."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i])) if sort else list(range(len(prompts)))
     stop = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
     torch.manual_seed(0)
-    if merged:
-        lm.merge_adapter()
     start, tokens = time.perf_counter(), 0
+    model = lm
+    if sampler is not None:
+        copy_weights(lm, sampler, with_adapter=True)
+        model = sampler
+    elif merged:
+        lm.merge_adapter()
     for first in range(0, len(order), batch_size):
         batch = [prompts[i] for i in order[first:first + batch_size]]
         if merged:
-            tokens += int(sample(lm, tokenizer, batch, stop, max_new_tokens).mask.sum())
+            tokens += int(sample(model, tokenizer, batch, stop, max_new_tokens).mask.sum())
         else:
             tokens += generate_sample(lm, tokenizer, batch, stop, max_new_tokens)
     seconds = time.perf_counter() - start
-    if merged:
+    if merged and sampler is None:
         lm.unmerge_adapter()
     return seconds, tokens
 
@@ -80,9 +88,10 @@ def main() -> None:
     args = parser.parse_args()
     lm, tokenizer, prompts, folder = load()
     prompts = prompts[: args.prompts]
+    ours = dict(batch_size=args.batch_size, merged=True, sort=True)
     ways = {"old: generate, unmerged adapter, batch 8": dict(batch_size=OLD_BATCH, merged=False, sort=False),
-            f"ours: merged, batch {args.batch_size}, sorted, early exit": dict(batch_size=args.batch_size, merged=True,
-                                                                                 sort=True)}
+            f"ours: merged, batch {args.batch_size}, sorted, early exit": ours,
+            "ours, from the bfloat16 sampler copy": dict(ours, sampler=sampler_copy(lm, "bfloat16"))}
     run(lm, tokenizer, prompts[:4], 4, 4, merged=False, sort=False)  # warm-up
     timings: dict[str, list[tuple[float, int]]] = {name: [] for name in ways}
     for _ in range(args.repeats):
@@ -97,8 +106,8 @@ def main() -> None:
         tokens = statistics.median(t for _, t in runs)
         rates[name] = len(prompts) / seconds
         print(f"{name:<48} {seconds:>8.1f} {rates[name]:>11.2f} {tokens / seconds:>9.1f}")
-    old, new = rates.values()
-    print(f"speedup (episodes/s, ours / old): {new / old:.2f}x")
+    old, *new = rates.values()
+    print(f"speedup (episodes/s, ours / old): {new[0] / old:.2f}x; bfloat16 sampler / old: {new[1] / old:.2f}x")
 
 
 if __name__ == "__main__":

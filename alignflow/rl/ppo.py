@@ -22,7 +22,8 @@ from torch import nn
 from alignflow.config import PPOParams
 from alignflow.rl import core
 from alignflow.training.common import precision_flags
-from alignflow.rl.sampling import Samples, positions, response_logprobs, response_slice, sample, sequence_logprobs
+from alignflow.rl.sampling import (Samples, response_logprobs, response_outputs, response_slice, sample,
+                                   sequence_logprobs)
 
 RewardFn = Callable[[Sequence[str], Sequence[str]], torch.Tensor]
 """(prompts, responses) -> one scalar score per response."""
@@ -39,10 +40,11 @@ class PolicyWithValueHead(nn.Module):
         nn.init.normal_(self.value_head.weight, std=1 / np.sqrt(hidden + 1))
         nn.init.zeros_(self.value_head.bias)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask),
-                      output_hidden_states=True)
-        return out.logits, self.value_head(out.hidden_states[-1]).squeeze(-1)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                query_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, values) at the positions that predict the response tokens: (batch, response_len[, vocab])."""
+        out = response_outputs(self.lm, input_ids, attention_mask, query_length, hidden_states=True)
+        return out.logits, self.value_head(response_slice(out.hidden_states[-1], query_length)).squeeze(-1)
 
 
 @dataclass
@@ -88,6 +90,7 @@ class PPOTrainer:
         self.policy, self.optimizer = self.accelerator.prepare(policy, optimizer)
         if self.reference is not None:
             self.reference.to(self.accelerator.device)
+        self.sampler = sampler_copy(lm, params.sampling_dtype)
         self.kl = core.AdaptiveKLController(params.kl_coef, params.kl_target, params.kl_horizon)
         self.update = 0
         self.history: list[dict[str, float]] = []
@@ -106,18 +109,24 @@ class PPOTrainer:
         return [row for row in mine for _ in range(group)]
 
     @contextlib.contextmanager
-    def sampling_model(self) -> Iterator[nn.Module]:
-        """The policy LM for generation, with a LoRA adapter folded into its weights while sampling (one matmul
-        per layer instead of three); unfolded afterwards so training sees the separate adapter again."""
+    def sampling_model(self, reference: bool = False) -> Iterator[nn.Module]:
+        """The policy LM (or with `reference`, the frozen SFT reference) for generation: a LoRA adapter folded into
+        the weights (one matmul per layer instead of three), copied into the lower-precision sampler when
+        `sampling_dtype` asks for one."""
         lm = self.accelerator.unwrap_model(self.policy).lm.eval()
-        if not self.uses_adapter:
-            yield lm
-            return
-        lm.merge_adapter()
-        try:
-            yield lm
-        finally:
-            lm.unmerge_adapter()
+        source = self.reference if reference and self.reference is not None else lm
+        with_adapter = self.uses_adapter and not reference
+        if self.sampler is not None:
+            copy_weights(source, self.sampler, with_adapter)
+            yield self.sampler
+        elif with_adapter:
+            with merged_adapter(lm):
+                yield lm
+        elif reference and self.uses_adapter:  # the base weights, without the adapter, are the SFT model
+            with lm.disable_adapter():
+                yield lm
+        else:
+            yield source
 
     # -- one update ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -137,9 +146,9 @@ class PPOTrainer:
 
         policy = self.accelerator.unwrap_model(self.policy).eval()
         with self.accelerator.autocast():
-            logits, values = policy(drawn.sequences, drawn.attention_mask)
-            logprobs = response_logprobs(logits, drawn.responses, drawn.query_length, p.temperature)
-            values = response_slice(values, drawn.query_length) * mask
+            logits, values = policy(drawn.sequences, drawn.attention_mask, drawn.query_length)
+            logprobs = response_logprobs(logits, drawn.responses, p.temperature)
+            values = values * mask
             if self.reference is None:
                 with policy.lm.disable_adapter():
                     ref_logprobs = sequence_logprobs(policy.lm, drawn, p.temperature)
@@ -167,14 +176,13 @@ class PPOTrainer:
         totals: dict[str, list[float]] = {}
         for _ in range(p.ppo_epochs):
             for index in torch.randperm(len(drawn.sequences)).split(p.minibatch_size):
-                logits, values = self.policy(drawn.sequences[index], drawn.attention_mask[index])
-                logprobs = response_logprobs(logits, drawn.responses[index], drawn.query_length, p.temperature)
+                logits, values = self.policy(drawn.sequences[index], drawn.attention_mask[index], drawn.query_length)
+                logprobs = response_logprobs(logits, drawn.responses[index], p.temperature)
                 mask = drawn.mask[index]
                 pg_loss, pg_stats = core.policy_loss(logprobs, r.logprobs[index], r.advantages[index], mask, p.clip_range)
                 loss, vf_stats = pg_loss, {}
                 if p.advantage == "gae":  # only GAE has a critic to train
-                    values = response_slice(values, drawn.query_length).float()
-                    vf_loss, vf_stats = core.value_loss(values, r.values[index], r.returns[index], mask,
+                    vf_loss, vf_stats = core.value_loss(values.float(), r.values[index], r.returns[index], mask,
                                                         p.value_clip_range)
                     loss = pg_loss + p.vf_coef * vf_loss
                     vf_stats["value_loss"] = vf_loss
@@ -183,8 +191,7 @@ class PPOTrainer:
                 self.optimizer.step()
                 self.optimizer.zero_grad()
                 with torch.no_grad():
-                    entropy = core.masked_mean(core.entropy_from_logits(response_slice(logits, drawn.query_length).float()),
-                                               mask)
+                    entropy = core.masked_mean(core.entropy_from_logits(logits.float()), mask)
                 for key, value in {"policy_loss": pg_loss, "entropy": entropy, **pg_stats, **vf_stats}.items():
                     totals.setdefault(key, []).append(float(value.detach()) if torch.is_tensor(value) else float(value))
         return {key: float(np.mean(values)) for key, values in totals.items()}
@@ -257,21 +264,48 @@ class PPOTrainer:
         self.kl.value, self.update, self.history = state["kl_coef"], state["update"], state["history"]
         set_rng_state(torch.load(found[-1].parent / f"rng-{self.accelerator.process_index}.pt", weights_only=False)["rng"])
 
-    @contextlib.contextmanager
-    def reference_model(self) -> Iterator[nn.Module]:
-        """The frozen reference (the SFT model): the adapter disabled, or the frozen copy."""
-        if self.reference is not None:
-            yield self.reference
-            return
-        lm = self.accelerator.unwrap_model(self.policy).lm.eval()
-        with lm.disable_adapter():
-            yield lm
-
     def trained_model(self) -> tuple[nn.Module, nn.Module]:
         """(policy LM with any adapter merged, value head)."""
         policy = self.accelerator.unwrap_model(self.policy)
         lm = policy.lm.merge_and_unload() if self.uses_adapter else policy.lm
         return lm, policy.value_head
+
+
+@contextlib.contextmanager
+def merged_adapter(lm: nn.Module) -> Iterator[nn.Module]:
+    """A PEFT model with its adapter merged into the base weights, unmerged afterwards (training continues)."""
+    lm.merge_adapter()
+    try:
+        yield lm
+    finally:
+        lm.unmerge_adapter()
+
+
+def sampler_copy(lm: nn.Module, dtype: str) -> nn.Module | None:
+    """A frozen copy of the plain LM in `dtype` for decoding, or None when sampling uses the policy itself."""
+    if dtype == "float32":
+        return None
+    from transformers import AutoModelForCausalLM
+
+    sampler = AutoModelForCausalLM.from_config(lm.config, dtype=getattr(torch, dtype))
+    return sampler.to(next(lm.parameters()).device).eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def copy_weights(source: nn.Module, target: nn.Module, with_adapter: bool) -> None:
+    """Copy a plain LM's or a PEFT model's base weights (plus the LoRA deltas `with_adapter`) into `target`, the same
+    architecture in its own dtype. The source is read, never merged in place, so training weights do not drift."""
+    from peft.tuners.lora import LoraLayer
+
+    weights = {name.removeprefix("base_model.model.").replace(".base_layer.", "."): tensor
+               for name, tensor in source.state_dict().items() if "lora_" not in name}
+    if with_adapter:
+        for name, module in source.named_modules():
+            if isinstance(module, LoraLayer):
+                key = f"{name.removeprefix('base_model.model.')}.weight"
+                weights[key] = weights[key] + sum(module.get_delta_weight(a) for a in module.active_adapters)
+    for name, tensor in target.state_dict().items():
+        tensor.copy_(weights[name])
 
 
 def set_seed(seed: int) -> None:

@@ -61,8 +61,8 @@ def sample(lm, tokenizer, prompts: Sequence[Sequence[int]], stop_id: int, max_ne
     active = torch.arange(count, device=device)
     mask = query_mask
     cache = DynamicCache(config=lm.config)
-    logits = lm(input_ids=queries, attention_mask=mask, position_ids=positions(mask), past_key_values=cache,
-                use_cache=True).logits[:, -1]
+    logits = lm(input_ids=queries, attention_mask=mask, position_ids=positions(mask), cache=cache, use_cache=True,
+                logits_to_keep=1).logits[:, -1]
     steps = 0
     for step in range(max_new_tokens):
         steps = step + 1
@@ -78,8 +78,8 @@ def sample(lm, tokenizer, prompts: Sequence[Sequence[int]], stop_id: int, max_ne
             cache.batch_select_indices(keep)
             active, tokens, mask = active[keep], tokens[keep], mask[keep]
         mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
-        logits = lm(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions(mask)[:, -1:],
-                    past_key_values=cache, use_cache=True).logits[:, -1]
+        logits = lm(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions(mask)[:, -1:], cache=cache,
+                    use_cache=True).logits[:, -1]
     responses = responses[:, :steps]
     sequences = torch.cat([queries, responses], dim=1)
     query_length = queries.shape[1]
@@ -91,30 +91,55 @@ def sample(lm, tokenizer, prompts: Sequence[Sequence[int]], stop_id: int, max_ne
                    texts, finished)
 
 
+NUCLEUS_CANDIDATES = 256
+"""Top-p looks at this many most likely tokens first and sorts the whole vocabulary only for rows whose nucleus
+is larger (rare at the temperatures used here); the result is the same nucleus either way."""
+
+
 def _draw(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """One token per row from softmax(logits), restricted to the smallest set with probability >= top_p."""
     probs = torch.softmax(logits, dim=-1)
     if top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep every token until the mass reaches top_p
-        sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        probs = _nucleus(probs, top_p)
     return torch.multinomial(probs, 1).squeeze(1)
 
 
+def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """`probs` with every token outside the top-p nucleus zeroed: a token is kept while the mass of the tokens
+    more likely than it is at most top_p."""
+    top, order = probs.topk(min(NUCLEUS_CANDIDATES, probs.shape[-1]), dim=-1)
+    needs_all = top.sum(-1) <= top_p  # the nucleus may extend past the candidates: sort these rows fully
+    if needs_all.any():
+        top_all, order_all = probs[needs_all].sort(dim=-1, descending=True)
+        kept_all = top_all.masked_fill(top_all.cumsum(-1) - top_all > top_p, 0.0)
+    kept = top.masked_fill(top.cumsum(-1) - top > top_p, 0.0)
+    out = torch.zeros_like(probs).scatter(-1, order, kept)
+    if needs_all.any():
+        out[needs_all] = torch.zeros_like(top_all).scatter(-1, order_all, kept_all)
+    return out
+
+
 def response_slice(per_position: torch.Tensor, query_length: int) -> torch.Tensor:
-    """The positions whose outputs predict the response tokens (logits or values at query_length-1 ... -2)."""
+    """The positions whose outputs predict the response tokens (hidden states or values at query_length-1 ... -2)."""
     return per_position[:, query_length - 1:-1]
 
 
-def response_logprobs(logits: torch.Tensor, responses: torch.Tensor, query_length: int, temperature: float = 1.0) -> torch.Tensor:
-    """Log-probabilities of the sampled response tokens under `logits` (scaled as when sampling)."""
-    logits = response_slice(logits, query_length) / temperature
-    return torch.log_softmax(logits.float(), -1).gather(-1, responses.unsqueeze(-1)).squeeze(-1)
+def response_outputs(lm, sequences: torch.Tensor, attention_mask: torch.Tensor, query_length: int,
+                     hidden_states: bool = False):
+    """`lm`'s forward pass with logits only at the positions that predict the response tokens (the lm_head and
+    the log-softmax over the prompt positions are skipped): `.logits` is (batch, response_len, vocab)."""
+    out = lm(input_ids=sequences, attention_mask=attention_mask, position_ids=positions(attention_mask),
+             logits_to_keep=sequences.shape[1] - query_length + 1, output_hidden_states=hidden_states)
+    out.logits = out.logits[:, :-1]
+    return out
+
+
+def response_logprobs(logits: torch.Tensor, responses: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Log-probabilities of the sampled response tokens under response-aligned `logits` (scaled as when sampling)."""
+    return torch.log_softmax(logits.float() / temperature, -1).gather(-1, responses.unsqueeze(-1)).squeeze(-1)
 
 
 def sequence_logprobs(lm, samples: Samples, temperature: float = 1.0) -> torch.Tensor:
     """Per-token log-probs of `samples`' responses under `lm` (e.g. a reference model)."""
-    out = lm(input_ids=samples.sequences, attention_mask=samples.attention_mask,
-             position_ids=positions(samples.attention_mask))
-    return response_logprobs(out.logits, samples.responses, samples.query_length, temperature)
+    logits = response_outputs(lm, samples.sequences, samples.attention_mask, samples.query_length).logits
+    return response_logprobs(logits, samples.responses, temperature)

@@ -26,11 +26,13 @@ MODELS = ("sft", "ppo")
 
 def load_evaluation(params: Params, policy_dir: Path = paths.POLICY):
     """(models {sft, ppo}, policy tokenizer, stop id, scorers {reward, judge}) for an evaluation run."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(require(policy_dir, "ppo"))
-    models = {"sft": load_sft_model(require(paths.SFT_MODEL, "sft")),
-              "ppo": AutoModelForCausalLM.from_pretrained(policy_dir)}
+    dtype = getattr(torch, params.evaluate.dtype)
+    models = {"sft": load_sft_model(require(paths.SFT_MODEL, "sft")).to(dtype),
+              "ppo": AutoModelForCausalLM.from_pretrained(policy_dir, dtype=dtype)}
     chat = ChatFormat(params.tokenize.template, params.tokenize.markers)
     stop_id = tokenizer.convert_tokens_to_ids(params.ppo.stop_token or chat.stop_token(tokenizer))
     scorers = {"reward": RewardScorer(require(paths.REWARD_MODEL, "reward"), params.tokenize.reward_max_length),

@@ -61,7 +61,7 @@ def run(params: Params) -> dict[str, Any]:
         probe = AlignmentProbe(tokenizer, curve_prompts, {"reward": scorer, "judge": judge}, trainer.stop_id,
                                params.evaluate, seed)
         state = rng_state()
-        with trainer.reference_model() as sft:
+        with trainer.sampling_model(reference=True) as sft:
             probe.set_reference(sft)
         set_rng_state(state)
     samples: list[dict[str, Any]] = []

@@ -124,7 +124,7 @@ def lora_trainer(setup, **overrides):
 def test_sampling_with_the_folded_adapter_draws_what_the_adapter_model_draws(setup):
     from alignflow.rl.sampling import sample
 
-    ppo = lora_trainer(setup)
+    ppo = lora_trainer(setup, sampling_dtype="float32")
     lm = ppo.accelerator.unwrap_model(ppo.policy).lm
     before = {k: v.clone() for k, v in lm.state_dict().items()}
     ids = [p["input_ids"] for p in setup[3][:4]]
@@ -135,6 +135,24 @@ def test_sampling_with_the_folded_adapter_draws_what_the_adapter_model_draws(set
         folded = sample(merged, setup[1], ids, ppo.stop_id, 8)
     assert torch.equal(plain.sequences, folded.sequences)
     assert all(torch.allclose(before[k], v, atol=1e-6) for k, v in lm.state_dict().items())
+
+
+def test_the_bf16_sampler_holds_the_policy_or_the_reference_weights(setup):
+    """The rollout sampler is a bf16 copy of the merged policy (or, for reference=True, of the SFT model); the
+    trainable weights are left as they were."""
+    ppo = lora_trainer(setup, sampling_dtype="bfloat16")
+    lm = ppo.accelerator.unwrap_model(ppo.policy).lm
+    before = {k: v.clone() for k, v in lm.state_dict().items()}
+    with torch.no_grad():
+        merged = copy.deepcopy(lm).merge_and_unload().state_dict()
+    with ppo.sampling_model() as sampler:
+        weights = sampler.state_dict()
+        assert all(w.dtype == torch.bfloat16 for w in weights.values())
+        assert all(torch.allclose(weights[k].float(), merged[k], rtol=1e-2, atol=1e-4) for k in weights)
+    with ppo.sampling_model(reference=True) as sampler:
+        reference = setup[0].state_dict()
+        assert all(torch.equal(w, reference[k].to(torch.bfloat16)) for k, w in sampler.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in lm.state_dict().items())
 
 
 def test_a_probe_records_the_curve_without_changing_training(setup):
