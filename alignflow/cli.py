@@ -7,6 +7,7 @@
     alignflow promote --version N --to staging|production [--force --reason "..."]
     alignflow evaluate --prompts FILE [--model models:/alignflow-policy@staging] [--out report.json]
 A profile and --set values are written into params.yaml (as `dvc exp run -S` does), so DVC tracks them.
+`run` and `stage` hold the checkout's run lock (.alignflow.lock): a second one refuses at once, naming the holder.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import sys
 from alignflow.config import PARAMS_FILE, apply_overlay, load_params, load_profile, parse_assignments
 from alignflow.errors import AlignflowError, first_line
 from alignflow.evaluation.statistics import format_interval
+from alignflow.runlock import Lock, run_lock
 
 
 def _apply(profile: str | None, assignments: list[str]) -> None:
@@ -36,7 +38,21 @@ def _quiet_services() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
+def _announce(lock: Lock) -> None:
+    """Say so when the lock was left by a run that was killed."""
+    if lock.took_over is not None:
+        old = lock.took_over
+        print(f"{lock.path}: took over the lock of pid {old.get('pid', '?')} (started {old.get('started', '?')}), "
+              "which is no longer running", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    with run_lock() as lock:  # before params.yaml is rewritten, so a refused run changes nothing
+        _announce(lock)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     _apply(args.profile, args.set or [])
     if args.engine == "dvc":
         return subprocess.call(["dvc", "repro", *(args.stages or [])])
@@ -55,8 +71,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    _apply(args.profile, args.set or [])
-    return subprocess.call(["dvc", "repro", "--single-item", *(["--force"] if args.force else []), args.name])
+    with run_lock() as lock:
+        _announce(lock)
+        _apply(args.profile, args.set or [])
+        return subprocess.call(["dvc", "repro", "--single-item", *(["--force"] if args.force else []), args.name])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ Canonical forms (what ingest writes):
 - comparisons:  {"id", "prompt", "pairs": [{"chosen", "rejected", "score_gap", "category"}, ...]}  (also accepted
                 as input); `category` is the rejected response's quality label (e.g. "rude"), or null
 - prompts:      {"id", "prompt"}
-Each validator raises FieldError naming the field; the reader adds the file and line.
+Each validator raises FieldError naming the field; the reader adds the file and line. Values are quoted in
+messages cut to a few dozen characters, so a 5 MB field still gives a one-line error. Text may not hold NUL.
 """
 from __future__ import annotations
 
@@ -24,16 +25,39 @@ class FieldError(ValueError):
         self.field, self.problem = field, problem
 
 
+def show(value: Any, limit: int = 60) -> str:
+    """repr() of a value for an error message, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
 def _text(record: dict[str, Any], key: str, path: str | None = None) -> str:
     path = path or key
     if key not in record:
         raise FieldError(path, "missing")
     value = record[key]
     if not isinstance(value, str):
-        raise FieldError(path, f"expected a string, found {type(value).__name__}")
+        raise FieldError(path, f"expected a string, found {_kind(value)}")
     if not value.strip():
         raise FieldError(path, "empty")
+    if "\x00" in value:
+        raise FieldError(path, f"contains a NUL character (at position {value.index(chr(0))})")
     return value.strip()
+
+
+def _number_hint(value: Any) -> str:
+    """For a number written as a string ("8"), say so: JSON and Parquet keep the types they were given."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return " (a string: write the number without quotes, or store the column as a number)"
+    return ""
 
 
 def _record_id(record: dict[str, Any]) -> str:
@@ -41,7 +65,7 @@ def _record_id(record: dict[str, Any]) -> str:
         raise FieldError("id", "missing (set `generate_ids: true` on the source to number records)")
     value = record["id"]
     if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-        raise FieldError("id", f"expected a non-empty string or integer, found {value!r}")
+        raise FieldError("id", f"expected a non-empty string or integer, found {show(value)}")
     return str(value).strip()
 
 
@@ -58,7 +82,7 @@ def validate_messages(messages: Any) -> list[dict[str, str]]:
             raise FieldError(where, f"expected an object with role and content, found {type(turn).__name__}")
         role = turn.get("role")
         if role not in ROLES:
-            raise FieldError(f"{where}.role", f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+            raise FieldError(f"{where}.role", f"unknown role {show(role)}; expected one of {', '.join(ROLES)}")
         content = _text(turn, "content", f"{where}.content")
         turns.append({"role": role, "content": content})
     dialogue = turns[1:] if turns[0]["role"] == "system" else turns
@@ -88,7 +112,7 @@ def _score(response: dict[str, Any], path: str) -> float:
         raise FieldError(path, "missing")
     score = response["score"]
     if isinstance(score, bool) or not isinstance(score, (int, float)):
-        raise FieldError(path, f"expected a number, found {score!r}")
+        raise FieldError(path, f"expected a number, found {show(score)}{_number_hint(score)}")
     low, high = SCORE_RANGE
     if not low <= score <= high:
         raise FieldError(path, f"score {score} outside {low}-{high}")
@@ -134,7 +158,8 @@ def _pair(pair: Any, prefix: str) -> dict[str, Any]:
         raise FieldError(f"{prefix}rejected", "identical to chosen")
     gap = pair.get("score_gap")
     if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float)) or gap <= 0):
-        raise FieldError(f"{prefix}score_gap", f"expected a positive number or null, found {gap!r}")
+        raise FieldError(f"{prefix}score_gap", f"expected a positive number or null, found {show(gap)}"
+                                               f"{_number_hint(gap)}")
     return {"chosen": chosen, "rejected": rejected, "score_gap": gap,
             "category": _category(pair, f"{prefix}category")}
 

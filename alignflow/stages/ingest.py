@@ -11,7 +11,7 @@ from typing import Any
 from alignflow import paths, tracking
 from alignflow.config import DATASETS, Params, SourceParams, section_dict
 from alignflow.data.records import prompt_text
-from alignflow.data.validate import validate_source
+from alignflow.data.validate import check_ids_across_sources, validate_source
 from alignflow.io import staged_outputs, write_json, write_jsonl
 from alignflow.models.sources import materialise_encoder, materialise_policy
 from alignflow.stages.common import cli
@@ -26,7 +26,9 @@ def source_fingerprint(source: SourceParams) -> str:
 
 def run(params: Params) -> dict[str, Any]:
     config = params.ingest
-    validated = {name: validate_source(name, getattr(config, name), config.on_error) for name in DATASETS}
+    sources = {name: getattr(config, name) for name in DATASETS}
+    validated = {name: validate_source(name, source, config.on_error) for name, source in sources.items()}
+    check_ids_across_sources(validated, sources, config.on_error)
     metrics: dict[str, Any] = {}
     for name, result in validated.items():
         metrics[f"{name}_records"] = len(result.records)
