@@ -9,6 +9,7 @@
 A profile and --set values are written into params.yaml (as `dvc exp run -S` does), so DVC tracks them.
 `run` and `stage` hold the checkout's run lock (.alignflow.lock): a second one refuses at once, naming the holder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,7 @@ import subprocess
 import sys
 
 from alignflow.config import PARAMS_FILE, apply_overlay, load_params, load_profile, parse_assignments
-from alignflow.errors import AlignflowError, first_line
+from alignflow.errors import AlignflowError, first_line, report
 from alignflow.evaluation.statistics import format_interval
 from alignflow.runlock import Lock, run_lock
 
@@ -33,17 +34,22 @@ def _apply(profile: str | None, assignments: list[str]) -> None:
 
 
 def _quiet_services() -> None:
-    """Offline-friendly defaults for the orchestrator (telemetry off), unless the user set them."""
+    """Offline-friendly defaults for the orchestrator (telemetry off), unless the user set them. The ephemeral API
+    server can take over Prefect's 20 s default to start on a busy 2-core machine: allow it 90 s."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 def _announce(lock: Lock) -> None:
     """Say so when the lock was left by a run that was killed."""
     if lock.took_over is not None:
         old = lock.took_over
-        print(f"{lock.path}: took over the lock of pid {old.get('pid', '?')} (started {old.get('started', '?')}), "
-              "which is no longer running", file=sys.stderr)
+        print(
+            f"{lock.path}: took over the lock of pid {old.get('pid', '?')} (started {old.get('started', '?')}), "
+            "which is no longer running",
+            file=sys.stderr,
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -63,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         results = pipeline(stages=args.stages)
     except StageFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report(exc)
         return 1
     for name, result in results.items():
         print(f"{name}: {'ran' if result['ran'] else 'up to date'}")
@@ -84,9 +90,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from flows.pipeline import pipeline
 
     schedule = params.schedule
-    pipeline.serve(name=args.name or schedule.deployment, cron=args.cron or schedule.cron,
-                   tags=["alignflow"], description="alignflow RLHF pipeline (DVC stages, MLflow registry)",
-                   limit=1, print_starting_message=True)
+    pipeline.serve(
+        name=args.name or schedule.deployment,
+        cron=args.cron or schedule.cron,
+        tags=["alignflow"],
+        description="alignflow RLHF pipeline (DVC stages, MLflow registry)",
+        limit=1,
+        print_starting_message=True,
+    )
     return 0
 
 
@@ -133,12 +144,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         try:
             policy_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=args.model)) / "artifacts" / "policy"
         except Exception as exc:  # MLflow raises several types for an unknown name, version or alias
-            raise AlignflowError(f"--model {args.model}: cannot be loaded from the registry ({first_line(exc)})") from None
+            raise AlignflowError(
+                f"--model {args.model}: cannot be loaded from the registry ({first_line(exc)})"
+            ) from None
     report = Path(args.out or f"reports/eval-{Path(args.prompts).stem}.json")
     metrics = evaluate_prompt_file(params, Path(args.prompts), policy_dir, report)
     headline = ("win_rate_ppo_vs_sft", "judge_win_rate_ppo_vs_sft", "unfinished_sft", "unfinished_ppo")
-    print(f"{report}: {metrics['prompts']} prompts; " +
-          ", ".join(f"{key} {format_interval(metrics, key)}" for key in headline if key in metrics))
+    print(
+        f"{report}: {metrics['prompts']} prompts; "
+        + ", ".join(f"{key} {format_interval(metrics, key)}" for key in headline if key in metrics)
+    )
     return 0
 
 
@@ -150,18 +165,28 @@ def cmd_promote(args: argparse.Namespace) -> int:
     from alignflow.registry.client import gate_and_promote
 
     if args.force and not args.reason:
-        raise AlignflowError("promote --force needs --reason \"why\" (it is recorded on the version)")
+        raise AlignflowError('promote --force needs --reason "why" (it is recorded on the version)')
     params = load_params()
     name = params.register.model_name
     tracking.configure(params.common.experiment)
-    with mlflow.start_run(run_name=f"promote v{args.version} -> @{args.to}",
-                          tags={"alignflow.kind": "promotion", "alignflow.git_commit": tracking.git_commit()}):
-        decision = gate_and_promote(mlflow.MlflowClient(), name, str(args.version), params.register, alias=args.to,
-                                    force_reason=args.reason if args.force else None)
+    with mlflow.start_run(
+        run_name=f"promote v{args.version} -> @{args.to}",
+        tags={"alignflow.kind": "promotion", "alignflow.git_commit": tracking.git_commit()},
+    ):
+        decision = gate_and_promote(
+            mlflow.MlflowClient(),
+            name,
+            str(args.version),
+            params.register,
+            alias=args.to,
+            force_reason=args.reason if args.force else None,
+        )
         mlflow.log_params({"model": name, "version": args.version, "alias": args.to, "forced": args.force})
         mlflow.set_tags({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})
-    print(f"{name} version {args.version}: {'promoted to' if decision.promote else 'not promoted to'} @{args.to}: "
-          f"{decision.reason}")
+    print(
+        f"{name} version {args.version}: {'promoted to' if decision.promote else 'not promoted to'} @{args.to}: "
+        f"{decision.reason}"
+    )
     return 0 if decision.promote else 2
 
 
@@ -175,8 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the pipeline (Prefect flow by default)")
     with_params(run)
-    run.add_argument("--engine", choices=("prefect", "dvc"), default="prefect",
-                     help="prefect: the flow (logs, retries, UI); dvc: plain `dvc repro`")
+    run.add_argument(
+        "--engine",
+        choices=("prefect", "dvc"),
+        default="prefect",
+        help="prefect: the flow (logs, retries, UI); dvc: plain `dvc repro`",
+    )
     run.add_argument("--stages", nargs="+", help="run only these stages (in pipeline order)")
     run.set_defaults(func=cmd_run)
 
@@ -196,8 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     registry.set_defaults(func=cmd_registry)
 
     evaluate = commands.add_parser("evaluate", help="score SFT and a policy on your own prompt file (JSONL id, prompt)")
-    evaluate.add_argument("--prompts", required=True, help="JSONL file of {\"id\", \"prompt\"} records")
-    evaluate.add_argument("--model", help="a registry URI, e.g. models:/alignflow-policy@staging (default: models/policy)")
+    evaluate.add_argument("--prompts", required=True, help='JSONL file of {"id", "prompt"} records')
+    evaluate.add_argument(
+        "--model", help="a registry URI, e.g. models:/alignflow-policy@staging (default: models/policy)"
+    )
     evaluate.add_argument("--out", help="report path (default: reports/eval-<prompts file name>.json)")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -215,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         sys.exit(args.func(args))
     except AlignflowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report(exc)
         sys.exit(1)
 
 

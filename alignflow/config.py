@@ -3,6 +3,7 @@
 Unknown or mistyped keys fail with a message naming the key and the nearest valid one. Profiles
 (`configs/<name>.yaml`) are overlays written into params.yaml, so DVC sees every value it runs with.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -126,8 +127,10 @@ class TokenizeParams:
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"tokenize.{name}: must be in [0, 1), got {getattr(self, name)}")
         if self.comparison_validation_fraction + self.judge_fraction >= 1:
-            raise ConfigError("tokenize.judge_fraction: with comparison_validation_fraction it must leave room for the "
-                              "reward model's training groups")
+            raise ConfigError(
+                "tokenize.judge_fraction: with comparison_validation_fraction it must leave room for the "
+                "reward model's training groups"
+            )
 
 
 @dataclass(frozen=True)
@@ -245,14 +248,19 @@ class PPOParams:
 
     def __post_init__(self) -> None:
         if self.advantage != "gae" and self.samples_per_prompt < 2:
-            raise ConfigError(f"ppo.samples_per_prompt: {self.advantage} needs at least 2 samples per prompt, "
-                              f"got {self.samples_per_prompt}")
+            raise ConfigError(
+                f"ppo.samples_per_prompt: {self.advantage} needs at least 2 samples per prompt, "
+                f"got {self.samples_per_prompt}"
+            )
         if self.batch_size % self.samples_per_prompt:
-            raise ConfigError(f"ppo.batch_size ({self.batch_size}) must be a multiple of ppo.samples_per_prompt "
-                              f"({self.samples_per_prompt})")
+            raise ConfigError(
+                f"ppo.batch_size ({self.batch_size}) must be a multiple of ppo.samples_per_prompt "
+                f"({self.samples_per_prompt})"
+            )
         if self.batch_size % self.minibatch_size:
-            raise ConfigError(f"ppo.batch_size ({self.batch_size}) must be a multiple of ppo.minibatch_size "
-                              f"({self.minibatch_size})")
+            raise ConfigError(
+                f"ppo.batch_size ({self.batch_size}) must be a multiple of ppo.minibatch_size ({self.minibatch_size})"
+            )
         if self.min_new_tokens > self.max_new_tokens:
             raise ConfigError("ppo.min_new_tokens must not exceed ppo.max_new_tokens")
 

@@ -1,4 +1,5 @@
 """Errors meant for people: each names where the problem is and what was expected."""
+
 from __future__ import annotations
 
 
@@ -21,6 +22,17 @@ class DataError(AlignflowError):
 
 class StageInputError(AlignflowError):
     """An input a stage needs is missing: the message names the stage that produces it."""
+
+
+ERROR_PREFIX = "error: "
+"""How a one-line error starts on stderr; the Prefect task reads it back to name a failed stage's cause."""
+
+
+def report(exc: object) -> None:
+    """Print an error for people as the one line the CLI and the stages end with."""
+    import sys
+
+    print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
 
 
 def first_line(exc: object) -> str:

@@ -1,4 +1,5 @@
 """Where each stage reads and writes, relative to the project root (dvc.yaml repeats these; a test checks)."""
+
 from pathlib import Path
 
 RAW_DATA = Path("data/raw")
@@ -21,6 +22,8 @@ def dedup_file(dataset: str) -> Path:
 def metrics_file(stage: str) -> Path:
     """metrics/<stage>.json; evaluate's is metrics/eval.json, the pipeline's headline numbers."""
     return METRICS / f"{'eval' if stage == 'evaluate' else stage}.json"
+
+
 SFT_MODEL = Path("models/sft")
 REWARD_MODEL = Path("models/reward")
 JUDGE_MODEL = Path("models/judge")

@@ -6,6 +6,7 @@ that was killed) is stale: the next run takes it over. A lock written on another
 never guessed stale; the message says to delete the file once that run has stopped. Acquiring and releasing
 happen under a short flock on `.alignflow.lock.guard`, so two runs finding the same stale lock cannot both win.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,9 +15,10 @@ import fcntl
 import json
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from alignflow.errors import AlignflowError
 
@@ -48,8 +50,11 @@ def run_lock(path: Path = LOCK_FILE) -> Iterator[Lock]:
 
 def acquire(path: Path = LOCK_FILE) -> Lock:
     """Take the lock, or raise RunLocked naming the live holder."""
-    mine = {"pid": os.getpid(), "host": socket.gethostname(),
-            "started": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    mine = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
     took_over = None
     with _guard(path):
         while True:
@@ -97,8 +102,10 @@ def is_stale(holder: dict[str, Any]) -> bool:
 def refusal(path: Path, holder: dict[str, Any]) -> str:
     what = f"pid {holder['pid']} on host {holder['host']}, started {holder.get('started', '?')}"
     if holder["host"] != socket.gethostname():
-        return (f"{path}: another alignflow run holds this checkout ({what}); if that run has stopped, "
-                f"delete {path} and retry")
+        return (
+            f"{path}: another alignflow run holds this checkout ({what}); if that run has stopped, "
+            f"delete {path} and retry"
+        )
     return f"{path}: another alignflow run holds this checkout ({what}); wait for it to finish or stop it"
 
 

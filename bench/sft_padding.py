@@ -8,6 +8,7 @@ Run: `python bench/sft_padding.py [--steps 20] [--repeats 3] [--long-fraction 0.
 alternate A/B `--repeats` times and the table shows medians. Real tokens are non-pad tokens. Peak memory is the
 RSS high-water mark during a run above the RSS at its start (Linux). The last line prints the ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,7 +61,7 @@ def make_examples(conversations, tokenizer, count: int, long_fraction: float, se
             messages = [m for conversation in rng.sample(conversations, 4) for m in conversation]
         else:
             conversation = rng.choice(conversations)
-            messages = conversation[:next(i for i, m in enumerate(conversation) if m["role"] == "assistant") + 1]
+            messages = conversation[: next(i for i, m in enumerate(conversation) if m["role"] == "assistant") + 1]
         text, spans = chat.render(tokenizer, messages)
         encoded = tokenize_with_labels(tokenizer, text, spans, max_length=10**9)
         first_label = next(i for i, label in enumerate(encoded["labels"]) if label != IGNORE_INDEX)
@@ -75,10 +76,12 @@ def make_examples(conversations, tokenizer, count: int, long_fraction: float, se
 
 def counting(collator, batches: list[tuple[int, int]]):
     """Wrap a collator to record (real tokens, padded tokens) of every batch it builds."""
+
     def collate(features):
         batch = collator(features)
         batches.append((int(batch["attention_mask"].sum()), batch["input_ids"].numel()))
         return batch
+
     return collate
 
 
@@ -109,26 +112,45 @@ def train_once(method: str, initial_model, tokenizer, examples, steps: int) -> d
             ends.append(time.perf_counter())
             control.should_save = False  # no checkpoints in a benchmark
 
-    collator = sft_collator(tokenizer) if method == "dynamic" else DataCollatorForSeq2Seq(
-        tokenizer, padding="max_length", max_length=MAX_LEN, label_pad_token_id=-100)
+    collator = (
+        sft_collator(tokenizer)
+        if method == "dynamic"
+        else DataCollatorForSeq2Seq(tokenizer, padding="max_length", max_length=MAX_LEN, label_pad_token_id=-100)
+    )
     batches: list[tuple[int, int]] = []
     ends: list[float] = []
     output_dir = Path(tempfile.mkdtemp(prefix="sft_padding_"))
-    params = SFTParams(method="full", max_steps=steps + 1, batch_size=BATCH_SIZE, learning_rate=1e-3,
-                       logging_steps=steps + 1, save_steps=10**6)
+    params = SFTParams(
+        method="full",
+        max_steps=steps + 1,
+        batch_size=BATCH_SIZE,
+        learning_rate=1e-3,
+        logging_steps=steps + 1,
+        save_steps=10**6,
+    )
     model = copy.deepcopy(initial_model)
-    trainer = Trainer(model=model, args=training_arguments(params, output_dir, seed=0, has_eval=False),
-                      train_dataset=examples, data_collator=counting(collator, batches), callbacks=[StepClock()])
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(params, output_dir, seed=0, has_eval=False),
+        train_dataset=examples,
+        data_collator=counting(collator, batches),
+        callbacks=[StepClock()],
+    )
     trainer.remove_callback(ProgressCallback)  # no progress bar or log lines in the benchmark's output
     reset_peak_memory()
     rss_start = memory_kb("VmRSS")
     trainer.train()
     peak = memory_kb("VmHWM")
     shutil.rmtree(output_dir, ignore_errors=True)
-    timed = batches[1:steps + 1]  # batch 0 is the warm-up step
-    return {"steps": len(timed), "real": sum(b[0] for b in timed), "padded": sum(b[1] for b in timed),
-            "seconds": ends[steps] - ends[0], "peak_mib": (peak - rss_start) / 1024 if peak and rss_start else None,
-            "order": batches[:steps + 1]}
+    timed = batches[1 : steps + 1]  # batch 0 is the warm-up step
+    return {
+        "steps": len(timed),
+        "real": sum(b[0] for b in timed),
+        "padded": sum(b[1] for b in timed),
+        "seconds": ends[steps] - ends[0],
+        "peak_mib": (peak - rss_start) / 1024 if peak and rss_start else None,
+        "order": batches[: steps + 1],
+    }
 
 
 def main() -> None:
@@ -147,9 +169,12 @@ def main() -> None:
     examples = make_examples(conversations, tokenizer, (args.steps + 1) * BATCH_SIZE, args.long_fraction)
     lengths = sorted(len(e["input_ids"]) for e in examples)
     n_long = sum(length >= LONG_LENGTHS[0] for length in lengths)
-    print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M-parameter Llama; {len(examples)} examples "
-          f"({n_long} long), lengths min {lengths[0]} / median {statistics.median(lengths):.0f} / max {lengths[-1]}; "
-          f"batch {BATCH_SIZE}, max_length {MAX_LEN}", flush=True)
+    print(
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M-parameter Llama; {len(examples)} examples "
+        f"({n_long} long), lengths min {lengths[0]} / median {statistics.median(lengths):.0f} / max {lengths[-1]}; "
+        f"batch {BATCH_SIZE}, max_length {MAX_LEN}",
+        flush=True,
+    )
 
     runs: dict[str, list[dict]] = {"pad-to-max": [], "dynamic": []}
     for repeat in range(args.repeats):
@@ -160,16 +185,20 @@ def main() -> None:
     orders = {tuple(real for real, _ in r["order"]) for results in runs.values() for r in results}
     assert len(orders) == 1, "the runs saw different batches"
 
-    print(f"\n{'method':<12}{'steps':>6}{'real tokens':>13}{'padded tokens':>15}{'seconds':>9}{'real tokens/s':>15}"
-          f"{'peak MiB':>10}")
+    print(
+        f"\n{'method':<12}{'steps':>6}{'real tokens':>13}{'padded tokens':>15}{'seconds':>9}{'real tokens/s':>15}"
+        f"{'peak MiB':>10}"
+    )
     throughput = {}
     for method, results in runs.items():
         first = results[0]
         seconds = statistics.median(r["seconds"] for r in results)
         peaks = [r["peak_mib"] for r in results if r["peak_mib"] is not None]
         throughput[method] = first["real"] / seconds
-        print(f"{method:<12}{first['steps']:>6}{first['real']:>13}{first['padded']:>15}{seconds:>9.2f}"
-              f"{throughput[method]:>15.0f}{(f'{statistics.median(peaks):.0f}' if peaks else 'n/a'):>10}")
+        print(
+            f"{method:<12}{first['steps']:>6}{first['real']:>13}{first['padded']:>15}{seconds:>9.2f}"
+            f"{throughput[method]:>15.0f}{(f'{statistics.median(peaks):.0f}' if peaks else 'n/a'):>10}"
+        )
     ratio = throughput["dynamic"] / throughput["pad-to-max"]
     print(f"\ndynamic padding vs pad-to-max: {ratio:.2f}x tokens/s (target >= 2x)")
 

@@ -2,6 +2,7 @@
 
 Run: `alignflow run` (or `python -m flows.pipeline`). Stage order must match dvc.yaml (a test checks).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,17 +31,26 @@ def pipeline(stages: list[str] | None = None) -> dict[str, Any]:
             raise ConfigError(f"{where}: unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
     logger = get_run_logger()
     results: dict[str, Any] = {}
-    tags = {"alignflow.orchestrator": "prefect", "prefect.flow_run_id": str(flow_run.get_id()),
-            "alignflow.profile": params.profile}
+    tags = {
+        "alignflow.orchestrator": "prefect",
+        "prefect.flow_run_id": str(flow_run.get_id()),
+        "alignflow.profile": params.profile,
+    }
     with tracking.pipeline_run(params.common.experiment, run_name=flow_run.get_name() or "pipeline", tags=tags):
         for name in selected:
             options = params.flow
-            task = run_stage.with_options(retries=options.retries, retry_delay_seconds=options.retry_delay_seconds,
-                                          timeout_seconds=options.timeout_seconds.get(name, options.default_timeout_seconds))
+            task = run_stage.with_options(
+                retries=options.retries,
+                retry_delay_seconds=options.retry_delay_seconds,
+                timeout_seconds=options.timeout_seconds.get(name, options.default_timeout_seconds),
+            )
             results[name] = task(name)
             logger.info("%s: %s", name, "ran" if results[name]["ran"] else "up to date")
-    create_markdown_artifact(key="alignflow-summary", description="evaluation and promotion decision",
-                             markdown=summary_markdown(results, read_metrics("evaluate"), read_metrics("register")))
+    create_markdown_artifact(
+        key="alignflow-summary",
+        description="evaluation and promotion decision",
+        markdown=summary_markdown(results, read_metrics("evaluate"), read_metrics("register")),
+    )
     return results
 
 

@@ -11,6 +11,7 @@ questions. From it:
                      off-topic answers score low
 - prompts.jsonl / eval_prompts.jsonl  the prompt-only questions, split disjointly (eval balanced by topic)
 """
+
 from __future__ import annotations
 
 import json
@@ -31,11 +32,24 @@ SYSTEM_PROMPTS = [
     "You help people with everyday questions. Be concise but complete.",
 ]
 RUDE_OPENERS = [
-    "Honestly, this is obvious.", "Ugh, fine.", "Not sure why you'd even ask that.", "Look it up yourself next time.",
-    "Whatever.", "That's a pretty lazy question.", "I guess I'll answer, since you can't figure it out.",
+    "Honestly, this is obvious.",
+    "Ugh, fine.",
+    "Not sure why you'd even ask that.",
+    "Look it up yourself next time.",
+    "Whatever.",
+    "That's a pretty lazy question.",
+    "I guess I'll answer, since you can't figure it out.",
 ]
-TERSE_REPLIES = ["Depends.", "Just try it and see.", "Google it.", "No idea, sorry.", "It's fine, don't worry about it.",
-                 "Yes.", "No.", "Ask someone else."]
+TERSE_REPLIES = [
+    "Depends.",
+    "Just try it and see.",
+    "Google it.",
+    "No idea, sorry.",
+    "It's fine, don't worry about it.",
+    "Yes.",
+    "No.",
+    "Ask someone else.",
+]
 
 
 def load_bank() -> tuple[list[dict], list[dict]]:
@@ -68,11 +82,15 @@ def concise(text: str, words: int = ANSWER_WORDS) -> str:
 
 def conversation(item: dict, rng: random.Random, question: str | None = None) -> list[dict]:
     messages = [{"role": "system", "content": rng.choice(SYSTEM_PROMPTS)}] if rng.random() < 0.1 else []
-    messages += [{"role": "user", "content": question or item["question"]},
-                 {"role": "assistant", "content": concise(item["answer"])}]
+    messages += [
+        {"role": "user", "content": question or item["question"]},
+        {"role": "assistant", "content": concise(item["answer"])},
+    ]
     if item.get("follow_up"):
-        messages += [{"role": "user", "content": item["follow_up"]},
-                     {"role": "assistant", "content": concise(item["follow_up_answer"])}]
+        messages += [
+            {"role": "user", "content": item["follow_up"]},
+            {"role": "assistant", "content": concise(item["follow_up_answer"])},
+        ]
     return messages
 
 
@@ -102,13 +120,20 @@ def build_comparisons(qa: list[dict], rng: random.Random) -> list[dict]:
         }
         responses = [{"text": concise(item["answer"]), "score": rng.choice([8, 9, 10]), "category": "good"}]
         if item.get("follow_up_answer") and rng.random() < 0.3:  # a decent but less complete answer
-            responses.append({"text": first_sentence(item["answer"]) + " " + first_sentence(item["follow_up_answer"]),
-                              "score": rng.choice([5, 6, 7]), "category": "partial"})
+            responses.append(
+                {
+                    "text": first_sentence(item["answer"]) + " " + first_sentence(item["follow_up_answer"]),
+                    "score": rng.choice([5, 6, 7]),
+                    "category": "partial",
+                }
+            )
         room = 4 - len(responses)
         taken = {r["text"] for r in responses}  # a one-sentence answer is its own terse form
         candidates = [(category, kept) for category, kept in bad.items() if kept[0] not in taken]
-        responses += [{"text": text, "score": score, "category": category}
-                      for category, (text, score) in rng.sample(candidates, rng.randint(1, room))]
+        responses += [
+            {"text": text, "score": score, "category": category}
+            for category, (text, score) in rng.sample(candidates, rng.randint(1, room))
+        ]
         rng.shuffle(responses)
         records.append({"id": f"cmp-{index + 1:04d}", "prompt": item["question"], "responses": responses})
     return records
@@ -127,8 +152,10 @@ def split_prompts(prompts: list[dict], rng: random.Random) -> tuple[list[dict], 
         train += items[cut:]
     rng.shuffle(train)
     rng.shuffle(held_out)
-    return ([{"id": f"ppo-{i:04d}", "prompt": p["question"]} for i, p in enumerate(train, start=1)],
-            [{"id": f"eval-{i:04d}", "prompt": p["question"]} for i, p in enumerate(held_out, start=1)])
+    return (
+        [{"id": f"ppo-{i:04d}", "prompt": p["question"]} for i, p in enumerate(train, start=1)],
+        [{"id": f"eval-{i:04d}", "prompt": p["question"]} for i, p in enumerate(held_out, start=1)],
+    )
 
 
 def write(name: str, records: list[dict]) -> None:

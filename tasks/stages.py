@@ -4,6 +4,7 @@ DVC stays the only judge of what is up to date and the only writer of dvc.lock: 
 whether the stage changed, and if so runs `dvc repro --single-item <stage>` in a fresh process.
 No Prefect result cache is used, since a cached task would skip code that writes a DVC output.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from alignflow.errors import ERROR_PREFIX
 from alignflow.paths import metrics_file
 
 
@@ -44,24 +46,31 @@ def read_metrics(name: str) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-@task(name="stage", task_run_name="{name}", tags=["alignflow"], cache_policy=NO_CACHE, retry_condition_fn=worth_retrying)
+@task(
+    name="stage", task_run_name="{name}", tags=["alignflow"], cache_policy=NO_CACHE, retry_condition_fn=worth_retrying
+)
 def run_stage(name: str) -> dict[str, Any]:
     """{"stage", "ran", "metrics"} for one stage; raises StageFailed with the stage's error line."""
     logger = get_run_logger()
     if stage_is_up_to_date(name):
         logger.info("stage %s is up to date (dvc status): skipped", name)
         return {"stage": name, "ran": False, "metrics": read_metrics(name)}
-    process = subprocess.Popen(["dvc", "repro", "--single-item", name], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, cwd=Path.cwd(),
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})  # progress lines as they happen
+    process = subprocess.Popen(
+        ["dvc", "repro", "--single-item", name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=Path.cwd(),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # progress lines as they happen
     last_error = ""
     assert process.stdout is not None
     for line in process.stdout:
         line = line.rstrip()
         if line:
             logger.info(line)
-        if line.startswith("error: ") and not last_error:
-            last_error = line.removeprefix("error: ")
+        if line.startswith(ERROR_PREFIX) and not last_error:
+            last_error = line.removeprefix(ERROR_PREFIX)
     if process.wait() != 0:
         raise StageFailed(f"stage {name} failed: {last_error or f'exit code {process.returncode}'}", bool(last_error))
     return {"stage": name, "ran": True, "metrics": read_metrics(name)}

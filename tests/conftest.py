@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny causal LM and tokenizer trained in-process on a few KB of text."""
+
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")  # slow to start on 2 busy cores
 
 CORPUS = [
     "How do I keep basil fresh? Put the stems in a glass of water on the counter.",

@@ -1,4 +1,5 @@
 """A throwaway copy of the project (git + DVC initialised) for integration and end-to-end tests."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,19 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("alignflow", "flows", "tasks", "configs", "data/samples", "params.yaml", "dvc.yaml", ".dvc/config", ".dvc/.gitignore",
-                 ".dvcignore", ".gitignore")
+PROJECT_FILES = (
+    "alignflow",
+    "flows",
+    "tasks",
+    "configs",
+    "data/samples",
+    "params.yaml",
+    "dvc.yaml",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    ".gitignore",
+)
 
 
 def make_project(target: Path, profile: str | None = "tiny") -> Path:
@@ -34,14 +46,25 @@ def make_project(target: Path, profile: str | None = "tiny") -> Path:
 def project_env(target: Path) -> dict[str, str]:
     """Environment for commands in the copy: its own MLflow store, Prefect home and DVC site cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_", "ALIGNFLOW_PARENT"))}
-    env.update(PREFECT_HOME=str(target / ".prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               HF_HUB_OFFLINE="1", DVC_SITE_CACHE_DIR=str(target / ".dvc-site"), GIT_AUTHOR_NAME="test",
-               GIT_AUTHOR_EMAIL="test@example.com", GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    env.update(
+        PREFECT_HOME=str(target / ".prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        HF_HUB_OFFLINE="1",
+        DVC_SITE_CACHE_DIR=str(target / ".dvc-site"),
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.com",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.com",
+    )
     return env
 
 
-def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     result = subprocess.run(command, cwd=cwd, env=env or project_env(cwd), capture_output=True, text=True)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from alignflow.config import MarkerParams, TokenizeParams
+from alignflow.config import MarkerParams, Params, TokenizeParams
 from alignflow.errors import ConfigError
 
 IGNORE_INDEX = -100
@@ -112,3 +112,8 @@ def reward_inputs(tokenizer, prompt: str, response: str, max_length: int) -> dic
         truncated = len(ids) > max_length
         ids = ids[-max_length:]
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "truncated": truncated}
+
+
+def policy_stop_token(params: Params, tokenizer) -> str:
+    """The token that ends a policy response: `ppo.stop_token`, else the chat format's end-of-turn token."""
+    return params.ppo.stop_token or ChatFormat(params.tokenize.template, params.tokenize.markers).stop_token(tokenizer)

@@ -3,9 +3,10 @@
 Every claim is a paired bootstrap interval over prompts (same prompts, same seeds for both sides), so the
 gate can read a lower bound instead of a point estimate.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -22,12 +23,15 @@ def best_of_n(candidates: Sequence[Sequence[str]], scores: Sequence[Sequence[flo
     return [texts[i] for texts, i in zip(candidates, picks)], picks
 
 
-def compare(candidate: Sequence[float], baseline: Sequence[float], names: tuple[str, str], seed: int,
-            prefix: str = "") -> dict[str, float]:
+def compare(
+    candidate: Sequence[float], baseline: Sequence[float], names: tuple[str, str], seed: int, prefix: str = ""
+) -> dict[str, float]:
     """win_rate_<a>_vs_<b> and reward_diff_<a>_<b>, each with a 95 % paired bootstrap interval."""
     a, b = names
     metrics = interval_metrics(f"{prefix}win_rate_{a}_vs_{b}", paired_win_rate(candidate, baseline, seed=seed))
-    metrics.update(interval_metrics(f"{prefix}reward_diff_{a}_{b}", paired_mean_difference(candidate, baseline, seed=seed)))
+    metrics.update(
+        interval_metrics(f"{prefix}reward_diff_{a}_{b}", paired_mean_difference(candidate, baseline, seed=seed))
+    )
     return metrics
 
 

@@ -1,7 +1,9 @@
 """The alignment learning curve: the policy against SFT on a fixed set of held-out prompts, during training."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from alignflow.config import EvaluateParams
 from alignflow.evaluation.generation import generate
@@ -15,8 +17,15 @@ class AlignmentProbe:
     {"curve_win_rate", "curve_judge_win_rate"} (reward model and judge, ties half).
     """
 
-    def __init__(self, tokenizer, prompts: list[dict[str, Any]], scorers: dict[str, Callable], stop_id: int,
-                 config: EvaluateParams, seed: int):
+    def __init__(
+        self,
+        tokenizer,
+        prompts: list[dict[str, Any]],
+        scorers: dict[str, Callable],
+        stop_id: int,
+        config: EvaluateParams,
+        seed: int,
+    ):
         self.tokenizer, self.prompts, self.scorers, self.stop_id = tokenizer, prompts, scorers, stop_id
         self.config, self.seed = config, seed
         self.texts = [p["prompt"] for p in prompts]
@@ -24,8 +33,17 @@ class AlignmentProbe:
 
     def _scores(self, lm) -> dict[str, list[float]]:
         c = self.config
-        drawn = generate(lm, self.tokenizer, [p["input_ids"] for p in self.prompts], self.stop_id, c.max_new_tokens,
-                         c.temperature, c.top_p, c.batch_size, self.seed)
+        drawn = generate(
+            lm,
+            self.tokenizer,
+            [p["input_ids"] for p in self.prompts],
+            self.stop_id,
+            c.max_new_tokens,
+            c.temperature,
+            c.top_p,
+            c.batch_size,
+            self.seed,
+        )
         return {name: scorer(self.texts, drawn.texts).tolist() for name, scorer in self.scorers.items()}
 
     def set_reference(self, sft) -> None:
@@ -33,5 +51,7 @@ class AlignmentProbe:
 
     def __call__(self, policy) -> dict[str, float]:
         scores = self._scores(policy)
-        return {f"curve_{'' if name == 'reward' else name + '_'}win_rate": win_rate(scores[name], self.reference[name])
-                for name in self.scorers}
+        return {
+            f"curve_{'' if name == 'reward' else name + '_'}win_rate": win_rate(scores[name], self.reference[name])
+            for name in self.scorers
+        }

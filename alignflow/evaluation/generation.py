@@ -1,4 +1,5 @@
 """Generate for held-out prompts in length-sorted batches with a fixed seed, and estimate KL(policy || reference)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,8 +25,17 @@ class Generations:
 
 
 @torch.no_grad()
-def generate(lm, tokenizer, prompts: list[list[int]], stop_id: int, max_new_tokens: int, temperature: float,
-             top_p: float, batch_size: int, seed: int) -> Generations:
+def generate(
+    lm,
+    tokenizer,
+    prompts: list[list[int]],
+    stop_id: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    batch_size: int,
+    seed: int,
+) -> Generations:
     """One sampled response per prompt. Prompts are batched by length (less padding) and the seed is reset first,
     so two models given the same prompts see the same batches and the same random stream."""
     torch.manual_seed(seed)
@@ -34,9 +44,10 @@ def generate(lm, tokenizer, prompts: list[list[int]], stop_id: int, max_new_toke
     texts, lengths, finished = [""] * len(prompts), [0] * len(prompts), [False] * len(prompts)
     out = Generations()
     for start in range(0, len(order), batch_size):
-        indices = order[start:start + batch_size]
-        drawn = sample(lm, tokenizer, [prompts[i] for i in indices], stop_id, max_new_tokens,
-                       temperature=temperature, top_p=top_p)
+        indices = order[start : start + batch_size]
+        drawn = sample(
+            lm, tokenizer, [prompts[i] for i in indices], stop_id, max_new_tokens, temperature=temperature, top_p=top_p
+        )
         out.batches.append((indices, drawn))
         for row, index in enumerate(indices):
             texts[index], lengths[index] = drawn.texts[row], int(drawn.mask[row].sum())

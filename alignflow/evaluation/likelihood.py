@@ -1,4 +1,5 @@
 """Likelihood-based evaluation: held-out LM loss on completion labels, and multiple-choice accuracy."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ def held_out_loss(model, tokenizer, dataset, batch_size: int = 8) -> dict[str, f
     total, count = 0.0, 0
     rows = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in dataset]
     for start in range(0, len(rows), batch_size):
-        batch = collate(rows[start:start + batch_size])
+        batch = collate(rows[start : start + batch_size])
         tokens = int((batch["labels"][:, 1:] != -100).sum())
         total += float(model(**batch).loss) * tokens
         count += tokens
@@ -48,7 +49,9 @@ def read_multiple_choice(path: Path) -> list[dict[str, Any]]:
             raise DataError(path, number, "choices", "expected a list of at least 2 non-empty strings")
         answer = item.get("answer")
         if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
-            raise DataError(path, number, "answer", f"expected an index into choices (0-{len(choices) - 1}), found {answer!r}")
+            raise DataError(
+                path, number, "answer", f"expected an index into choices (0-{len(choices) - 1}), found {answer!r}"
+            )
         items.append(item)
     if not items:
         raise DataError(path, None, None, "file has no questions")
@@ -66,7 +69,7 @@ def multiple_choice_accuracy(model, tokenizer, items: list[dict[str, Any]], rend
         for choice in item["choices"]:
             choice_ids = tokenizer(choice, add_special_tokens=False)["input_ids"]
             ids = torch.tensor([prompt_ids + choice_ids])
-            logprobs = torch.log_softmax(model(input_ids=ids).logits[0, len(prompt_ids) - 1:-1].float(), -1)
+            logprobs = torch.log_softmax(model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float(), -1)
             scores.append(float(logprobs.gather(-1, torch.tensor(choice_ids).unsqueeze(-1)).sum()))
         correct += int(max(range(len(scores)), key=scores.__getitem__) == item["answer"])
     return round(correct / len(items), 4)

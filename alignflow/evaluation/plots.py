@@ -1,4 +1,5 @@
 """Figures logged to MLflow and written as DVC plots (matplotlib, headless)."""
+
 from __future__ import annotations
 
 import numpy as np

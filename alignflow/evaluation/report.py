@@ -1,16 +1,24 @@
 """A short markdown summary of a pipeline run: evaluation headline numbers and the promotion decision."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from alignflow.evaluation.statistics import format_interval
 
-HEADLINE = (("reward_ppo_mean", "reward (PPO)"), ("reward_sft_mean", "reward (SFT)"),
-            ("reward_diff_ppo_sft", "reward difference PPO - SFT"),
-            ("win_rate_ppo_vs_sft", "win rate PPO vs SFT"), ("kl_ppo_sft_mean", "KL(policy || SFT)"),
-            ("judge_win_rate_ppo_vs_sft", "judge win rate"), ("judge_agreement", "judge agreement"),
-            ("unfinished_sft", "unfinished responses (SFT)"), ("unfinished_ppo", "unfinished responses (PPO)"),
-            ("length_ppo_mean", "response length (PPO)"), ("heldout_perplexity_ppo", "held-out perplexity (PPO)"))
+HEADLINE = (
+    ("reward_ppo_mean", "reward (PPO)"),
+    ("reward_sft_mean", "reward (SFT)"),
+    ("reward_diff_ppo_sft", "reward difference PPO - SFT"),
+    ("win_rate_ppo_vs_sft", "win rate PPO vs SFT"),
+    ("kl_ppo_sft_mean", "KL(policy || SFT)"),
+    ("judge_win_rate_ppo_vs_sft", "judge win rate"),
+    ("judge_agreement", "judge agreement"),
+    ("unfinished_sft", "unfinished responses (SFT)"),
+    ("unfinished_ppo", "unfinished responses (PPO)"),
+    ("length_ppo_mean", "response length (PPO)"),
+    ("heldout_perplexity_ppo", "held-out perplexity (PPO)"),
+)
 
 
 def summary_markdown(stages: dict[str, Any], eval_metrics: dict[str, Any], registration: dict[str, Any]) -> str:
@@ -18,13 +26,18 @@ def summary_markdown(stages: dict[str, Any], eval_metrics: dict[str, Any], regis
     lines += [f"| {name} | {'ran' if result['ran'] else 'up to date'} |" for name, result in stages.items()]
     if eval_metrics:
         lines += ["", "## Evaluation (held-out prompts)", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {label} | {format_interval(eval_metrics, key)} |"
-                  for key, label in HEADLINE if key in eval_metrics]
+        lines += [
+            f"| {label} | {format_interval(eval_metrics, key)} |" for key, label in HEADLINE if key in eval_metrics
+        ]
         if any(f"{key}_ci_low" in eval_metrics for key, _ in HEADLINE):
             lines += ["", "[low, high]: paired bootstrap 95% interval over prompts."]
     if registration:
         verdict = "promoted to" if registration.get("promoted") else "not promoted to"
-        lines += ["", "## Registry", "",
-                  f"Version **{registration.get('version')}** {verdict} `@{registration.get('alias')}`: "
-                  f"{registration.get('reason')}"]
+        lines += [
+            "",
+            "## Registry",
+            "",
+            f"Version **{registration.get('version')}** {verdict} `@{registration.get('alias')}`: "
+            f"{registration.get('reason')}",
+        ]
     return "\n".join(lines) + "\n"

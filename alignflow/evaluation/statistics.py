@@ -3,9 +3,11 @@
 Resampling prompt indices keeps each (candidate, baseline) pair together, so the interval reflects how the
 per-prompt comparison varies across prompts, which is what a promotion decision has to trust.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,14 +32,24 @@ def prompt_wins(candidate: Sequence[float], baseline: Sequence[float]) -> np.nda
     return (a > b) + 0.5 * (a == b)
 
 
-def paired_win_rate(candidate: Sequence[float], baseline: Sequence[float], resamples: int = 2000,
-                    confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
+def paired_win_rate(
+    candidate: Sequence[float],
+    baseline: Sequence[float],
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
     """Share of prompts the candidate wins (ties half), with a percentile bootstrap interval over prompts."""
     return bootstrap_mean(prompt_wins(candidate, baseline), resamples, confidence, seed)
 
 
-def paired_mean_difference(candidate: Sequence[float], baseline: Sequence[float], resamples: int = 2000,
-                           confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
+def paired_mean_difference(
+    candidate: Sequence[float],
+    baseline: Sequence[float],
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
     """mean(candidate - baseline) per prompt, with a percentile bootstrap interval over prompts."""
     a, b = paired_scores(candidate, baseline)
     return bootstrap_mean(a - b, resamples, confidence, seed)
@@ -61,8 +73,11 @@ def bootstrap_mean(per_prompt: np.ndarray, resamples: int, confidence: float, se
 
 def interval_metrics(prefix: str, result: dict[str, float]) -> dict[str, float]:
     """Flat metric keys for an interval: `prefix`, `prefix_ci_low`, `prefix_ci_high` (what the gate reads)."""
-    return {prefix: round(result["value"], 4), f"{prefix}_ci_low": round(result["ci_low"], 4),
-            f"{prefix}_ci_high": round(result["ci_high"], 4)}
+    return {
+        prefix: round(result["value"], 4),
+        f"{prefix}_ci_low": round(result["ci_low"], 4),
+        f"{prefix}_ci_high": round(result["ci_high"], 4),
+    }
 
 
 def format_interval(metrics: Mapping[str, Any], key: str) -> str:

@@ -4,10 +4,12 @@ SFT and the policy sample once per prompt with the same seed; SFT best-of-n draw
 the SFT sample itself) on the first `best_of_n_prompts` prompts and keeps the one the reward model scores
 highest; the reward model and the judge score everything.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -28,18 +30,37 @@ class EvaluationResult:
     """scores[scorer][model], scorers: reward and (when given) judge."""
 
 
-def evaluate_models(sft, policy, tokenizer, prompts: list[dict[str, Any]], scorers: dict[str, Scorer], stop_id: int,
-                    config: EvaluateParams, seed: int) -> EvaluationResult:
+def evaluate_models(
+    sft,
+    policy,
+    tokenizer,
+    prompts: list[dict[str, Any]],
+    scorers: dict[str, Scorer],
+    stop_id: int,
+    config: EvaluateParams,
+    seed: int,
+) -> EvaluationResult:
     """Sample from both models on `prompts` ({"prompt", "input_ids"} rows) and compare them by every scorer."""
     ids, texts = [p["input_ids"] for p in prompts], [p["prompt"] for p in prompts]
 
     def draw(lm, draw_seed: int, count: int = len(ids)) -> Generations:
-        return generate(lm, tokenizer, ids[:count], stop_id, config.max_new_tokens, config.temperature, config.top_p,
-                        config.batch_size, draw_seed)
+        return generate(
+            lm,
+            tokenizer,
+            ids[:count],
+            stop_id,
+            config.max_new_tokens,
+            config.temperature,
+            config.top_p,
+            config.batch_size,
+            draw_seed,
+        )
 
     generations = {"sft": draw(sft, seed), "ppo": draw(policy, seed)}
-    scores = {name: {model: scorer(texts, g.texts).tolist() for model, g in generations.items()}
-              for name, scorer in scorers.items()}
+    scores = {
+        name: {model: scorer(texts, g.texts).tolist() for model, g in generations.items()}
+        for name, scorer in scorers.items()
+    }
     responses = {model: g.texts for model, g in generations.items()}
     metrics: dict[str, Any] = {"prompts": len(prompts)}
     bon_count = min(len(ids), config.best_of_n_prompts or len(ids)) if config.best_of_n > 1 else 0
@@ -53,8 +74,11 @@ def evaluate_models(sft, policy, tokenizer, prompts: list[dict[str, Any]], score
         scores["reward"]["bon"] = [row[pick] for row, pick in zip(candidate_scores, picks)]
         if "judge" in scorers:
             scores["judge"]["bon"] = scorers["judge"](texts[:bon_count], responses["bon"]).tolist()
-        metrics.update(best_of_n=config.best_of_n, best_of_n_prompts=bon_count,
-                       unfinished_bon=round(1 - sum(row[p] for row, p in zip(finished, picks)) / bon_count, 4))
+        metrics.update(
+            best_of_n=config.best_of_n,
+            best_of_n_prompts=bon_count,
+            unfinished_bon=round(1 - sum(row[p] for row, p in zip(finished, picks)) / bon_count, 4),
+        )
     metrics.update(comparison_metrics(scores, seed))
     metrics.update(summary(sequence_kl(policy, sft, generations["ppo"], config.temperature), "kl_ppo_sft"))
     for model, g in generations.items():

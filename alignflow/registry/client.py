@@ -4,6 +4,7 @@ Every decision (promote or not, by the gate or forced by a person) is written on
 Alias moves happen under a lock with the current holder re-read inside it, so two registrations at once
 still leave the alias on a version that passed the gate against whatever held it before.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,9 +12,10 @@ import datetime as dt
 import fcntl
 import getpass
 import time
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import alignflow
 from alignflow.config import RegisterParams
@@ -32,25 +34,32 @@ class RegistryUnavailable(AlignflowError):
 
 def with_retries(action: Callable[[], T], attempts: int, delay: float, what: str) -> T:
     """Run `action`, retrying connection-type failures with a growing pause; then fail with one clear line."""
-    from mlflow.exceptions import MlflowException
-
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     last: Exception | None = None
     for attempt in range(1, attempts + 1):
         try:
             return action()
         except (MlflowException, OSError, ConnectionError) as exc:
-            if isinstance(exc, MlflowException) and exc.error_code not in ("TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR",
-                                                                               "REQUEST_LIMIT_EXCEEDED"):
+            if isinstance(exc, MlflowException) and exc.error_code not in (
+                "TEMPORARILY_UNAVAILABLE",
+                "INTERNAL_ERROR",
+                "REQUEST_LIMIT_EXCEEDED",
+            ):
                 raise
             last = exc
             if attempt < attempts:
-                print(f"{what}: attempt {attempt}/{attempts} failed ({first_line(exc)}); retrying in {delay * attempt:.0f}s")
+                print(
+                    f"{what}: attempt {attempt}/{attempts} failed ({first_line(exc)}); "
+                    f"retrying in {delay * attempt:.0f}s"
+                )
                 time.sleep(delay * attempt)
-    raise RegistryUnavailable(f"{what}: MLflow at {mlflow.get_tracking_uri()} unavailable after {attempts} attempts "
-                              f"({first_line(last)}); trained models stay in models/ (DVC outputs): rerun "
-                              "`alignflow stage register` once the server is back")
+    raise RegistryUnavailable(
+        f"{what}: MLflow at {mlflow.get_tracking_uri()} unavailable after {attempts} attempts "
+        f"({first_line(last)}); trained models stay in models/ (DVC outputs): rerun "
+        "`alignflow stage register` once the server is back"
+    )
 
 
 @contextlib.contextmanager
@@ -87,13 +96,25 @@ def find_version(client, name: str, candidate_key: str):
     return next((v for v in versions if v.tags.get(CANDIDATE_TAG) == candidate_key), None)
 
 
-def log_and_register(name: str, python_model, artifacts: dict[str, str], model_config: dict[str, Any],
-                     tags: dict[str, str], description: str):
+def log_and_register(
+    name: str,
+    python_model,
+    artifacts: dict[str, str],
+    model_config: dict[str, Any],
+    tags: dict[str, str],
+    description: str,
+):
     """Log a pyfunc model in the active run and register it as a new version of `name`."""
     import mlflow
 
-    info = mlflow.pyfunc.log_model(name=name, python_model=python_model, artifacts=artifacts, model_config=model_config,
-                                   code_paths=[str(Path(alignflow.__file__).parent)], pip_requirements=requirements())
+    info = mlflow.pyfunc.log_model(
+        name=name,
+        python_model=python_model,
+        artifacts=artifacts,
+        model_config=model_config,
+        code_paths=[str(Path(alignflow.__file__).parent)],
+        pip_requirements=requirements(),
+    )
     version = mlflow.register_model(info.model_uri, name, tags=tags)
     mlflow.MlflowClient().update_model_version(name, version.version, description=description)
     return version
@@ -112,8 +133,9 @@ def alias_holder(client, name: str, alias: str):
         return None
 
 
-def gate_and_promote(client, name: str, version: str, gate: RegisterParams, alias: str | None = None,
-                     force_reason: str | None = None) -> Decision:
+def gate_and_promote(
+    client, name: str, version: str, gate: RegisterParams, alias: str | None = None, force_reason: str | None = None
+) -> Decision:
     """Apply the gate to `version` against the current alias holder; move the alias if it passes (or is forced)."""
     alias = alias or gate.alias
     with registry_lock():
@@ -123,15 +145,23 @@ def gate_and_promote(client, name: str, version: str, gate: RegisterParams, alia
             decision = Decision(True, f"already @{alias}")
         else:
             current = version_metrics(holder) if holder is not None else None
-            decision = decide_promotion(version_metrics(candidate), current, _with_alias(gate, alias),
-                                        holder.version if holder is not None else None)
+            decision = decide_promotion(
+                version_metrics(candidate),
+                current,
+                _with_alias(gate, alias),
+                holder.version if holder is not None else None,
+            )
         if force_reason is not None and not decision.promote:
             decision = Decision(True, f"forced by {getpass.getuser()}: {force_reason} (gate said: {decision.reason})")
         if decision.promote:
             client.set_registered_model_alias(name, alias, version)
         stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        for key, value in {"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason,
-                           "decided_by": getpass.getuser(), "decided_at": stamp}.items():
+        for key, value in {
+            "decision": "promoted" if decision.promote else "rejected",
+            "reason": decision.reason,
+            "decided_by": getpass.getuser(),
+            "decided_at": stamp,
+        }.items():
             client.set_model_version_tag(name, version, f"gate.{alias}.{key}", value)
     return decision
 
@@ -151,10 +181,19 @@ def list_versions(client, name: str) -> list[dict[str, Any]]:
     rows = []
     for version in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
         metrics = version_metrics(version)
-        rows.append({"version": str(version.version), "aliases": ",".join(sorted(aliases.get(str(version.version), []))),
-                     "reward": metrics.get("reward_ppo_mean"), "win_rate": metrics.get("win_rate_ppo_vs_sft"),
-                     "kl": metrics.get("kl_ppo_sft_mean"),
-                     "gate": "; ".join(f"{k.split('.')[1]}={v}" for k, v in sorted(version.tags.items())
-                                       if k.startswith("gate.") and k.endswith(".decision")),
-                     "commit": version.tags.get("lineage.git_commit", "")[:10]})
+        rows.append(
+            {
+                "version": str(version.version),
+                "aliases": ",".join(sorted(aliases.get(str(version.version), []))),
+                "reward": metrics.get("reward_ppo_mean"),
+                "win_rate": metrics.get("win_rate_ppo_vs_sft"),
+                "kl": metrics.get("kl_ppo_sft_mean"),
+                "gate": "; ".join(
+                    f"{k.split('.')[1]}={v}"
+                    for k, v in sorted(version.tags.items())
+                    if k.startswith("gate.") and k.endswith(".decision")
+                ),
+                "commit": version.tags.get("lineage.git_commit", "")[:10],
+            }
+        )
     return rows

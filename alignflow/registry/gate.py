@@ -4,10 +4,11 @@ Comparisons with SFT use the lower ends of paired bootstrap intervals (alignflow
 point estimates, so a tie or a lucky draw on a few prompts cannot promote. Every check is written so that a
 missing or NaN metric fails it.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from alignflow.config import RegisterParams
 from alignflow.evaluation.statistics import format_interval
@@ -25,8 +26,12 @@ class Decision:
     reason: str
 
 
-def decide_promotion(candidate: Mapping[str, float], current: Mapping[str, float] | None, gate: RegisterParams,
-                     current_version: str | None = None) -> Decision:
+def decide_promotion(
+    candidate: Mapping[str, float],
+    current: Mapping[str, float] | None,
+    gate: RegisterParams,
+    current_version: str | None = None,
+) -> Decision:
     """Promote only if every bound holds; the reason lists every failure, or every bound passed.
 
     The judge's bound applies whenever its verdict is present; `require_judge` decides whether a missing one fails.
@@ -42,37 +47,55 @@ def decide_promotion(candidate: Mapping[str, float], current: Mapping[str, float
         failures.append(f"no interval for the win rate vs SFT ({WIN_RATE}_ci_low missing)")
     else:
         shown = format_interval(candidate, WIN_RATE)
-        check(win_low > gate.min_win_rate, f"win rate vs SFT {shown}: lower end > {gate.min_win_rate}",
-              f"win rate vs SFT {shown}: lower end not above {gate.min_win_rate}")
+        check(
+            win_low > gate.min_win_rate,
+            f"win rate vs SFT {shown}: lower end > {gate.min_win_rate}",
+            f"win rate vs SFT {shown}: lower end not above {gate.min_win_rate}",
+        )
     diff_low = candidate.get(f"{REWARD_DIFF}_ci_low")
     if diff_low is None:
         failures.append(f"no interval for the reward difference vs SFT ({REWARD_DIFF}_ci_low missing)")
     else:
         shown = format_interval(candidate, REWARD_DIFF)
-        check(diff_low > 0, f"reward difference vs SFT {shown}: lower end > 0",
-              f"reward does not beat SFT: difference {shown} not above 0")
+        check(
+            diff_low > 0,
+            f"reward difference vs SFT {shown}: lower end > 0",
+            f"reward does not beat SFT: difference {shown} not above 0",
+        )
     judge = candidate.get(JUDGE_WIN_RATE)
     if judge is None:
         if gate.require_judge:
             failures.append(f"no judge verdict ({JUDGE_WIN_RATE} missing; register.require_judge is true)")
     else:
         shown = format_interval(candidate, JUDGE_WIN_RATE)
-        check(judge >= gate.judge_min_win_rate, f"judge win rate {shown} >= {gate.judge_min_win_rate}",
-              f"judge prefers SFT: win rate {shown} below {gate.judge_min_win_rate}")
+        check(
+            judge >= gate.judge_min_win_rate,
+            f"judge win rate {shown} >= {gate.judge_min_win_rate}",
+            f"judge prefers SFT: win rate {shown} below {gate.judge_min_win_rate}",
+        )
     kl = candidate.get(KL)
-    check(kl is not None and kl <= gate.max_kl, f"KL to SFT {kl} <= {gate.max_kl}",
-          f"no KL to SFT ({KL} missing)" if kl is None else f"KL to SFT {kl} exceeds {gate.max_kl}")
+    check(
+        kl is not None and kl <= gate.max_kl,
+        f"KL to SFT {kl} <= {gate.max_kl}",
+        f"no KL to SFT ({KL} missing)" if kl is None else f"KL to SFT {kl} exceeds {gate.max_kl}",
+    )
     unfinished = candidate.get(UNFINISHED)
-    check(unfinished is not None and unfinished <= gate.max_unfinished,
-          f"unfinished responses {unfinished} <= {gate.max_unfinished}",
-          f"no share of unfinished responses ({UNFINISHED} missing)" if unfinished is None
-          else f"unfinished responses {unfinished} exceed {gate.max_unfinished}")
+    check(
+        unfinished is not None and unfinished <= gate.max_unfinished,
+        f"unfinished responses {unfinished} <= {gate.max_unfinished}",
+        f"no share of unfinished responses ({UNFINISHED} missing)"
+        if unfinished is None
+        else f"unfinished responses {unfinished} exceed {gate.max_unfinished}",
+    )
     for metric in gate.gate_metrics if current else ():
         mine, theirs = candidate.get(metric), current.get(metric)
         if theirs is not None and not (mine is not None and mine >= theirs):
             failures.append(f"{metric} {mine} behind @{gate.alias} (version {current_version}: {theirs})")
     if failures:
         return Decision(False, "; ".join(failures))
-    passed.append(f"not behind @{gate.alias} (version {current_version}) on {', '.join(gate.gate_metrics)}"
-                  if current else f"no @{gate.alias} yet")
+    passed.append(
+        f"not behind @{gate.alias} (version {current_version}) on {', '.join(gate.gate_metrics)}"
+        if current
+        else f"no @{gate.alias} yet"
+    )
     return Decision(True, "passed: " + "; ".join(passed))

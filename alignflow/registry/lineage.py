@@ -1,4 +1,5 @@
 """Where a model came from: git commit (and dirty flag), DVC hashes of its inputs and outputs, a params hash."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,8 +9,17 @@ from pathlib import Path
 
 import yaml
 
-LINEAGE_OUTPUTS = ("data/raw", "data/dedup", "data/tokenized/sft", "data/tokenized/reward", "data/tokenized/prompts",
-                   "models/base", "models/sft", "models/reward", "models/policy")
+LINEAGE_OUTPUTS = (
+    "data/raw",
+    "data/dedup",
+    "data/tokenized/sft",
+    "data/tokenized/reward",
+    "data/tokenized/prompts",
+    "models/base",
+    "models/sft",
+    "models/reward",
+    "models/policy",
+)
 
 
 def git_state() -> dict[str, str]:
@@ -26,7 +36,9 @@ def dvc_hashes(lock_file: Path = Path("dvc.lock"), outputs=LINEAGE_OUTPUTS) -> d
     if not lock_file.is_file():
         return {}
     lock = yaml.safe_load(lock_file.read_text()) or {}
-    found = {out["path"]: out.get("md5", "") for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])}
+    found = {
+        out["path"]: out.get("md5", "") for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])
+    }
     return {path: found[path] for path in outputs if path in found}
 
 

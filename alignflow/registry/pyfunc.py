@@ -1,4 +1,5 @@
 """MLflow pyfunc wrappers: the policy generates text from prompts; the reward model scores (prompt, response)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,21 +33,28 @@ class PolicyGenerator(mlflow.pyfunc.PythonModel):
         self.max_new_tokens = int(config["max_new_tokens"])
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
-        from alignflow.rl.sampling import pad_left
-
         import torch
+
+        from alignflow.rl.sampling import pad_left
 
         params = params or {}
         prompts = _column(model_input, "prompt")
-        ids = [self.tokenizer(self.chat.prompt(self.tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
+        ids = [
+            self.tokenizer(self.chat.prompt(self.tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts
+        ]
         queries, mask = pad_left(ids, self.tokenizer.pad_token_id)
         temperature = float(params.get("temperature", 0.0))
         with torch.no_grad():
-            output = self.model.generate(input_ids=queries, attention_mask=mask, eos_token_id=self.stop_id,
-                                         pad_token_id=self.tokenizer.pad_token_id, do_sample=temperature > 0,
-                                         max_new_tokens=int(params.get("max_new_tokens", self.max_new_tokens)),
-                                         **({"temperature": temperature} if temperature > 0 else {}))
-        return [self.tokenizer.decode(row[queries.shape[1]:], skip_special_tokens=True).strip() for row in output]
+            output = self.model.generate(
+                input_ids=queries,
+                attention_mask=mask,
+                eos_token_id=self.stop_id,
+                pad_token_id=self.tokenizer.pad_token_id,
+                do_sample=temperature > 0,
+                max_new_tokens=int(params.get("max_new_tokens", self.max_new_tokens)),
+                **({"temperature": temperature} if temperature > 0 else {}),
+            )
+        return [self.tokenizer.decode(row[queries.shape[1] :], skip_special_tokens=True).strip() for row in output]
 
 
 class RewardModelScorer(mlflow.pyfunc.PythonModel):

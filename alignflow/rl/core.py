@@ -2,6 +2,7 @@
 
 Shapes: (batch, response_len) per-token tensors with a 0/1 `mask` marking real response tokens.
 """
+
 from __future__ import annotations
 
 import math
@@ -81,7 +82,9 @@ def unfinished_penalty(scores: torch.Tensor, finished: torch.Tensor, penalty: fl
     return scores - penalty * (~finished).float()
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation over each response; returns (advantages, returns).
 
     Positions after the last real token contribute nothing (their value and reward are masked out).
@@ -98,21 +101,25 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return advantages * mask, (advantages + values) * mask
 
 
-def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
-                clip_range: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def policy_loss(
+    logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip_range: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped surrogate objective (to minimise), with clip fraction and approximate KL to the old policy."""
     log_ratio = logprobs - old_logprobs
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
     loss = masked_mean(torch.maximum(unclipped, clipped), mask)
-    stats = {"clipfrac": masked_mean((clipped > unclipped).float(), mask),
-             "approx_kl": masked_mean(0.5 * log_ratio**2, mask)}
+    stats = {
+        "clipfrac": masked_mean((clipped > unclipped).float(), mask),
+        "approx_kl": masked_mean(0.5 * log_ratio**2, mask),
+    }
     return loss, stats
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               clip_range: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, clip_range: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped value loss: the larger of the plain and the clipped squared error, halved."""
     clipped_values = old_values + torch.clamp(values - old_values, -clip_range, clip_range)
     plain, clipped = (values - returns) ** 2, (clipped_values - returns) ** 2

@@ -1,4 +1,4 @@
-"""Our PPO trainer for causal LMs (TRL no longer ships one): rollout -> score -> KL-shaped rewards -> GAE -> clipped updates.
+"""Our PPO trainer for causal LMs (TRL no longer ships one): rollout, score, KL-shaped rewards, GAE, clipped updates.
 
 Policy = LM (+ LoRA adapter) with a value head on its last hidden state. Reference = the same LM with the
 adapter disabled (LoRA) or a frozen copy (full). Built on accelerate, so `accelerate launch` runs it on
@@ -6,14 +6,15 @@ several processes (each samples its share of the batch; gradients are all-reduce
 `checkpoint_every` updates the trainable weights, optimizer, KL coefficient, RNG states and data
 position are saved; `train` resumes from the newest checkpoint it is given.
 """
+
 from __future__ import annotations
 
 import contextlib
 import copy
 import random
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,9 +22,15 @@ from torch import nn
 
 from alignflow.config import PPOParams
 from alignflow.rl import core
+from alignflow.rl.sampling import (
+    Samples,
+    response_logprobs,
+    response_outputs,
+    response_slice,
+    sample,
+    sequence_logprobs,
+)
 from alignflow.training.common import precision_flags
-from alignflow.rl.sampling import (Samples, response_logprobs, response_outputs, response_slice, sample,
-                                   sequence_logprobs)
 
 RewardFn = Callable[[Sequence[str], Sequence[str]], torch.Tensor]
 """(prompts, responses) -> one scalar score per response."""
@@ -40,8 +47,9 @@ class PolicyWithValueHead(nn.Module):
         nn.init.normal_(self.value_head.weight, std=1 / np.sqrt(hidden + 1))
         nn.init.zeros_(self.value_head.bias)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                query_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, query_length: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, values) at the positions that predict the response tokens: (batch, response_len[, vocab])."""
         out = response_outputs(self.lm, input_ids, attention_mask, query_length, hidden_states=True)
         return out.logits, self.value_head(response_slice(out.hidden_states[-1], query_length)).squeeze(-1)
@@ -61,21 +69,40 @@ class Rollout:
 class PPOTrainer:
     """Holds the models and optimizer; `train` runs updates and checkpoints. Pure algorithm lives in rl.core."""
 
-    def __init__(self, lm: nn.Module, tokenizer, reward_fn: RewardFn, prompts: Sequence[dict], params: PPOParams,
-                 stop_token: str, seed: int, reward_stats: dict[str, float] | None = None):
+    def __init__(
+        self,
+        lm: nn.Module,
+        tokenizer,
+        reward_fn: RewardFn,
+        prompts: Sequence[dict],
+        params: PPOParams,
+        stop_token: str,
+        seed: int,
+        reward_stats: dict[str, float] | None = None,
+    ):
         from accelerate import Accelerator
         from peft import PeftModel
 
         precision = precision_flags(params.mixed_precision)
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
-                                       mixed_precision="bf16" if precision["bf16"] else "fp16" if precision["fp16"] else "no")
+        self.accelerator = Accelerator(
+            cpu=not torch.cuda.is_available(),
+            mixed_precision="bf16" if precision["bf16"] else "fp16" if precision["fp16"] else "no",
+        )
         world = self.accelerator.num_processes
         local = params.batch_size // world
         if params.batch_size % world or local % params.minibatch_size or local % params.samples_per_prompt:
-            raise ValueError(f"ppo.batch_size ({params.batch_size}) split over {world} processes must be a multiple "
-                             f"of ppo.minibatch_size ({params.minibatch_size}) and ppo.samples_per_prompt "
-                             f"({params.samples_per_prompt})")
-        self.params, self.tokenizer, self.reward_fn, self.prompts, self.seed = params, tokenizer, reward_fn, prompts, seed
+            raise ValueError(
+                f"ppo.batch_size ({params.batch_size}) split over {world} processes must be a multiple "
+                f"of ppo.minibatch_size ({params.minibatch_size}) and ppo.samples_per_prompt "
+                f"({params.samples_per_prompt})"
+            )
+        self.params, self.tokenizer, self.reward_fn, self.prompts, self.seed = (
+            params,
+            tokenizer,
+            reward_fn,
+            prompts,
+            seed,
+        )
         self.stop_id = tokenizer.convert_tokens_to_ids(stop_token)
         if self.stop_id is None or self.stop_id == tokenizer.unk_token_id:
             raise ValueError(f"ppo.stop_token {stop_token!r} is not a token of the policy's tokenizer")
@@ -105,7 +132,7 @@ class PPOTrainer:
         for k in range(update * size, (update + 1) * size):
             order = torch.randperm(count, generator=torch.Generator().manual_seed(self.seed + k // count))
             rows.append(self.prompts[int(order[k % count])])
-        mine = rows[self.accelerator.process_index::self.accelerator.num_processes]
+        mine = rows[self.accelerator.process_index :: self.accelerator.num_processes]
         return [row for row in mine for _ in range(group)]
 
     @contextlib.contextmanager
@@ -133,8 +160,16 @@ class PPOTrainer:
     def rollout(self, rows: list[dict]) -> tuple[Rollout, dict[str, float]]:
         p = self.params
         with self.sampling_model() as lm:
-            drawn = sample(lm, self.tokenizer, [r["input_ids"] for r in rows], self.stop_id, p.max_new_tokens,
-                           p.min_new_tokens, p.temperature, p.top_p)
+            drawn = sample(
+                lm,
+                self.tokenizer,
+                [r["input_ids"] for r in rows],
+                self.stop_id,
+                p.max_new_tokens,
+                p.min_new_tokens,
+                p.temperature,
+                p.top_p,
+            )
         mask = drawn.mask
         raw = self.reward_fn([r["prompt"] for r in rows], drawn.texts).float().to(mask.device)
         scores = raw - p.length_penalty * mask.sum(1)
@@ -148,6 +183,7 @@ class PPOTrainer:
         with self.accelerator.autocast():
             logits, values = policy(drawn.sequences, drawn.attention_mask, drawn.query_length)
             logprobs = response_logprobs(logits, drawn.responses, p.temperature)
+            entropy = core.masked_mean(core.entropy_from_logits(logits.float()), mask)
             values = values * mask
             if self.reference is None:
                 with policy.lm.disable_adapter():
@@ -159,15 +195,22 @@ class PPOTrainer:
             rewards = core.token_rewards(scores, kl, mask, self.kl.value)
             advantages, returns = core.gae(rewards, values.float(), mask, p.gamma, p.lam)
         else:
-            per_response = core.group_advantages(core.sequence_returns(scores, kl, mask, self.kl.value),
-                                                 p.samples_per_prompt, p.advantage)
+            per_response = core.group_advantages(
+                core.sequence_returns(scores, kl, mask, self.kl.value), p.samples_per_prompt, p.advantage
+            )
             advantages, returns = per_response[:, None] * mask, torch.zeros_like(mask)
         if p.whiten_advantages and p.advantage != "grpo":  # grpo is already normalised within each group
             advantages = core.whiten(advantages, mask)
-        stats = {"reward_mean": raw.mean().item(), "reward_std": raw.std().item() if len(raw) > 1 else 0.0,
-                 "score_mean": scores.mean().item(), "kl": kl.sum(1).mean().item(),
-                 "response_length": mask.sum(1).mean().item(), "unfinished": 1 - drawn.finished.float().mean().item(),
-                 "kl_coef": self.kl.value}
+        stats = {
+            "reward_mean": raw.mean().item(),
+            "reward_std": raw.std().item() if len(raw) > 1 else 0.0,
+            "score_mean": scores.mean().item(),
+            "kl": kl.sum(1).mean().item(),
+            "response_length": mask.sum(1).mean().item(),
+            "unfinished": 1 - drawn.finished.float().mean().item(),
+            "kl_coef": self.kl.value,
+            "entropy": entropy.item(),
+        }
         return Rollout(drawn, logprobs, values, advantages, returns), stats
 
     def optimise(self, rollout: Rollout) -> dict[str, float]:
@@ -179,20 +222,21 @@ class PPOTrainer:
                 logits, values = self.policy(drawn.sequences[index], drawn.attention_mask[index], drawn.query_length)
                 logprobs = response_logprobs(logits, drawn.responses[index], p.temperature)
                 mask = drawn.mask[index]
-                pg_loss, pg_stats = core.policy_loss(logprobs, r.logprobs[index], r.advantages[index], mask, p.clip_range)
+                pg_loss, pg_stats = core.policy_loss(
+                    logprobs, r.logprobs[index], r.advantages[index], mask, p.clip_range
+                )
                 loss, vf_stats = pg_loss, {}
                 if p.advantage == "gae":  # only GAE has a critic to train
-                    vf_loss, vf_stats = core.value_loss(values.float(), r.values[index], r.returns[index], mask,
-                                                        p.value_clip_range)
+                    vf_loss, vf_stats = core.value_loss(
+                        values.float(), r.values[index], r.returns[index], mask, p.value_clip_range
+                    )
                     loss = pg_loss + p.vf_coef * vf_loss
                     vf_stats["value_loss"] = vf_loss
                 self.accelerator.backward(loss)
                 self.accelerator.clip_grad_norm_(self.policy.parameters(), p.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad()
-                with torch.no_grad():
-                    entropy = core.masked_mean(core.entropy_from_logits(logits.float()), mask)
-                for key, value in {"policy_loss": pg_loss, "entropy": entropy, **pg_stats, **vf_stats}.items():
+                for key, value in {"policy_loss": pg_loss, **pg_stats, **vf_stats}.items():
                     totals.setdefault(key, []).append(float(value.detach()) if torch.is_tensor(value) else float(value))
         return {key: float(np.mean(values)) for key, values in totals.items()}
 
@@ -201,17 +245,24 @@ class PPOTrainer:
         rollout, stats = self.rollout(rows)
         texts = rollout.samples.texts
         stats.update(self.optimise(rollout))
-        stats = {k: float(self.accelerator.reduce(torch.tensor(v, device=self.accelerator.device), "mean"))
-                 for k, v in stats.items()}
+        stats = {
+            k: float(self.accelerator.reduce(torch.tensor(v, device=self.accelerator.device), "mean"))
+            for k, v in stats.items()
+        }
         self.kl.update(stats["kl"], self.params.batch_size)
         self.update += 1
         self.history.append(stats)
         return stats, texts
 
     # -- loop and checkpoints -----------------------------------------------------------------
-    def train(self, checkpoint_dir: Path | None = None, resume: bool = False, stop_after: int | None = None,
-              on_update: Callable[[int, dict[str, float], list[str]], None] | None = None,
-              probe: Callable[[nn.Module], dict[str, float]] | None = None) -> list[dict[str, float]]:
+    def train(
+        self,
+        checkpoint_dir: Path | None = None,
+        resume: bool = False,
+        stop_after: int | None = None,
+        on_update: Callable[[int, dict[str, float], list[str]], None] | None = None,
+        probe: Callable[[nn.Module], dict[str, float]] | None = None,
+    ) -> list[dict[str, float]]:
         """Run until `params.updates` (or `stop_after`, to simulate an interruption); checkpoint as configured.
 
         `probe(sampling_model)` runs every `params.curve_every` updates (and after the last); its numbers join that
@@ -230,7 +281,9 @@ class PPOTrainer:
                 set_rng_state(state)
             if on_update:
                 on_update(self.update, stats, texts)
-            if checkpoint_dir is not None and (self.update % self.params.checkpoint_every == 0 or self.update == target):
+            if checkpoint_dir is not None and (
+                self.update % self.params.checkpoint_every == 0 or self.update == target
+            ):
                 self.save_checkpoint(checkpoint_dir)
         return self.history
 
@@ -246,8 +299,16 @@ class PPOTrainer:
         rank = self.accelerator.process_index
         torch.save({"rng": rng_state()}, target / f"rng-{rank}.pt")
         if self.accelerator.is_main_process:
-            torch.save({"update": self.update, "trainable": self._trainable_state(), "optimizer": self.optimizer.state_dict(),
-                        "kl_coef": self.kl.value, "history": self.history}, target / "state.pt")
+            torch.save(
+                {
+                    "update": self.update,
+                    "trainable": self._trainable_state(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "kl_coef": self.kl.value,
+                    "history": self.history,
+                },
+                target / "state.pt",
+            )
             for old in sorted(directory.glob("checkpoint-*"), key=lambda d: int(d.name.split("-")[1]))[:-2]:
                 for file in old.iterdir():
                     file.unlink()
@@ -262,7 +323,9 @@ class PPOTrainer:
         self.accelerator.unwrap_model(self.policy).load_state_dict(state["trainable"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.kl.value, self.update, self.history = state["kl_coef"], state["update"], state["history"]
-        set_rng_state(torch.load(found[-1].parent / f"rng-{self.accelerator.process_index}.pt", weights_only=False)["rng"])
+        set_rng_state(
+            torch.load(found[-1].parent / f"rng-{self.accelerator.process_index}.pt", weights_only=False)["rng"]
+        )
 
     def trained_model(self) -> tuple[nn.Module, nn.Module]:
         """(policy LM with any adapter merged, value head)."""
@@ -297,8 +360,11 @@ def copy_weights(source: nn.Module, target: nn.Module, with_adapter: bool) -> No
     architecture in its own dtype. The source is read, never merged in place, so training weights do not drift."""
     from peft.tuners.lora import LoraLayer
 
-    weights = {name.removeprefix("base_model.model.").replace(".base_layer.", "."): tensor
-               for name, tensor in source.state_dict().items() if "lora_" not in name}
+    weights = {
+        name.removeprefix("base_model.model.").replace(".base_layer.", "."): tensor
+        for name, tensor in source.state_dict().items()
+        if "lora_" not in name
+    }
     if with_adapter:
         for name, module in source.named_modules():
             if isinstance(module, LoraLayer):

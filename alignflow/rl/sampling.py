@@ -1,8 +1,9 @@
 """Sampling responses from a causal LM for a batch of tokenized prompts (PPO rollouts and evaluation)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from transformers import DynamicCache
@@ -23,7 +24,7 @@ class Samples:
 
     @property
     def responses(self) -> torch.Tensor:
-        return self.sequences[:, self.query_length:]
+        return self.sequences[:, self.query_length :]
 
 
 def positions(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -37,19 +38,29 @@ def response_mask(responses: torch.Tensor, stop_id: int) -> torch.Tensor:
     return ((is_stop.cumsum(-1) - is_stop) == 0).float()
 
 
-def pad_left(prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def pad_left(
+    prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     longest = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), longest), pad_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for row, prompt in enumerate(prompts):
-        ids[row, longest - len(prompt):] = torch.tensor(list(prompt), dtype=torch.long)
-        mask[row, longest - len(prompt):] = 1
+        ids[row, longest - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+        mask[row, longest - len(prompt) :] = 1
     return ids.to(device), mask.to(device)
 
 
 @torch.no_grad()
-def sample(lm, tokenizer, prompts: Sequence[Sequence[int]], stop_id: int, max_new_tokens: int, min_new_tokens: int = 0,
-           temperature: float = 1.0, top_p: float = 1.0) -> Samples:
+def sample(
+    lm,
+    tokenizer,
+    prompts: Sequence[Sequence[int]],
+    stop_id: int,
+    max_new_tokens: int,
+    min_new_tokens: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+) -> Samples:
     """Sample one response per prompt (temperature, then top-p; no top-k, so log-probs computed later with the same
     temperature match the sampling distribution). Decodes with a KV cache and drops a row from the batch as soon
     as it emits the stop token, so a batch costs what its rows need rather than max_new_tokens for every row."""
@@ -61,8 +72,14 @@ def sample(lm, tokenizer, prompts: Sequence[Sequence[int]], stop_id: int, max_ne
     active = torch.arange(count, device=device)
     mask = query_mask
     cache = DynamicCache(config=lm.config)
-    logits = lm(input_ids=queries, attention_mask=mask, position_ids=positions(mask), cache=cache, use_cache=True,
-                logits_to_keep=1).logits[:, -1]
+    logits = lm(
+        input_ids=queries,
+        attention_mask=mask,
+        position_ids=positions(mask),
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1]
     steps = 0
     for step in range(max_new_tokens):
         steps = step + 1
@@ -78,8 +95,13 @@ def sample(lm, tokenizer, prompts: Sequence[Sequence[int]], stop_id: int, max_ne
             cache.batch_select_indices(keep)
             active, tokens, mask = active[keep], tokens[keep], mask[keep]
         mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
-        logits = lm(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions(mask)[:, -1:], cache=cache,
-                    use_cache=True).logits[:, -1]
+        logits = lm(
+            input_ids=tokens[:, None],
+            attention_mask=mask,
+            position_ids=positions(mask)[:, -1:],
+            cache=cache,
+            use_cache=True,
+        ).logits[:, -1]
     responses = responses[:, :steps]
     sequences = torch.cat([queries, responses], dim=1)
     query_length = queries.shape[1]
@@ -87,8 +109,14 @@ def sample(lm, tokenizer, prompts: Sequence[Sequence[int]], stop_id: int, max_ne
     response_tokens = response_mask(responses, stop_id)
     lengths = [int(n) - int(stop) for n, stop in zip(response_tokens.sum(1), finished)]
     texts = [tokenizer.decode(row[:n], skip_special_tokens=True).strip() for row, n in zip(responses, lengths)]
-    return Samples(sequences, torch.cat([query_mask, response_tokens.long()], dim=1), query_length, response_tokens,
-                   texts, finished)
+    return Samples(
+        sequences,
+        torch.cat([query_mask, response_tokens.long()], dim=1),
+        query_length,
+        response_tokens,
+        texts,
+        finished,
+    )
 
 
 NUCLEUS_CANDIDATES = 256
@@ -121,22 +149,32 @@ def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
 
 def response_slice(per_position: torch.Tensor, query_length: int) -> torch.Tensor:
     """The positions whose outputs predict the response tokens (hidden states or values at query_length-1 ... -2)."""
-    return per_position[:, query_length - 1:-1]
+    return per_position[:, query_length - 1 : -1]
 
 
-def response_outputs(lm, sequences: torch.Tensor, attention_mask: torch.Tensor, query_length: int,
-                     hidden_states: bool = False):
+def response_outputs(
+    lm, sequences: torch.Tensor, attention_mask: torch.Tensor, query_length: int, hidden_states: bool = False
+):
     """`lm`'s forward pass with logits only at the positions that predict the response tokens (the lm_head and
     the log-softmax over the prompt positions are skipped): `.logits` is (batch, response_len, vocab)."""
-    out = lm(input_ids=sequences, attention_mask=attention_mask, position_ids=positions(attention_mask),
-             logits_to_keep=sequences.shape[1] - query_length + 1, output_hidden_states=hidden_states)
+    out = lm(
+        input_ids=sequences,
+        attention_mask=attention_mask,
+        position_ids=positions(attention_mask),
+        logits_to_keep=sequences.shape[1] - query_length + 1,
+        output_hidden_states=hidden_states,
+    )
     out.logits = out.logits[:, :-1]
     return out
 
 
 def response_logprobs(logits: torch.Tensor, responses: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Log-probabilities of the sampled response tokens under response-aligned `logits` (scaled as when sampling)."""
-    return torch.log_softmax(logits.float() / temperature, -1).gather(-1, responses.unsqueeze(-1)).squeeze(-1)
+    """Log-probabilities of the sampled response tokens under response-aligned `logits` (scaled as when sampling);
+    logit minus logsumexp, so no (batch, length, vocab) log-softmax is materialised."""
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return logits.gather(-1, responses.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
 def sequence_logprobs(lm, samples: Samples, temperature: float = 1.0) -> torch.Tensor:

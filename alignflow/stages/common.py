@@ -1,13 +1,15 @@
 """What every stage shares: input checks that name the stage to run first, and the CLI wrapper."""
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from alignflow.config import Params, SourceParams, load_params
 from alignflow.data.validate import validate_source
-from alignflow.errors import AlignflowError, StageInputError
+from alignflow.errors import AlignflowError, StageInputError, report
 
 
 def require(path: Path, producer: str) -> Path:
@@ -46,5 +48,5 @@ def cli(run: Callable[[Params], dict[str, Any]]) -> None:
     try:
         run(load_params())
     except AlignflowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report(exc)
         sys.exit(1)

@@ -3,6 +3,7 @@
 Run: `python -m alignflow.stages.dedup`. Writes the kept records, `report.jsonl` with one
 (dataset, removed_id, kept_id, similarity, reason) row per removal, and a similarity histogram.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,8 +33,16 @@ def run(params: Params) -> dict[str, Any]:
 
     def drop(name: str, found: list[Duplicate], reference: list[dict[str, Any]], reason: str) -> None:
         rows = records[name]
-        report.extend({"dataset": name, "removed_id": rows[d.removed]["id"], "kept_id": reference[d.kept]["id"],
-                       "similarity": round(d.similarity, 4), "reason": reason} for d in found)
+        report.extend(
+            {
+                "dataset": name,
+                "removed_id": rows[d.removed]["id"],
+                "kept_id": reference[d.kept]["id"],
+                "similarity": round(d.similarity, 4),
+                "reason": reason,
+            }
+            for d in found
+        )
         records[name] = [rows[i] for i in kept_indices(len(rows), found)]
 
     for name in DATASETS:
@@ -41,7 +50,9 @@ def run(params: Params) -> dict[str, Any]:
         if name in config.apply_to:
             texts = [prompt_text(name, r) for r in records[name]]
             with tqdm(total=len(texts), desc=f"dedup {name}", unit="rec") as bar:
-                found, nearest = deduplicate(texts, encoder, config.threshold, config.exact, config.block_size, bar.update)
+                found, nearest = deduplicate(
+                    texts, encoder, config.threshold, config.exact, config.block_size, bar.update
+                )
             similarities.append(nearest[np.isfinite(nearest)])
             drop(name, found, records[name], "duplicate")
         metrics[f"{name}_removed_pct"] = round(100 * (before - len(records[name])) / before, 2)
@@ -58,13 +69,17 @@ def run(params: Params) -> dict[str, Any]:
     with tracking.stage_run("dedup", params.common.experiment, section_dict(config)):
         import mlflow
 
-        with staged_outputs(paths.DEDUP_DATA, paths.metrics_file("dedup"), paths.PLOTS / "dedup_similarity.png") as outs:
+        with staged_outputs(
+            paths.DEDUP_DATA, paths.metrics_file("dedup"), paths.PLOTS / "dedup_similarity.png"
+        ) as outs:
             out_dir, metrics_path, plot_path = outs
             for name in DATASETS:
                 write_jsonl(out_dir / f"{name}.jsonl", records[name])
             write_jsonl(out_dir / "report.jsonl", report)
             write_json(metrics_path, metrics)
-            figure = similarity_histogram(np.concatenate(similarities) if similarities else np.zeros(0), config.threshold)
+            figure = similarity_histogram(
+                np.concatenate(similarities) if similarities else np.zeros(0), config.threshold
+            )
             figure.savefig(plot_path, dpi=100)
         mlflow.log_metrics(metrics)
         mlflow.log_figure(figure, "dedup_similarity.png")

@@ -4,6 +4,7 @@ Run: `python -m alignflow.stages.evaluate`. Both models sample with the same see
 the reward model and the independent judge (models/judge, trained on comparison groups the reward model
 never saw) score every response; each comparison carries a paired bootstrap 95 % interval.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from typing import Any
 
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
-from alignflow.data.formatting import ChatFormat
+from alignflow.data.formatting import ChatFormat, policy_stop_token
 from alignflow.evaluation.likelihood import held_out_loss, multiple_choice_accuracy, read_multiple_choice
 from alignflow.evaluation.plots import alignment_curve, reward_histograms, training_curves
 from alignflow.evaluation.suite import evaluate_models, sample_table
@@ -31,12 +32,15 @@ def load_evaluation(params: Params, policy_dir: Path = paths.POLICY):
 
     tokenizer = AutoTokenizer.from_pretrained(require(policy_dir, "ppo"))
     dtype = getattr(torch, params.evaluate.dtype)
-    models = {"sft": load_sft_model(require(paths.SFT_MODEL, "sft")).to(dtype),
-              "ppo": AutoModelForCausalLM.from_pretrained(policy_dir, dtype=dtype)}
-    chat = ChatFormat(params.tokenize.template, params.tokenize.markers)
-    stop_id = tokenizer.convert_tokens_to_ids(params.ppo.stop_token or chat.stop_token(tokenizer))
-    scorers = {"reward": RewardScorer(require(paths.REWARD_MODEL, "reward"), params.tokenize.reward_max_length),
-               "judge": RewardScorer(require(paths.JUDGE_MODEL, "reward"), params.tokenize.reward_max_length)}
+    models = {
+        "sft": load_sft_model(require(paths.SFT_MODEL, "sft")).to(dtype),
+        "ppo": AutoModelForCausalLM.from_pretrained(policy_dir, dtype=dtype),
+    }
+    stop_id = tokenizer.convert_tokens_to_ids(policy_stop_token(params, tokenizer))
+    scorers = {
+        "reward": RewardScorer(require(paths.REWARD_MODEL, "reward"), params.tokenize.reward_max_length),
+        "judge": RewardScorer(require(paths.JUDGE_MODEL, "reward"), params.tokenize.reward_max_length),
+    }
     return models, tokenizer, stop_id, scorers
 
 
@@ -51,8 +55,9 @@ def evaluate_prompt_file(params: Params, prompts_file: Path, policy_dir: Path, r
     models, tokenizer, stop_id, scorers = load_evaluation(params, policy_dir)
     chat = prepare_tokenizer(tokenizer, params.tokenize)
     prompts, _ = tokenize_prompts(records, tokenizer, chat, params.tokenize.prompt_max_length)
-    result = evaluate_models(models["sft"], models["ppo"], tokenizer, prompts, scorers, stop_id, params.evaluate,
-                             params.common.seed)
+    result = evaluate_models(
+        models["sft"], models["ppo"], tokenizer, prompts, scorers, stop_id, params.evaluate, params.common.seed
+    )
     metrics = {"prompts_file": str(prompts_file), "policy": str(policy_dir), **result.metrics}
     with staged_outputs(report) as (path,):
         write_json(path, {"metrics": metrics, "samples": sample_table(prompts, result)})
@@ -76,15 +81,22 @@ def run(params: Params) -> dict[str, Any]:
     if config.multiple_choice:
         items = read_multiple_choice(Path(config.multiple_choice))
         for name in MODELS:
-            metrics[f"mc_accuracy_{name}"] = multiple_choice_accuracy(models[name], tokenizer, items,
-                                                                      lambda q: chat.prompt(tokenizer, q))
+            metrics[f"mc_accuracy_{name}"] = multiple_choice_accuracy(
+                models[name], tokenizer, items, lambda q: chat.prompt(tokenizer, q)
+            )
     history = json.loads((paths.POLICY / "ppo_history.json").read_text())
-    figures = {"eval_reward_hist.png": reward_histograms(result.scores["reward"]["sft"], result.scores["reward"]["ppo"]),
-               "ppo_training.png": training_curves(history),
-               "alignment_curve.png": alignment_curve(history)}
+    figures = {
+        "eval_reward_hist.png": reward_histograms(result.scores["reward"]["sft"], result.scores["reward"]["ppo"]),
+        "ppo_training.png": training_curves(history),
+        "alignment_curve.png": alignment_curve(history),
+    }
     samples = sample_table(prompts, result)
     with tracking.stage_run("evaluate", params.common.experiment, section_dict(config)):
-        targets = [paths.metrics_file("evaluate"), paths.METRICS / "eval_samples.json", *(paths.PLOTS / f for f in figures)]
+        targets = [
+            paths.metrics_file("evaluate"),
+            paths.METRICS / "eval_samples.json",
+            *(paths.PLOTS / f for f in figures),
+        ]
         with staged_outputs(*targets) as (metrics_path, samples_path, *plot_paths):
             write_json(metrics_path, metrics)
             write_json(samples_path, samples)
@@ -93,8 +105,9 @@ def run(params: Params) -> dict[str, Any]:
         mlflow.log_metrics(metrics)
         for name, figure in figures.items():
             mlflow.log_figure(figure, name)
-        mlflow.log_table({key: [row.get(key) for row in samples[: config.samples_logged]] for key in samples[0]},
-                         "eval_samples.json")
+        mlflow.log_table(
+            {key: [row.get(key) for row in samples[: config.samples_logged]] for key in samples[0]}, "eval_samples.json"
+        )
     print(f"evaluate: {metrics}")
     return metrics
 

@@ -2,6 +2,7 @@
 
 Run: `python -m alignflow.stages.ingest` (what `dvc repro ingest` calls).
 """
+
 from __future__ import annotations
 
 import hashlib

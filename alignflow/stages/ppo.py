@@ -3,6 +3,7 @@
 Run: `python -m alignflow.stages.ppo` (or `accelerate launch -m alignflow.stages.ppo` on several processes).
 Checkpoints every `ppo.checkpoint_every` updates in checkpoints/ppo/; rerunning resumes from the newest.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,7 +13,7 @@ from typing import Any
 
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
-from alignflow.data.formatting import ChatFormat
+from alignflow.data.formatting import policy_stop_token
 from alignflow.errors import ConfigError
 from alignflow.io import staged_outputs, write_json
 from alignflow.stages.common import cli, load_arrow, require
@@ -28,8 +29,10 @@ def build_policy(params: Params):
 
     card = json.loads((require(paths.SFT_MODEL, "sft") / SFT_CARD).read_text())
     if card["needs_adapter"]:
-        raise ConfigError("ppo: the SFT model is prompt-tuned (an unmergeable soft prompt); use sft.method lora, qlora "
-                          "or full before PPO")
+        raise ConfigError(
+            "ppo: the SFT model is prompt-tuned (an unmergeable soft prompt); use sft.method lora, qlora "
+            "or full before PPO"
+        )
     lm = load_sft_model(paths.SFT_MODEL)
     return get_peft_model(lm, lora_config(lm, params.ppo.lora, "CAUSAL_LM")) if params.ppo.method == "lora" else lm
 
@@ -46,7 +49,7 @@ def run(params: Params) -> dict[str, Any]:
     prompts = load_arrow(paths.TOKENIZED / "prompts", "tokenize").to_list()
     tokenizer = AutoTokenizer.from_pretrained(require(paths.SFT_MODEL / "model", "sft"))
     scorer = RewardScorer(require(paths.REWARD_MODEL, "reward"), params.tokenize.reward_max_length)
-    stop_token = config.stop_token or ChatFormat(params.tokenize.template, params.tokenize.markers).stop_token(tokenizer)
+    stop_token = policy_stop_token(params, tokenizer)
     checkpoints = paths.CHECKPOINTS / "ppo"
     resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, config, params.tokenize))
     try:
@@ -58,8 +61,9 @@ def run(params: Params) -> dict[str, Any]:
     if config.curve_every:
         curve_prompts = load_arrow(paths.TOKENIZED / "eval_prompts", "tokenize").to_list()[: config.curve_prompts]
         judge = RewardScorer(require(paths.JUDGE_MODEL, "reward"), params.tokenize.reward_max_length)
-        probe = AlignmentProbe(tokenizer, curve_prompts, {"reward": scorer, "judge": judge}, trainer.stop_id,
-                               params.evaluate, seed)
+        probe = AlignmentProbe(
+            tokenizer, curve_prompts, {"reward": scorer, "judge": judge}, trainer.stop_id, params.evaluate, seed
+        )
         state = rng_state()
         with trainer.sampling_model(reference=True) as sft:
             probe.set_reference(sft)
@@ -72,25 +76,38 @@ def run(params: Params) -> dict[str, Any]:
             samples.extend({"update": update, "response": text} for text in texts[:SAMPLES_LOGGED])
             print(f"ppo update {update}/{config.updates}: " + ", ".join(f"{k}={v:.3f}" for k, v in stats.items()))
 
-    with tracking.stage_run("ppo", params.common.experiment, section_dict(config)) if main_process else contextlib.nullcontext():
+    with (
+        tracking.stage_run("ppo", params.common.experiment, section_dict(config))
+        if main_process
+        else contextlib.nullcontext()
+    ):
         history = trainer.train(checkpoints, resume=resuming, on_update=log_update, probe=probe)
         lm, value_head = trainer.trained_model()
-        last = history[-min(3, len(history)):]
-        metrics = {f"final_{key}": round(sum(h[key] for h in last) / len(last), 4)
-                   for key in ("reward_mean", "kl", "entropy", "response_length", "unfinished")}
-        metrics.update({f"final_{key}": round(value, 4) for key, value in history[-1].items() if key.startswith("curve_")})
+        last = history[-min(3, len(history)) :]
+        metrics = {
+            f"final_{key}": round(sum(h[key] for h in last) / len(last), 4)
+            for key in ("reward_mean", "kl", "entropy", "response_length", "unfinished")
+        }
+        metrics.update(
+            {f"final_{key}": round(value, 4) for key, value in history[-1].items() if key.startswith("curve_")}
+        )
         metrics.update(updates=len(history), initial_reward_mean=round(history[0]["reward_mean"], 4))
         if main_process:
             with staged_outputs(paths.POLICY, paths.metrics_file("ppo")) as (out_dir, metrics_path):
                 lm.save_pretrained(out_dir, safe_serialization=True)
                 tokenizer.save_pretrained(out_dir)
-                save_file({k: v.contiguous() for k, v in value_head.state_dict().items()}, str(out_dir / "value_head.safetensors"))
+                save_file(
+                    {k: v.contiguous() for k, v in value_head.state_dict().items()},
+                    str(out_dir / "value_head.safetensors"),
+                )
                 write_json(out_dir / "ppo_history.json", history)
                 write_json(metrics_path, metrics)
             mlflow.log_metrics(metrics)
             if samples:
-                mlflow.log_table({"update": [s["update"] for s in samples], "response": [s["response"] for s in samples]},
-                                 "ppo_samples.json")
+                mlflow.log_table(
+                    {"update": [s["update"] for s in samples], "response": [s["response"] for s in samples]},
+                    "ppo_samples.json",
+                )
     if main_process:
         shutil.rmtree(checkpoints, ignore_errors=True)
         print(f"ppo: {metrics}")

@@ -5,6 +5,7 @@ or the SFT model) and loss; the reward model trains on the `train` comparison gr
 `judge` groups it never sees, and both are measured on `validation` groups neither saw (overall and per
 quality category). Interrupted runs resume from checkpoints/reward/ and checkpoints/judge/.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,13 @@ from alignflow.config import Params, section_dict
 from alignflow.errors import ConfigError
 from alignflow.io import staged_outputs, write_json
 from alignflow.stages.common import cli, load_arrow, reward_backbone
-from alignflow.training.common import (last_checkpoint, mlflow_callback, params_snapshot, prepare_checkpoint_dir,
-                                       trainer_metrics)
+from alignflow.training.common import (
+    last_checkpoint,
+    mlflow_callback,
+    params_snapshot,
+    prepare_checkpoint_dir,
+    trainer_metrics,
+)
 from alignflow.training.reward import evaluate_pairs, pair_metrics, save_reward_model, train_reward_model
 
 
@@ -27,8 +33,10 @@ def run(params: Params) -> dict[str, Any]:
     backbone, tokenizer = reward_backbone(params)
     judge_config = dataclasses.replace(config, max_steps=config.judge_max_steps or config.max_steps)
     if "judge" not in pairs or not len(pairs["judge"]):
-        raise ConfigError("tokenize.judge_fraction: no comparison groups are left for the evaluation judge; set it "
-                          "above 0 (e.g. 0.25) and rerun tokenize")
+        raise ConfigError(
+            "tokenize.judge_fraction: no comparison groups are left for the evaluation judge; set it "
+            "above 0 (e.g. 0.25) and rerun tokenize"
+        )
     jobs = [("reward", "", pairs["train"], config, seed), ("judge", "judge_", pairs["judge"], judge_config, seed + 1)]
     metrics: dict[str, Any] = {"eval_pairs": len(pairs["validation"])}
     trained = {}
@@ -38,15 +46,27 @@ def run(params: Params) -> dict[str, Any]:
         for name, prefix, train, job_config, job_seed in jobs:
             checkpoints = paths.CHECKPOINTS / name
             resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, job_config, params.tokenize))
-            trainer, result = train_reward_model(backbone, tokenizer, train, pairs["validation"], job_config, checkpoints,
-                                                 job_seed, last_checkpoint(checkpoints) if resuming else None,
-                                                 [mlflow_callback(prefix)])
+            trainer, result = train_reward_model(
+                backbone,
+                tokenizer,
+                train,
+                pairs["validation"],
+                job_config,
+                checkpoints,
+                job_seed,
+                last_checkpoint(checkpoints) if resuming else None,
+                [mlflow_callback(prefix)],
+            )
             model = trainer.model.float()
             train_stats = evaluate_pairs(model, tokenizer, train)
             metrics.update({f"{prefix}{k}": v for k, v in trainer_metrics(result).items()})
-            metrics.update({f"{prefix}train_accuracy": round(train_stats["accuracy"], 4),
-                            f"{prefix}reward_mean": round(train_stats["mean"], 4),
-                            f"{prefix}reward_std": round(train_stats["std"], 4)})
+            metrics.update(
+                {
+                    f"{prefix}train_accuracy": round(train_stats["accuracy"], 4),
+                    f"{prefix}reward_mean": round(train_stats["mean"], 4),
+                    f"{prefix}reward_std": round(train_stats["std"], 4),
+                }
+            )
             if len(pairs["validation"]):
                 metrics.update(pair_metrics(evaluate_pairs(model, tokenizer, pairs["validation"]), f"{prefix}eval_"))
             trained[name] = (model, train_stats)

@@ -3,6 +3,7 @@
 Run: `python -m alignflow.stages.sft`. An interrupted run resumes from checkpoints/sft/ when rerun with
 the same params.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,14 @@ from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.io import staged_outputs, write_json
 from alignflow.stages.common import cli, load_arrow, require
-from alignflow.training.common import (last_checkpoint, mlflow_callback, params_snapshot, prepare_checkpoint_dir,
-                                       trainer_metrics, training_arguments)
+from alignflow.training.common import (
+    last_checkpoint,
+    mlflow_callback,
+    params_snapshot,
+    prepare_checkpoint_dir,
+    trainer_metrics,
+    training_arguments,
+)
 from alignflow.training.sft import build_sft_model, save_sft_outputs, sft_collator
 
 
@@ -25,20 +32,29 @@ def run(params: Params) -> dict[str, Any]:
     data = load_arrow(paths.TOKENIZED / "sft", "tokenize").remove_columns("id")
     tokenizer = AutoTokenizer.from_pretrained(require(paths.TOKENIZED / "tokenizer", "tokenize"))
     checkpoints = paths.CHECKPOINTS / "sft"
-    resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, config, params.tokenize, params.ingest))
+    resuming = prepare_checkpoint_dir(
+        checkpoints, params_snapshot(params.common, config, params.tokenize, params.ingest)
+    )
     set_seed(seed)  # adapter / head initialisation is part of the run
     model = build_sft_model(require(paths.BASE_MODEL, "ingest"), tokenizer, config)
     has_eval = len(data["validation"]) > 0
-    trainer = Trainer(model=model, args=training_arguments(config, checkpoints, seed, has_eval),
-                      train_dataset=data["train"], eval_dataset=data["validation"] if has_eval else None,
-                      data_collator=sft_collator(tokenizer), callbacks=[mlflow_callback()])
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(config, checkpoints, seed, has_eval),
+        train_dataset=data["train"],
+        eval_dataset=data["validation"] if has_eval else None,
+        data_collator=sft_collator(tokenizer),
+        callbacks=[mlflow_callback()],
+    )
 
     with tracking.stage_run("sft", params.common.experiment, section_dict(config)):
         import mlflow
 
         result = trainer.train(resume_from_checkpoint=last_checkpoint(checkpoints) if resuming else None)
-        metrics: dict[str, Any] = {**trainer_metrics(result),
-                                   "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+        metrics: dict[str, Any] = {
+            **trainer_metrics(result),
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        }
         if has_eval:
             eval_loss = trainer.evaluate()["eval_loss"]
             metrics.update(eval_loss=round(eval_loss, 4), eval_perplexity=round(math.exp(min(eval_loss, 50)), 2))

@@ -3,6 +3,7 @@
 Run: `python -m alignflow.stages.tokenize`. No padding is stored: batches are padded dynamically later.
 The policy tokenizer (with marker tokens added, if that format is chosen) is saved beside the data.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,15 @@ from datasets import Dataset, DatasetDict
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.data.formatting import prepare_tokenizer
-from alignflow.data.tokenize import (length_stats, reward_pairs, split_comparison_groups, split_indices, tokenize_prompts,
-                                     tokenize_sft, with_mismatched_answers)
+from alignflow.data.tokenize import (
+    length_stats,
+    reward_pairs,
+    split_comparison_groups,
+    split_indices,
+    tokenize_prompts,
+    tokenize_sft,
+    with_mismatched_answers,
+)
 from alignflow.errors import DataError
 from alignflow.io import staged_outputs, write_json
 from alignflow.stages.common import cli, read_records, require
@@ -23,36 +31,49 @@ OUTPUTS = ("sft", "reward", "prompts", "eval_prompts", "tokenizer")
 
 def _split(rows: list[dict[str, Any]], fraction: float, seed: int) -> DatasetDict:
     train, validation = split_indices(len(rows), fraction, seed)
-    return DatasetDict({"train": Dataset.from_list([rows[i] for i in train]),
-                        "validation": Dataset.from_list([rows[i] for i in validation])})
+    return DatasetDict(
+        {
+            "train": Dataset.from_list([rows[i] for i in train]),
+            "validation": Dataset.from_list([rows[i] for i in validation]),
+        }
+    )
 
 
 def run(params: Params) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     config, seed = params.tokenize, params.common.seed
-    records = {name: read_records(name, paths.dedup_file(name), "dedup")
-               for name in ("sft", "comparisons", "prompts", "eval_prompts")}
+    records = {
+        name: read_records(name, paths.dedup_file(name), "dedup")
+        for name in ("sft", "comparisons", "prompts", "eval_prompts")
+    }
     tokenizer = AutoTokenizer.from_pretrained(require(paths.BASE_MODEL, "ingest"))
     chat_format = prepare_tokenizer(tokenizer, config)
-    reward_tokenizer = (AutoTokenizer.from_pretrained(require(paths.ENCODER, "ingest"))
-                        if params.reward.backbone == "encoder" else tokenizer)
+    reward_tokenizer = (
+        AutoTokenizer.from_pretrained(require(paths.ENCODER, "ingest"))
+        if params.reward.backbone == "encoder"
+        else tokenizer
+    )
 
     sft_rows, sft_counts = tokenize_sft(records["sft"], tokenizer, chat_format, config.max_length)
     groups = records["comparisons"]
     reward_splits, reward_truncated = {}, 0
-    for split, indices in split_comparison_groups(len(groups), config.comparison_validation_fraction,
-                                                  config.judge_fraction, seed).items():
+    for split, indices in split_comparison_groups(
+        len(groups), config.comparison_validation_fraction, config.judge_fraction, seed
+    ).items():
         chosen = [groups[i] for i in indices]
         if split != "validation":  # held-out pairs stay as the data has them
             chosen = with_mismatched_answers(chosen, config.mismatched_pairs, seed)
         reward_splits[split], counts = reward_pairs(chosen, reward_tokenizer, config.reward_max_length)
         reward_truncated += counts["truncated"]
-    prompt_rows = {name: tokenize_prompts(records[name], tokenizer, chat_format, config.prompt_max_length)
-                   for name in ("prompts", "eval_prompts")}
+    prompt_rows = {
+        name: tokenize_prompts(records[name], tokenizer, chat_format, config.prompt_max_length)
+        for name in ("prompts", "eval_prompts")
+    }
 
     metrics: dict[str, Any] = {
-        "sft_examples": len(sft_rows), "sft_truncated_pct": round(100 * sft_counts["truncated"] / len(records["sft"]), 2),
+        "sft_examples": len(sft_rows),
+        "sft_truncated_pct": round(100 * sft_counts["truncated"] / len(records["sft"]), 2),
         "sft_dropped_no_labels": sft_counts["dropped_no_labels"],
         **{f"reward_pairs_{split}": len(rows) for split, rows in reward_splits.items()},
         "reward_truncated_pct": round(100 * reward_truncated / max(1, 2 * sum(map(len, reward_splits.values()))), 2),
@@ -63,8 +84,12 @@ def run(params: Params) -> dict[str, Any]:
         metrics[f"{name}_count"] = len(rows)
         metrics[f"{name}_truncated"] = counts["truncated"]
     if not sft_rows:
-        raise DataError(paths.dedup_file("sft"), None, "messages",
-                        f"no conversation keeps an assistant token within tokenize.max_length={config.max_length}")
+        raise DataError(
+            paths.dedup_file("sft"),
+            None,
+            "messages",
+            f"no conversation keeps an assistant token within tokenize.max_length={config.max_length}",
+        )
 
     with tracking.stage_run("tokenize", params.common.experiment, section_dict(config)):
         import mlflow
@@ -73,7 +98,9 @@ def run(params: Params) -> dict[str, Any]:
         with staged_outputs(*targets) as outs:
             sft_dir, reward_dir, prompts_dir, eval_dir, tokenizer_dir, metrics_path = outs
             _split(sft_rows, config.validation_fraction, seed).save_to_disk(str(sft_dir))
-            DatasetDict({split: Dataset.from_list(rows) for split, rows in reward_splits.items()}).save_to_disk(str(reward_dir))
+            DatasetDict({split: Dataset.from_list(rows) for split, rows in reward_splits.items()}).save_to_disk(
+                str(reward_dir)
+            )
             Dataset.from_list(prompt_rows["prompts"][0]).save_to_disk(str(prompts_dir))
             Dataset.from_list(prompt_rows["eval_prompts"][0]).save_to_disk(str(eval_dir))
             tokenizer.save_pretrained(tokenizer_dir)

@@ -1,4 +1,5 @@
 """Shared by the training stages: TrainingArguments from params, step metrics to MLflow, safe resume."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,23 +34,44 @@ def training_arguments(params: TrainerParams, output_dir: Path, seed: int, has_e
 
     evaluating = has_eval and params.eval_steps > 0
     return (cls or TrainingArguments)(
-        output_dir=str(output_dir), seed=seed, data_seed=seed, num_train_epochs=params.epochs, max_steps=params.max_steps,
-        learning_rate=params.learning_rate, per_device_train_batch_size=params.batch_size,
-        per_device_eval_batch_size=params.batch_size, gradient_accumulation_steps=params.grad_accum,
-        warmup_steps=params.warmup_ratio, weight_decay=params.weight_decay, max_grad_norm=params.max_grad_norm,
-        eval_strategy="steps" if evaluating else "no", eval_steps=params.eval_steps if evaluating else None,
-        save_strategy="steps", save_steps=params.save_steps, save_total_limit=params.save_total_limit,
+        output_dir=str(output_dir),
+        seed=seed,
+        data_seed=seed,
+        num_train_epochs=params.epochs,
+        max_steps=params.max_steps,
+        learning_rate=params.learning_rate,
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=params.batch_size,
+        gradient_accumulation_steps=params.grad_accum,
+        warmup_steps=params.warmup_ratio,
+        weight_decay=params.weight_decay,
+        max_grad_norm=params.max_grad_norm,
+        eval_strategy="steps" if evaluating else "no",
+        eval_steps=params.eval_steps if evaluating else None,
+        save_strategy="steps",
+        save_steps=params.save_steps,
+        save_total_limit=params.save_total_limit,
         logging_steps=params.logging_steps,
         train_sampling_strategy="group_by_length" if params.group_by_length else "random",
         load_best_model_at_end=params.load_best_model_at_end and evaluating,
-        metric_for_best_model="eval_loss" if evaluating else None, report_to="none", disable_tqdm=False,
-        dataloader_num_workers=0, dataloader_pin_memory=False, remove_unused_columns=False, **precision_flags(params.mixed_precision), **extra)
+        metric_for_best_model="eval_loss" if evaluating else None,
+        report_to="none",
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        remove_unused_columns=False,
+        **precision_flags(params.mixed_precision),
+        **extra,
+    )
 
 
 def trainer_metrics(result) -> dict[str, Any]:
     """Headline numbers of a finished Trainer.train() call."""
-    return {"train_loss": round(result.training_loss, 4), "steps": result.global_step,
-            "train_seconds": round(result.metrics["train_runtime"], 1)}
+    return {
+        "train_loss": round(result.training_loss, 4),
+        "steps": result.global_step,
+        "train_seconds": round(result.metrics["train_runtime"], 1),
+    }
 
 
 def mlflow_callback(prefix: str = ""):
@@ -61,8 +83,10 @@ def mlflow_callback(prefix: str = ""):
             import mlflow
 
             if mlflow.active_run() and logs:
-                mlflow.log_metrics({prefix + k.replace("/", "_"): float(v) for k, v in logs.items()
-                                    if isinstance(v, (int, float))}, step=state.global_step)
+                mlflow.log_metrics(
+                    {prefix + k.replace("/", "_"): float(v) for k, v in logs.items() if isinstance(v, (int, float))},
+                    step=state.global_step,
+                )
 
     return MlflowStepMetrics()
 
@@ -71,8 +95,11 @@ def params_snapshot(*sections: Any) -> dict[str, Any]:
     snapshot: dict[str, Any] = {}
     for section in sections:
         prefix = type(section).__name__.removesuffix("Params").lower()
-        snapshot.update({f"{prefix}.{k}": v for k, v in section_dict(section).items()} if dataclasses.is_dataclass(section)
-                        else {prefix: section})
+        snapshot.update(
+            {f"{prefix}.{k}": v for k, v in section_dict(section).items()}
+            if dataclasses.is_dataclass(section)
+            else {prefix: section}
+        )
     return json.loads(json.dumps(snapshot, default=list))
 
 
@@ -87,8 +114,10 @@ def prepare_checkpoint_dir(directory: Path, snapshot: dict[str, Any]) -> bool:
         previous = json.loads(marker.read_text())
         for key in sorted(set(previous) | set(snapshot)):
             if previous.get(key) != snapshot.get(key):
-                raise ConfigError(f"{directory}: holds a checkpoint of a run with {key}={previous.get(key)!r}, but params "
-                                  f"now say {snapshot.get(key)!r}; delete {directory} to start over, or restore the value")
+                raise ConfigError(
+                    f"{directory}: holds a checkpoint of a run with {key}={previous.get(key)!r}, but params "
+                    f"now say {snapshot.get(key)!r}; delete {directory} to start over, or restore the value"
+                )
         return any(directory.glob("checkpoint-*"))
     if directory.exists():
         shutil.rmtree(directory)

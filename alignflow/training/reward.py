@@ -3,11 +3,13 @@
 Loss: -logsigmoid(r_chosen - r_rejected - margin), margin = margin_scale * score gap (0 when unscored).
 The same `reward_inputs` encoding is used for training and for scoring in PPO and evaluation.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -23,8 +25,17 @@ def with_margins(dataset, margin_scale: float):
     return dataset.select_columns(["chosen_ids", "rejected_ids", "margin"])
 
 
-def train_reward_model(backbone: Path, tokenizer, train, validation, params, output_dir: Path, seed: int,
-                       resume_from: str | None = None, callbacks=()):
+def train_reward_model(
+    backbone: Path,
+    tokenizer,
+    train,
+    validation,
+    params,
+    output_dir: Path,
+    seed: int,
+    resume_from: str | None = None,
+    callbacks=(),
+):
     """Train a reward model with TRL's RewardTrainer; returns (trainer, train result)."""
     from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
@@ -35,9 +46,14 @@ def train_reward_model(backbone: Path, tokenizer, train, validation, params, out
     model = build_reward_model(backbone, tokenizer)
     has_eval = validation is not None and len(validation) > 0
     args = training_arguments(params, output_dir, seed, has_eval, cls=RewardConfig, max_length=None)
-    trainer = RewardTrainer(model=model, args=args, train_dataset=with_margins(train, params.margin_scale),
-                            eval_dataset=with_margins(validation, params.margin_scale) if has_eval else None,
-                            processing_class=tokenizer, callbacks=list(callbacks))
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=with_margins(train, params.margin_scale),
+        eval_dataset=with_margins(validation, params.margin_scale) if has_eval else None,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+    )
     return trainer, trainer.train(resume_from_checkpoint=resume_from)
 
 
@@ -55,8 +71,9 @@ def save_reward_model(model, tokenizer, out_dir: Path, stats: dict[str, float], 
     """Model + tokenizer + the score statistics and input length that scoring must reuse."""
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    (Path(out_dir) / REWARD_STATS).write_text(json.dumps({"mean": stats["mean"], "std": stats["std"],
-                                                          "max_length": max_length}))
+    (Path(out_dir) / REWARD_STATS).write_text(
+        json.dumps({"mean": stats["mean"], "std": stats["std"], "max_length": max_length})
+    )
 
 
 @torch.no_grad()
@@ -65,7 +82,9 @@ def score_ids(model, tokenizer, sequences: Sequence[Sequence[int]], batch_size: 
     model.eval()
     scores = []
     for start in range(0, len(sequences), batch_size):
-        batch = tokenizer.pad({"input_ids": [list(s) for s in sequences[start:start + batch_size]]}, return_tensors="pt")
+        batch = tokenizer.pad(
+            {"input_ids": [list(s) for s in sequences[start : start + batch_size]]}, return_tensors="pt"
+        )
         scores.append(model(**batch).logits[:, 0].float())
     return torch.cat(scores) if scores else torch.zeros(0)
 
@@ -83,7 +102,9 @@ class RewardScorer:
         self.stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {"mean": 0.0, "std": 1.0}
 
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
-        encoded = [reward_inputs(self.tokenizer, p, r, self.max_length)["input_ids"] for p, r in zip(prompts, responses)]
+        encoded = [
+            reward_inputs(self.tokenizer, p, r, self.max_length)["input_ids"] for p, r in zip(prompts, responses)
+        ]
         return score_ids(self.model, self.tokenizer, encoded)
 
 
@@ -95,12 +116,19 @@ def evaluate_pairs(model, tokenizer, dataset) -> dict[str, Any]:
     correct = (chosen > rejected).float()
     categories = dataset["category"] if "category" in dataset.column_names else ["unlabelled"] * len(chosen)
     by_category = {name: float(correct[[c == name for c in categories]].mean()) for name in sorted(set(categories))}
-    return {"accuracy": float(correct.mean()) if len(chosen) else float("nan"), "accuracy_by_category": by_category,
-            "mean": float(both.mean()), "std": float(both.std()) if len(both) > 1 else 1.0,
-            "margin_mean": float((chosen - rejected).mean()) if len(chosen) else float("nan")}
+    return {
+        "accuracy": float(correct.mean()) if len(chosen) else float("nan"),
+        "accuracy_by_category": by_category,
+        "mean": float(both.mean()),
+        "std": float(both.std()) if len(both) > 1 else 1.0,
+        "margin_mean": float((chosen - rejected).mean()) if len(chosen) else float("nan"),
+    }
 
 
 def pair_metrics(stats: dict[str, Any], prefix: str) -> dict[str, float]:
     """Flat metrics of `evaluate_pairs` on held-out pairs: accuracy, mean margin, accuracy per category."""
-    return {f"{prefix}accuracy": round(stats["accuracy"], 4), f"{prefix}margin_mean": round(stats["margin_mean"], 4),
-            **{f"{prefix}accuracy_{name}": round(value, 4) for name, value in stats["accuracy_by_category"].items()}}
+    return {
+        f"{prefix}accuracy": round(stats["accuracy"], 4),
+        f"{prefix}margin_mean": round(stats["margin_mean"], 4),
+        **{f"{prefix}accuracy_{name}": round(value, 4) for name, value in stats["accuracy_by_category"].items()},
+    }

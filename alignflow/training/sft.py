@@ -2,6 +2,7 @@
 
 Data comes pre-tokenized with completion-only labels; the collator pads each batch to its longest example.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,13 @@ def sft_collator(tokenizer):
 def linear_layer_names(model) -> list[str]:
     import torch
 
-    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                   if isinstance(module, torch.nn.Linear) or type(module).__name__.startswith("Linear")})
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) or type(module).__name__.startswith("Linear")
+        }
+    )
 
 
 def lora_config(model, lora: LoraParams, task_type: str, trainable_tokens: list[int] | None = None):
@@ -35,9 +41,17 @@ def lora_config(model, lora: LoraParams, task_type: str, trainable_tokens: list[
     available = linear_layer_names(model)
     missing = [name for name in lora.target_modules if name not in available]
     if missing:
-        raise ConfigError(f"lora.target_modules: {missing} not in the model; its linear layers are: {', '.join(available)}")
-    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.target_modules),
-                      task_type=task_type, trainable_token_indices={"embed_tokens": trainable_tokens} if trainable_tokens else None)
+        raise ConfigError(
+            f"lora.target_modules: {missing} not in the model; its linear layers are: {', '.join(available)}"
+        )
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        task_type=task_type,
+        trainable_token_indices={"embed_tokens": trainable_tokens} if trainable_tokens else None,
+    )
 
 
 def quantization_config():
@@ -54,16 +68,21 @@ def quantization_config():
 
         bnbf.quantize_4bit(torch.randn(64, 64, device="cuda" if torch.cuda.is_available() else "cpu"), quant_type="nf4")
     except Exception as exc:
-        raise ConfigError(f"sft.method: qlora: bitsandbytes cannot quantize on this device ({exc}); use method: lora") from None
+        raise ConfigError(
+            f"sft.method: qlora: bitsandbytes cannot quantize on this device ({exc}); use method: lora"
+        ) from None
     compute = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=compute)
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
+    )
 
 
 def _load_base(base_dir: Path, tokenizer, quantized: bool):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(base_dir, quantization_config=quantization_config() if quantized else None)
+    model = AutoModelForCausalLM.from_pretrained(
+        base_dir, quantization_config=quantization_config() if quantized else None
+    )
     added = list(range(model.get_input_embeddings().num_embeddings, len(tokenizer)))
     if added:  # marker tokens added by the tokenize stage get (trained) embeddings
         model.resize_token_embeddings(len(tokenizer))
@@ -81,7 +100,9 @@ def build_sft_model(base_dir: Path, tokenizer, params: SFTParams):
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         return get_peft_model(model, lora_config(model, params.lora, "CAUSAL_LM", added))
     if params.method == "prompt_tuning":
-        return get_peft_model(model, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=params.num_virtual_tokens))
+        return get_peft_model(
+            model, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=params.num_virtual_tokens)
+        )
     freeze_lowest_layers(model, params.freeze_layers)
     return model
 

@@ -1,5 +1,6 @@
 """End to end on the tiny profile with real DVC, Prefect and MLflow: `dvc repro` and the Prefect flow give identical
 outputs and a registered model version; reruns skip; `dvc exp run -S ppo...` redoes only what depends on PPO."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,12 @@ DATA_STAGES = ["ingest", "dedup", "tokenize"]
 
 def locked_outputs(project, stages=DATA_STAGES) -> dict[str, str]:
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    return {out["path"]: out["md5"] for name in stages for out in lock["stages"][name]["outs"]
-            if not out["path"].startswith("metrics/")}  # metrics carry wall times
+    return {
+        out["path"]: out["md5"]
+        for name in stages
+        for out in lock["stages"][name]["outs"]
+        if not out["path"].startswith("metrics/")
+    }  # metrics carry wall times
 
 
 def mlflow_runs(project):
@@ -37,7 +42,9 @@ def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects):
     by_dvc, by_prefect = projects
     run(["dvc", "repro"], by_dvc)
     flow = run(["alignflow", "run"], by_prefect)
-    assert [f"{name}: ran" for name in STAGES] == [l for l in flow.stdout.splitlines() if l.endswith(": ran")]
+    assert [f"{name}: ran" for name in STAGES] == [
+        entry for entry in flow.stdout.splitlines() if entry.endswith(": ran")
+    ]
 
     assert locked_outputs(by_dvc, STAGES) == locked_outputs(by_prefect, STAGES)
     for project in projects:
@@ -47,7 +54,9 @@ def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects):
         assert (project / "models/policy/model.safetensors").is_file()
 
     again = run(["alignflow", "run"], by_prefect)
-    assert [f"{name}: up to date" for name in STAGES] == [l for l in again.stdout.splitlines() if l.endswith("up to date")]
+    assert [f"{name}: up to date" for name in STAGES] == [
+        entry for entry in again.stdout.splitlines() if entry.endswith("up to date")
+    ]
     assert locked_outputs(by_prefect) == locked_outputs(by_dvc)
 
 
@@ -95,11 +104,14 @@ def test_bad_input_fails_with_one_line_and_keeps_earlier_outputs(projects):
     original = samples.read_text()
     try:
         lines = original.splitlines(keepends=True)
-        samples.write_text("".join(lines[:2]) + '{"id": "bad", "messages": [{"role": "robot", "content": "hi"}]}\n'
-                           + "".join(lines[2:]))
+        samples.write_text(
+            "".join(lines[:2])
+            + '{"id": "bad", "messages": [{"role": "robot", "content": "hi"}]}\n'
+            + "".join(lines[2:])
+        )
         failed = run(["alignflow", "stage", "ingest"], by_dvc, check=False)
         assert failed.returncode != 0
-        line = next(l for l in failed.stderr.splitlines() if l.startswith("error:"))
+        line = next(entry for entry in failed.stderr.splitlines() if entry.startswith("error:"))
         assert "data/samples/sft.jsonl:3: messages[0].role: unknown role 'robot'" in line
         assert (by_dvc / "data/raw/sft.jsonl").is_file() and (by_dvc / "data/tokenized/sft").is_dir()
         flow = run(["alignflow", "run", "--stages", "ingest"], by_dvc, check=False)

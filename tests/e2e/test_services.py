@@ -1,5 +1,6 @@
 """Servers started by the test on 127.0.0.1: a Prefect server that schedules `alignflow serve`'s deployment, and
 the MLflow UI showing a registered model and its `staging` alias in headless Chromium."""
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,9 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def start(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
 
 
 def test_serve_registers_a_deployment_with_the_cron_schedule(tmp_path):
@@ -59,10 +61,14 @@ def test_serve_registers_a_deployment_with_the_cron_schedule(tmp_path):
     for name in ("params.yaml", "dvc.yaml"):
         shutil.copy(root / name, tmp_path / name)
     port = free_port()
-    env = {**project_env(tmp_path), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}
-    server = start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                   tmp_path, env)
+    env = {
+        **project_env(tmp_path),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+    }
+    server = start(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], tmp_path, env
+    )
     serve = None
     try:
         wait_for(f"http://127.0.0.1:{port}/api/health", 120, server)
@@ -77,8 +83,11 @@ def test_serve_registers_a_deployment_with_the_cron_schedule(tmp_path):
         assert crons == ["15 4 * * *"]
         deadline, runs = time.time() + 60, []
         while time.time() < deadline and not runs:  # the server's scheduler creates the upcoming runs
-            runs = requests.post(f"http://127.0.0.1:{port}/api/flow_runs/filter", timeout=5,
-                                 json={"deployments": {"id": {"any_": [found[0]["id"]]}}}).json()
+            runs = requests.post(
+                f"http://127.0.0.1:{port}/api/flow_runs/filter",
+                timeout=5,
+                json={"deployments": {"id": {"any_": [found[0]["id"]]}}},
+            ).json()
             time.sleep(2)
         assert runs and all(r["state_type"] == "SCHEDULED" for r in runs)
     finally:
@@ -102,14 +111,38 @@ def test_mlflow_ui_shows_registered_model_with_staging_alias(tmp_path):
 
     port = free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = start([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store, "--host", "127.0.0.1",
-                    "--port", str(port), "--workers", "1"], tmp_path, env)
+    server = start(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            store,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        tmp_path,
+        env,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/health", 120, server)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/#/models/alignflow-policy", timeout=60_000)
             page.get_by_text("staging").first.wait_for(timeout=60_000)

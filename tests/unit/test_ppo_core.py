@@ -1,20 +1,32 @@
 """PPO core against hand-computed values: GAE, clipped losses, KL estimators, token rewards, KL control."""
+
 import math
 
 import pytest
 import torch
 
 from alignflow.rl import core
-from alignflow.rl.core import (AdaptiveKLController, gae, kl_estimate, normalise_scores, policy_loss, token_rewards,
-                               value_loss, whiten)
+from alignflow.rl.core import (
+    AdaptiveKLController,
+    gae,
+    kl_estimate,
+    normalise_scores,
+    policy_loss,
+    token_rewards,
+    value_loss,
+    whiten,
+)
 
 t = torch.tensor
 
 
-@pytest.mark.parametrize("gamma, lam, advantages", [
-    (1.0, 1.0, [0.5, 0.6, 0.7]),
-    (0.5, 0.5, [-0.31875, -0.075, 0.7]),
-])
+@pytest.mark.parametrize(
+    "gamma, lam, advantages",
+    [
+        (1.0, 1.0, [0.5, 0.6, 0.7]),
+        (0.5, 0.5, [-0.31875, -0.075, 0.7]),
+    ],
+)
 def test_gae_matches_hand_computation(gamma, lam, advantages):
     rewards, values, mask = t([[0.0, 0.0, 1.0]]), t([[0.5, 0.4, 0.3]]), torch.ones(1, 3)
     adv, returns = gae(rewards, values, mask, gamma, lam)

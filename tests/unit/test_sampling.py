@@ -1,4 +1,5 @@
 """Top-p sampling: the candidate shortcut keeps exactly the nucleus a full sort keeps."""
+
 import pytest
 import torch
 

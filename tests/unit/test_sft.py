@@ -1,4 +1,5 @@
 """SFT: dynamic padding, every method trains, wrong LoRA targets are named, and Trainer resume is exact."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,7 @@ from datasets import Dataset
 from alignflow.config import LoraParams, SFTParams
 from alignflow.errors import ConfigError
 from alignflow.training.common import last_checkpoint, training_arguments
-from alignflow.training.sft import build_sft_model, save_sft_outputs, load_sft_model, sft_collator
+from alignflow.training.sft import build_sft_model, load_sft_model, save_sft_outputs, sft_collator
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,9 @@ def examples(tokenizer, count=16):
 
 def test_collator_pads_each_batch_to_its_longest_example(tiny_lm):
     tokenizer = tiny_lm[1]
-    batch = sft_collator(tokenizer)([{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8], "labels": [8]}])
+    batch = sft_collator(tokenizer)(
+        [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    )
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, tokenizer.pad_token_id, tokenizer.pad_token_id]]
     assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
@@ -42,8 +45,16 @@ def test_every_method_trains_and_saves_a_loadable_model(base, method, tmp_path):
     from transformers import Trainer
 
     folder, tokenizer = base
-    params = SFTParams(method=method, max_steps=3, learning_rate=1e-2, batch_size=4, eval_steps=0, save_steps=100,
-                       logging_steps=1, freeze_layers=1 if method == "full" else 0)
+    params = SFTParams(
+        method=method,
+        max_steps=3,
+        learning_rate=1e-2,
+        batch_size=4,
+        eval_steps=0,
+        save_steps=100,
+        logging_steps=1,
+        freeze_layers=1 if method == "full" else 0,
+    )
     model = build_sft_model(folder, tokenizer, params)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     args = training_arguments(params, tmp_path / "ckpt", seed=0, has_eval=False)
@@ -67,8 +78,9 @@ def test_trainer_resume_matches_an_uninterrupted_run(base, tmp_path):
     from transformers import Trainer, TrainerCallback, set_seed
 
     folder, tokenizer = base
-    params = SFTParams(method="lora", max_steps=6, learning_rate=5e-3, batch_size=4, eval_steps=0, save_steps=3,
-                       logging_steps=1)
+    params = SFTParams(
+        method="lora", max_steps=6, learning_rate=5e-3, batch_size=4, eval_steps=0, save_steps=3, logging_steps=1
+    )
     data = examples(tokenizer)
 
     class StopAt(TrainerCallback):
@@ -78,8 +90,13 @@ def test_trainer_resume_matches_an_uninterrupted_run(base, tmp_path):
     def train(output, resume=None, callbacks=()):
         set_seed(0)
         model = build_sft_model(folder, tokenizer, params)
-        trainer = Trainer(model=model, args=training_arguments(params, output, seed=0, has_eval=False),
-                          train_dataset=data, data_collator=sft_collator(tokenizer), callbacks=list(callbacks))
+        trainer = Trainer(
+            model=model,
+            args=training_arguments(params, output, seed=0, has_eval=False),
+            train_dataset=data,
+            data_collator=sft_collator(tokenizer),
+            callbacks=list(callbacks),
+        )
         trainer.train(resume_from_checkpoint=resume)
         return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 

@@ -1,10 +1,10 @@
 """Paired bootstrap intervals: hand-checkable win rates and mean differences, pairing, determinism, errors."""
+
 import numpy as np
 import pytest
 
 from alignflow.evaluation.metrics import win_rate
-from alignflow.evaluation.statistics import (format_interval, interval_metrics, paired_mean_difference,
-                                             paired_win_rate)
+from alignflow.evaluation.statistics import format_interval, interval_metrics, paired_mean_difference, paired_win_rate
 
 
 def test_all_wins_give_the_degenerate_interval_one_one():
@@ -63,7 +63,10 @@ def test_metrics_win_rate_uses_the_same_tie_rule():
 def test_interval_metrics_flatten_and_round():
     result = {"value": 0.712345, "ci_low": 0.641111, "ci_high": 0.78999}
     assert interval_metrics("win_rate_ppo_vs_sft", result) == {
-        "win_rate_ppo_vs_sft": 0.7123, "win_rate_ppo_vs_sft_ci_low": 0.6411, "win_rate_ppo_vs_sft_ci_high": 0.79}
+        "win_rate_ppo_vs_sft": 0.7123,
+        "win_rate_ppo_vs_sft_ci_low": 0.6411,
+        "win_rate_ppo_vs_sft_ci_high": 0.79,
+    }
 
 
 def test_format_interval_shows_the_bounds_when_present():

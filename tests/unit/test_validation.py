@@ -1,4 +1,5 @@
 """Every bad input named in the data contract gets one line: file:line: field: problem."""
+
 import json
 
 import pytest
@@ -8,8 +9,11 @@ from alignflow.data.validate import validate_source
 from alignflow.errors import DataError
 
 GOOD_SFT = {"id": "a", "messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}
-GOOD_CMP = {"id": "c", "prompt": "Tea or coffee?", "responses": [{"text": "Either is fine.", "score": 8},
-                                                                  {"text": "Go away.", "score": 2}]}
+GOOD_CMP = {
+    "id": "c",
+    "prompt": "Tea or coffee?",
+    "responses": [{"text": "Either is fine.", "score": 8}, {"text": "Go away.", "score": 2}],
+}
 
 
 def write_lines(path, *records):
@@ -40,20 +44,31 @@ def test_non_utf8_bytes_name_the_line(tmp_path):
     check("sft", path, r"sft\.jsonl:2: not valid UTF-8")
 
 
-@pytest.mark.parametrize("record, pattern", [
-    ({"messages": GOOD_SFT["messages"]}, r":1: id: missing"),
-    ({"id": "a"}, r":1: messages: missing"),
-    ({"id": "a", "messages": "hi"}, r":1: messages: expected a list"),
-    ({"id": "a", "messages": [{"role": "user", "content": "  "}, {"role": "assistant", "content": "x"}]},
-     r":1: messages\[0\]\.content: empty"),
-    ({"id": "a", "messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "x"}]},
-     r":1: messages\[0\]\.content: expected a string, found int"),
-    ({"id": "a", "messages": [{"role": "human", "content": "hi"}, {"role": "assistant", "content": "x"}]},
-     r":1: messages\[0\]\.role: unknown role 'human'"),
-    ({"id": "a", "messages": [{"role": "user", "content": "hi"}]},
-     r":1: messages: conversation must end with an assistant turn"),
-    ({"id": "a", "prompt": "hi", "response": ""}, r":1: response: empty"),
-])
+@pytest.mark.parametrize(
+    "record, pattern",
+    [
+        ({"messages": GOOD_SFT["messages"]}, r":1: id: missing"),
+        ({"id": "a"}, r":1: messages: missing"),
+        ({"id": "a", "messages": "hi"}, r":1: messages: expected a list"),
+        (
+            {"id": "a", "messages": [{"role": "user", "content": "  "}, {"role": "assistant", "content": "x"}]},
+            r":1: messages\[0\]\.content: empty",
+        ),
+        (
+            {"id": "a", "messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "x"}]},
+            r":1: messages\[0\]\.content: expected a string, found int",
+        ),
+        (
+            {"id": "a", "messages": [{"role": "human", "content": "hi"}, {"role": "assistant", "content": "x"}]},
+            r":1: messages\[0\]\.role: unknown role 'human'",
+        ),
+        (
+            {"id": "a", "messages": [{"role": "user", "content": "hi"}]},
+            r":1: messages: conversation must end with an assistant turn",
+        ),
+        ({"id": "a", "prompt": "hi", "response": ""}, r":1: response: empty"),
+    ],
+)
 def test_sft_record_problems(tmp_path, record, pattern):
     check("sft", write_lines(tmp_path / "sft.jsonl", record), r"sft\.jsonl" + pattern)
 
@@ -63,32 +78,54 @@ def test_duplicate_ids(tmp_path):
     check("sft", path, r"sft\.jsonl:2: id: duplicate id 'a' \(first at line 1\)")
 
 
-@pytest.mark.parametrize("record, pattern", [
-    ({**GOOD_CMP, "responses": [{"text": "a", "score": 11}, {"text": "b", "score": 2}]},
-     r":1: responses\[0\]\.score: score 11(\.0)? outside 1-10"),
-    ({**GOOD_CMP, "responses": [{"text": "a", "score": 0}, {"text": "b", "score": 2}]},
-     r":1: responses\[0\]\.score: score 0(\.0)? outside 1-10"),
-    ({**GOOD_CMP, "responses": [{"text": "a", "score": 5}]}, r":1: responses: need at least 2 responses"),
-    ({**GOOD_CMP, "responses": [{"text": "a", "score": 5}, {"text": "b", "score": 5}]},
-     r":1: responses: all scores are equal"),
-    ({**GOOD_CMP, "responses": [{"text": "a", "score": "high"}, {"text": "b", "score": 5}]},
-     r":1: responses\[0\]\.score: expected a number"),
-    ({"id": "c", "prompt": "q", "chosen": "same", "rejected": "same"}, r":1: rejected: identical to chosen"),
-])
+@pytest.mark.parametrize(
+    "record, pattern",
+    [
+        (
+            {**GOOD_CMP, "responses": [{"text": "a", "score": 11}, {"text": "b", "score": 2}]},
+            r":1: responses\[0\]\.score: score 11(\.0)? outside 1-10",
+        ),
+        (
+            {**GOOD_CMP, "responses": [{"text": "a", "score": 0}, {"text": "b", "score": 2}]},
+            r":1: responses\[0\]\.score: score 0(\.0)? outside 1-10",
+        ),
+        ({**GOOD_CMP, "responses": [{"text": "a", "score": 5}]}, r":1: responses: need at least 2 responses"),
+        (
+            {**GOOD_CMP, "responses": [{"text": "a", "score": 5}, {"text": "b", "score": 5}]},
+            r":1: responses: all scores are equal",
+        ),
+        (
+            {**GOOD_CMP, "responses": [{"text": "a", "score": "high"}, {"text": "b", "score": 5}]},
+            r":1: responses\[0\]\.score: expected a number",
+        ),
+        ({"id": "c", "prompt": "q", "chosen": "same", "rejected": "same"}, r":1: rejected: identical to chosen"),
+    ],
+)
 def test_comparison_problems(tmp_path, record, pattern):
     check("comparisons", write_lines(tmp_path / "cmp.jsonl", record), r"cmp\.jsonl" + pattern)
 
 
 def test_comparisons_become_all_ordered_pairs_with_score_gap(tmp_path):
-    record = {**GOOD_CMP, "responses": [{"text": "ok", "score": 6}, {"text": "best", "score": 9}, {"text": "bad", "score": 2}]}
+    record = {
+        **GOOD_CMP,
+        "responses": [{"text": "ok", "score": 6}, {"text": "best", "score": 9}, {"text": "bad", "score": 2}],
+    }
     (result,) = validate_source("comparisons", SourceParams(str(write_lines(tmp_path / "c.jsonl", record)))).records
     assert sorted((p["chosen"], p["rejected"], p["score_gap"]) for p in result["pairs"]) == [
-        ("best", "bad", 7.0), ("best", "ok", 3.0), ("ok", "bad", 4.0)]
+        ("best", "bad", 7.0),
+        ("best", "ok", 3.0),
+        ("ok", "bad", 4.0),
+    ]
 
 
 def test_skip_mode_counts_bad_records_and_keeps_good_ones(tmp_path):
-    path = write_lines(tmp_path / "sft.jsonl", GOOD_SFT, "not json", {"id": "b", "prompt": "q"},
-                       {"id": "c", "prompt": "q", "response": "r"})
+    path = write_lines(
+        tmp_path / "sft.jsonl",
+        GOOD_SFT,
+        "not json",
+        {"id": "b", "prompt": "q"},
+        {"id": "c", "prompt": "q", "response": "r"},
+    )
     result = validate_source("sft", SourceParams(str(path)), on_error="skip")
     assert [r["id"] for r in result.records] == ["a", "c"]
     assert [e.line for e in result.rejects] == [2, 3]
@@ -102,7 +139,11 @@ def test_csv_and_field_mapping_with_transcripts(tmp_path):
     (record,) = validate_source("sft", source).records
     assert record["id"] == "hh-2"
     assert [(m["role"], m["content"]) for m in record["messages"]] == [
-        ("user", "Hi there"), ("assistant", "Hello!"), ("user", "Bye"), ("assistant", "Take care.")]
+        ("user", "Hi there"),
+        ("assistant", "Hello!"),
+        ("user", "Bye"),
+        ("assistant", "Take care."),
+    ]
 
 
 def test_hub_source_offline_fails_with_one_clear_line(monkeypatch):
