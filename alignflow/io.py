@@ -16,13 +16,17 @@ from typing import Any
 def staged_outputs(*targets: Path | str) -> Iterator[list[Path]]:
     """Yield one empty temp path per target; move them into place only if the block succeeds.
 
-    A failing stage therefore leaves its previous outputs (and everyone else's) untouched.
-    A target whose name has a suffix (metrics.json) is a file, otherwise a directory.
+    A failing stage therefore leaves its previous outputs (and everyone else's) untouched, and a killed one
+    leaves them recoverable: see `recover_output`. A target whose name has a suffix (metrics.json) is a file,
+    otherwise a directory.
     """
     paths = [Path(t) for t in targets]
     scratch, temps = [], []
     try:
         for path in paths:
+            recover_output(path)
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):  # scratch of a killed run
+                shutil.rmtree(stale, ignore_errors=True)
             path.parent.mkdir(parents=True, exist_ok=True)
             scratch.append(Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)))
             scratch[-1].chmod(0o777 & ~_umask())  # mkdtemp makes 0700; outputs get ordinary permissions
@@ -35,6 +39,17 @@ def staged_outputs(*targets: Path | str) -> Iterator[list[Path]]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def recover_output(path: Path) -> None:
+    """Undo a replacement cut between its two renames (old output moved aside, new one not yet in place)."""
+    old = _set_aside(path)
+    if old.exists() and not path.exists():
+        old.rename(path)
+
+
+def _set_aside(path: Path) -> Path:
+    return path.with_name(f".{path.name}.old")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -45,7 +60,7 @@ def _replace(source: Path, target: Path) -> None:
     if not source.exists():
         raise FileNotFoundError(f"stage did not write {target}")
     if target.is_dir() and not target.is_symlink():
-        old = target.with_name(f".{target.name}.old")
+        old = _set_aside(target)
         shutil.rmtree(old, ignore_errors=True)
         target.rename(old)
         source.rename(target)

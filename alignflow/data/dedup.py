@@ -5,12 +5,13 @@ its cosine similarity to an earlier *kept* record is >= threshold; otherwise it 
 processed in blocks against the kept rows only, so memory is O(n*d + block^2) and the result is exact
 and deterministic.
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -41,12 +42,14 @@ def exact_duplicates(texts: Sequence[str]) -> list[Duplicate]:
     return found
 
 
-def _best_match(rows: np.ndarray, reference: np.ndarray, candidates: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+def _best_match(
+    rows: np.ndarray, reference: np.ndarray, candidates: np.ndarray, chunk: int
+) -> tuple[np.ndarray, np.ndarray]:
     """For each row, the highest similarity to reference[candidates] and which candidate gave it."""
     best = np.full(len(rows), -np.inf, dtype=np.float32)
     which = np.full(len(rows), -1, dtype=np.int64)
     for start in range(0, len(candidates), chunk):
-        columns = candidates[start:start + chunk]
+        columns = candidates[start : start + chunk]
         sims = rows @ reference[columns].T
         arg = sims.argmax(axis=1)
         value = sims[np.arange(len(rows)), arg]
@@ -55,8 +58,9 @@ def _best_match(rows: np.ndarray, reference: np.ndarray, candidates: np.ndarray,
     return best, which
 
 
-def select_near_duplicates(embeddings: np.ndarray, threshold: float, block_size: int = 2048,
-                           progress: Callable[[int], None] | None = None) -> tuple[list[Duplicate], np.ndarray]:
+def select_near_duplicates(
+    embeddings: np.ndarray, threshold: float, block_size: int = 2048, progress: Callable[[int], None] | None = None
+) -> tuple[list[Duplicate], np.ndarray]:
     """Greedy keep-first semantic dedup over L2-normalised rows.
 
     Returns the removed rows (each with the most similar earlier kept row) and, for every row, its
@@ -76,10 +80,10 @@ def select_near_duplicates(embeddings: np.ndarray, threshold: float, block_size:
             if best[row] >= threshold:
                 continue
             kept[start + row] = True
-            later = inner[row, row + 1:]
-            better = later > best[row + 1:]
-            best[row + 1:][better] = later[better]
-            which[row + 1:][better] = start + row
+            later = inner[row, row + 1 :]
+            better = later > best[row + 1 :]
+            best[row + 1 :][better] = later[better]
+            which[row + 1 :][better] = start + row
         nearest_similarity[start:stop], nearest[start:stop] = best, which
         if progress:
             progress(stop - start)
@@ -87,21 +91,29 @@ def select_near_duplicates(embeddings: np.ndarray, threshold: float, block_size:
     return removed, nearest_similarity
 
 
-def select_contaminated(embeddings: np.ndarray, reference: np.ndarray, threshold: float,
-                        block_size: int = 2048) -> list[Duplicate]:
+def select_contaminated(
+    embeddings: np.ndarray, reference: np.ndarray, threshold: float, block_size: int = 2048
+) -> list[Duplicate]:
     """Rows whose similarity to any reference row (e.g. a held-out eval prompt) is >= threshold."""
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
     reference = np.ascontiguousarray(reference, dtype=np.float32)
     found = []
     for start in range(0, len(embeddings), block_size):
-        best, which = _best_match(embeddings[start:start + block_size], reference, np.arange(len(reference)), block_size)
+        best, which = _best_match(
+            embeddings[start : start + block_size], reference, np.arange(len(reference)), block_size
+        )
         found += [Duplicate(start + int(i), int(which[i]), float(best[i])) for i in np.flatnonzero(best >= threshold)]
     return found
 
 
-def deduplicate(texts: Sequence[str], embed: Callable[[list[str]], np.ndarray], threshold: float,
-                exact: bool = True, block_size: int = 2048,
-                progress: Callable[[int], None] | None = None) -> tuple[list[Duplicate], np.ndarray]:
+def deduplicate(
+    texts: Sequence[str],
+    embed: Callable[[list[str]], np.ndarray],
+    threshold: float,
+    exact: bool = True,
+    block_size: int = 2048,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[Duplicate], np.ndarray]:
     """Exact pass (cheap, no embeddings) then semantic pass on what is left; indices refer to `texts`."""
     removed = exact_duplicates(texts) if exact else []
     if progress and removed:
@@ -110,7 +122,9 @@ def deduplicate(texts: Sequence[str], embed: Callable[[list[str]], np.ndarray], 
     survivors = np.array([i for i in range(len(texts)) if i not in gone], dtype=np.int64)
     similarity = np.full(len(texts), 1.0, dtype=np.float32)
     if len(survivors):
-        semantic, nearest = select_near_duplicates(embed([texts[i] for i in survivors]), threshold, block_size, progress)
+        semantic, nearest = select_near_duplicates(
+            embed([texts[i] for i in survivors]), threshold, block_size, progress
+        )
         removed += [Duplicate(int(survivors[d.removed]), int(survivors[d.kept]), d.similarity) for d in semantic]
         similarity[survivors] = nearest
     return sorted(removed, key=lambda d: d.removed), similarity

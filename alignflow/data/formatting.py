@@ -4,6 +4,7 @@ Two formats: the tokenizer's own chat template, or the seed's plain markers
 (`###HUMAN###question###BOT###answer###STOP###`, markers added as special tokens). Either way the
 character spans of assistant replies are known, so labels are -100 everywhere else.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,6 +14,21 @@ from alignflow.config import MarkerParams, Params, TokenizeParams
 from alignflow.errors import ConfigError
 
 IGNORE_INDEX = -100
+
+Prompt = str | list[dict[str, str]]
+"""A single user message, or a conversation of turns ending with the user's (multi-turn prompts)."""
+
+
+def prompt_turns(prompt: Prompt, context: list[dict[str, str]] | None = None) -> list[dict[str, str]]:
+    """The turns up to where the reply begins: `context` (earlier turns, if any), then the user's prompt."""
+    if isinstance(prompt, list):
+        return prompt
+    return [*(context or []), {"role": "user", "content": prompt}]
+
+
+def conversation(row: dict) -> Prompt:
+    """What a prompt row is scored against: its text alone, or its turns when it has earlier ones."""
+    return prompt_turns(row["prompt"], row["context"]) if row.get("context") else row["prompt"]
 
 
 @dataclass(frozen=True)
@@ -26,12 +42,12 @@ class ChatFormat:
         """(text, assistant spans). Spans include the end-of-turn marker so the model learns to stop."""
         return _render_chat(tokenizer, messages) if self.template == "chat" else self._render_markers(messages)
 
-    def prompt(self, tokenizer, prompt: str) -> str:
-        """Text that ends where the assistant's reply should begin."""
+    def prompt(self, tokenizer, prompt: Prompt) -> str:
+        """Text that ends where the assistant's reply should begin, earlier turns rendered as turns."""
+        turns = prompt_turns(prompt)
         if self.template == "chat":
-            return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                 add_generation_prompt=True)
-        return f"{self.markers.human}{prompt}{self.markers.bot}"
+            return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        return self._render_markers(turns)[0] + self.markers.bot
 
     def stop_token(self, tokenizer) -> str:
         return tokenizer.eos_token if self.template == "chat" else self.markers.stop
@@ -60,8 +76,10 @@ def prepare_tokenizer(tokenizer, params: TokenizeParams) -> ChatFormat:
         if params.chat_template:
             tokenizer.chat_template = params.chat_template
         if not tokenizer.chat_template:
-            raise ConfigError("tokenize.template: the base tokenizer has no chat template; set tokenize.chat_template "
-                              "to a Jinja template, or use tokenize.template: markers")
+            raise ConfigError(
+                "tokenize.template: the base tokenizer has no chat template; set tokenize.chat_template "
+                "to a Jinja template, or use tokenize.template: markers"
+            )
     return ChatFormat(params.template, params.markers)
 
 
@@ -74,41 +92,54 @@ def _render_chat(tokenizer, messages: list[dict[str, str]]) -> tuple[str, list[t
         before = tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True)
         through = tokenizer.apply_chat_template(messages[: index + 1], tokenize=False).rstrip()
         if not (full.startswith(before) and full.startswith(through) and len(through) > len(before)):
-            raise ConfigError("tokenize.template: the chat template renders a conversation's prefix differently from "
-                              "the whole conversation, so assistant turns cannot be located; use tokenize.template: "
-                              "markers or set tokenize.chat_template")
+            raise ConfigError(
+                "tokenize.template: the chat template renders a conversation's prefix differently from "
+                "the whole conversation, so assistant turns cannot be located; use tokenize.template: "
+                "markers or set tokenize.chat_template"
+            )
         spans.append((len(before), len(through)))
     return full, spans
 
 
-def tokenize_with_labels(tokenizer, text: str, spans: list[tuple[int, int]], max_length: int,
-                         add_special_tokens: bool = False) -> dict[str, Any]:
+def tokenize_with_labels(
+    tokenizer, text: str, spans: list[tuple[int, int]], max_length: int, add_special_tokens: bool = False
+) -> dict[str, Any]:
     """input_ids and labels (token ids inside assistant spans, -100 elsewhere), truncated to max_length."""
     encoded = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
     ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
-    labels = [token if finish > begin and any(start <= begin < end for start, end in spans) else IGNORE_INDEX
-              for token, (begin, finish) in zip(ids, offsets)]
+    labels = [
+        token if finish > begin and any(start <= begin < end for start, end in spans) else IGNORE_INDEX
+        for token, (begin, finish) in zip(ids, offsets)
+    ]
     return {"input_ids": ids[:max_length], "labels": labels[:max_length], "truncated": len(ids) > max_length}
 
 
-def reward_inputs(tokenizer, prompt: str, response: str, max_length: int) -> dict[str, Any]:
+def reward_inputs(tokenizer, prompt: Prompt, response: str, max_length: int) -> dict[str, Any]:
     """Encode (prompt, response) for a reward model exactly as training and scoring both will.
 
-    Encoders (BERT-like, with [CLS]/[SEP]) get a sentence pair; decoders get the chat-rendered
-    exchange, truncated from the left so the end of the response, which the head reads, survives.
-    Returns input_ids, attention_mask and whether anything was cut.
+    Encoders (BERT-like, with [CLS]/[SEP]) get a sentence pair, a multi-turn prompt as `User: …` /
+    `Assistant: …` lines; decoders get the chat-rendered exchange, truncated from the left so the end of the
+    response, which the head reads, survives. Returns input_ids, attention_mask and whether anything was cut.
     """
+    turns = prompt_turns(prompt)
     if tokenizer.cls_token is not None and tokenizer.sep_token is not None:
-        ids = tokenizer(prompt, response)["input_ids"]
+        context = (
+            turns[0]["content"]
+            if len(turns) == 1
+            else "\n".join(f"{turn['role'].capitalize()}: {turn['content']}" for turn in turns)
+        )
+        ids = tokenizer(context, response)["input_ids"]
         truncated = len(ids) > max_length
         if truncated:
-            ids = tokenizer(prompt, response, truncation="longest_first", max_length=max_length)["input_ids"]
+            ids = tokenizer(context, response, truncation="longest_first", max_length=max_length)["input_ids"]
     else:
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+        messages = [*turns, {"role": "assistant", "content": response}]
         if tokenizer.chat_template:
-            ids = tokenizer(tokenizer.apply_chat_template(messages, tokenize=False), add_special_tokens=False)["input_ids"]
+            ids = tokenizer(tokenizer.apply_chat_template(messages, tokenize=False), add_special_tokens=False)[
+                "input_ids"
+            ]
         else:
-            ids = tokenizer(f"{prompt}\n{response}")["input_ids"]
+            ids = tokenizer("\n".join(turn["content"] for turn in messages))["input_ids"]
         truncated = len(ids) > max_length
         ids = ids[-max_length:]
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "truncated": truncated}

@@ -5,13 +5,17 @@ Canonical forms (what ingest writes):
 - comparisons:  {"id", "prompt", "pairs": [{"chosen", "rejected", "score_gap", "category"}, ...]}  (also accepted
                 as input); `category` is the rejected response's quality label (e.g. "rude"), or null
 - prompts:      {"id", "prompt"}
+Comparisons and prompts may be multi-turn: `prompt` given as a list of turns ending with a user turn (TRL's
+conversational form) is kept as `prompt` (that last user turn) plus `context` (the turns before it).
 Each validator raises FieldError naming the field; the reader adds the file and line. Values are quoted in
 messages cut to a few dozen characters, so a 5 MB field still gives a one-line error. Text may not hold NUL.
 """
+
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 ROLES = ("system", "user", "assistant")
 SCORE_RANGE = (1, 10)
@@ -69,15 +73,15 @@ def _record_id(record: dict[str, Any]) -> str:
     return str(value).strip()
 
 
-def validate_messages(messages: Any) -> list[dict[str, str]]:
-    """A conversation: optional system turn, then user/assistant alternating, ending with assistant."""
+def validate_messages(messages: Any, field: str = "messages", ends_with: str = "assistant") -> list[dict[str, str]]:
+    """A conversation: optional system turn, then user/assistant alternating, ending with `ends_with`."""
     if not isinstance(messages, list):
-        raise FieldError("messages", f"expected a list of turns, found {type(messages).__name__}")
+        raise FieldError(field, f"expected a list of turns, found {type(messages).__name__}")
     if not messages:
-        raise FieldError("messages", "empty conversation")
+        raise FieldError(field, "empty conversation")
     turns = []
     for index, turn in enumerate(messages):
-        where = f"messages[{index}]"
+        where = f"{field}[{index}]"
         if not isinstance(turn, dict):
             raise FieldError(where, f"expected an object with role and content, found {type(turn).__name__}")
         role = turn.get("role")
@@ -90,10 +94,26 @@ def validate_messages(messages: Any) -> list[dict[str, str]]:
         expected = "user" if index % 2 == 0 else "assistant"
         if turn["role"] != expected:
             position = index + len(turns) - len(dialogue)
-            raise FieldError(f"messages[{position}].role", f"expected {expected!r} (turns alternate user/assistant), found {turn['role']!r}")
-    if not dialogue or dialogue[-1]["role"] != "assistant":
-        raise FieldError("messages", "conversation must end with an assistant turn")
+            raise FieldError(
+                f"{field}[{position}].role",
+                f"expected {expected!r} (turns alternate user/assistant), found {turn['role']!r}",
+            )
+    if not dialogue or dialogue[-1]["role"] != ends_with:
+        raise FieldError(field, f"conversation must end with a{'n' if ends_with[0] == 'a' else ''} {ends_with} turn")
     return turns
+
+
+def _prompt(record: dict[str, Any]) -> dict[str, Any]:
+    """`prompt` (and `context`, when the prompt has earlier turns) from a string or a list of turns."""
+    value = record.get("prompt")
+    if isinstance(value, list):
+        turns = validate_messages(value, "prompt", ends_with="user")
+        return {"prompt": turns[-1]["content"], **({"context": turns[:-1]} if len(turns) > 1 else {})}
+    prompt = _text(record, "prompt")
+    if not record.get("context"):
+        return {"prompt": prompt}
+    turns = validate_messages([*record["context"], {"role": "user", "content": prompt}], "context", ends_with="user")
+    return {"prompt": prompt, "context": turns[:-1]}
 
 
 def normalise_sft(record: dict[str, Any]) -> dict[str, Any]:
@@ -102,8 +122,10 @@ def normalise_sft(record: dict[str, Any]) -> dict[str, Any]:
         return {"id": record_id, "messages": validate_messages(record["messages"])}
     if "prompt" in record or "response" in record:
         prompt, response = _text(record, "prompt"), _text(record, "response")
-        return {"id": record_id, "messages": [{"role": "user", "content": prompt},
-                                              {"role": "assistant", "content": response}]}
+        return {
+            "id": record_id,
+            "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
+        }
     raise FieldError("messages", "missing (expected `messages`, or `prompt` and `response`)")
 
 
@@ -121,7 +143,7 @@ def _score(response: dict[str, Any], path: str) -> float:
 
 def normalise_comparison(record: dict[str, Any]) -> dict[str, Any]:
     """Scored responses become every (better, worse) pair, with the score gap kept for the margin."""
-    record_id, prompt = _record_id(record), _text(record, "prompt")
+    record_id, prompt = _record_id(record), _prompt(record)
     if "responses" in record:
         responses = record["responses"]
         if not isinstance(responses, list):
@@ -132,21 +154,28 @@ def normalise_comparison(record: dict[str, Any]) -> dict[str, Any]:
         for index, response in enumerate(responses):
             if not isinstance(response, dict):
                 raise FieldError(f"responses[{index}]", "expected an object with text and score")
-            scored.append((_text(response, "text", f"responses[{index}].text"),
-                           _score(response, f"responses[{index}].score"),
-                           _category(response, f"responses[{index}].category")))
-        pairs = [{"chosen": a, "rejected": b, "score_gap": sa - sb, "category": cb}
-                 for (a, sa, _), (b, sb, cb) in itertools.permutations(scored, 2) if sa > sb]
+            scored.append(
+                (
+                    _text(response, "text", f"responses[{index}].text"),
+                    _score(response, f"responses[{index}].score"),
+                    _category(response, f"responses[{index}].category"),
+                )
+            )
+        pairs = [
+            {"chosen": a, "rejected": b, "score_gap": sa - sb, "category": cb}
+            for (a, sa, _), (b, sb, cb) in itertools.permutations(scored, 2)
+            if sa > sb
+        ]
         if not pairs:
             raise FieldError("responses", "all scores are equal, so there is no preference to learn")
-        return {"id": record_id, "prompt": prompt, "pairs": pairs}
+        return {"id": record_id, **prompt, "pairs": pairs}
     if "pairs" in record:  # the canonical form itself, as re-read by later stages
         pairs = record["pairs"]
         if not isinstance(pairs, list) or not pairs:
             raise FieldError("pairs", "expected a non-empty list of {chosen, rejected, score_gap}")
-        return {"id": record_id, "prompt": prompt, "pairs": [_pair(p, f"pairs[{i}].") for i, p in enumerate(pairs)]}
+        return {"id": record_id, **prompt, "pairs": [_pair(p, f"pairs[{i}].") for i, p in enumerate(pairs)]}
     if "chosen" in record or "rejected" in record:
-        return {"id": record_id, "prompt": prompt, "pairs": [_pair({**record, "score_gap": None, "category": None}, "")]}
+        return {"id": record_id, **prompt, "pairs": [_pair({**record, "score_gap": None, "category": None}, "")]}
     raise FieldError("responses", "missing (expected `responses` with scores, or `chosen` and `rejected`)")
 
 
@@ -158,10 +187,10 @@ def _pair(pair: Any, prefix: str) -> dict[str, Any]:
         raise FieldError(f"{prefix}rejected", "identical to chosen")
     gap = pair.get("score_gap")
     if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float)) or gap <= 0):
-        raise FieldError(f"{prefix}score_gap", f"expected a positive number or null, found {show(gap)}"
-                                               f"{_number_hint(gap)}")
-    return {"chosen": chosen, "rejected": rejected, "score_gap": gap,
-            "category": _category(pair, f"{prefix}category")}
+        raise FieldError(
+            f"{prefix}score_gap", f"expected a positive number or null, found {show(gap)}{_number_hint(gap)}"
+        )
+    return {"chosen": chosen, "rejected": rejected, "score_gap": gap, "category": _category(pair, f"{prefix}category")}
 
 
 def _category(item: dict[str, Any], path: str) -> str | None:
@@ -172,7 +201,7 @@ def _category(item: dict[str, Any], path: str) -> str | None:
 
 
 def normalise_prompt(record: dict[str, Any]) -> dict[str, Any]:
-    return {"id": _record_id(record), "prompt": _text(record, "prompt")}
+    return {"id": _record_id(record), **_prompt(record)}
 
 
 NORMALISERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

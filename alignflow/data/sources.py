@@ -8,23 +8,29 @@ Text files are UTF-8. A UTF-8 byte-order mark at the start is accepted and dropp
 that says to re-save the file as UTF-8. CRLF line endings are accepted (in CSV, also inside quoted fields).
 NUL bytes are an error naming their line and column.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from alignflow.config import SourceParams
 from alignflow.errors import DataError, first_line
 
 HUB_PREFIX = "hub:"
 TOO_DEEP = "nested too deeply to parse (records are objects of strings, numbers and short lists)"
-UNICODE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
-                (b"\xfe\xff", "UTF-16"))
+UNICODE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
 
 
 @dataclass(frozen=True)
@@ -90,11 +96,12 @@ def parse_transcript(text: Any, human: str, assistant: str) -> Any:
 
 
 def split_last_reply(text: Any, human: str, assistant: str) -> tuple[Any, Any]:
-    """A transcript -> (everything before the last assistant turn, that turn), as in hh-rlhf."""
+    """A transcript -> (the turns before its last assistant turn, that turn's text), as in hh-rlhf; the turns
+    stay turns, so a multi-turn context is rendered as a conversation, never as inline `Assistant:` text."""
     if not isinstance(text, str) or assistant not in text:
         return text, text
     head, _, reply = text.rpartition(assistant)
-    return head.replace(human, "").strip(), reply.strip()
+    return parse_transcript(head, human, assistant) or head.strip(), reply.strip()
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -105,8 +112,9 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(path, None, None, "file is empty")
     for bom, encoding in UNICODE_BOMS:
         if raw.startswith(bom):
-            raise DataError(path, None, None, f"file is {encoding} (it starts with a {encoding} byte-order mark); "
-                                              "save it as UTF-8")
+            raise DataError(
+                path, None, None, f"file is {encoding} (it starts with a {encoding} byte-order mark); save it as UTF-8"
+            )
     return raw
 
 
@@ -117,12 +125,18 @@ def _decode(path: Path) -> str:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise DataError(path, line, None, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+        raise DataError(
+            path, line, None, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
     nul = text.find("\x00")
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1
-        raise DataError(path, line, None, f"NUL byte at column {nul - text.rfind(chr(10), 0, nul)} "
-                                          "(a binary file, or text saved as UTF-16?)")
+        raise DataError(
+            path,
+            line,
+            None,
+            f"NUL byte at column {nul - text.rfind(chr(10), 0, nul)} (a binary file, or text saved as UTF-16?)",
+        )
     return text
 
 
@@ -152,7 +166,9 @@ def _read_file(path: Path) -> Iterator[RawRecord]:
     elif suffix in (".jsonl", ".ndjson"):
         yield from _read_jsonl(path)
     else:
-        raise DataError(path, None, None, f"unsupported format {suffix or '(none)'}; use .jsonl, .json, .csv or .parquet")
+        raise DataError(
+            path, None, None, f"unsupported format {suffix or '(none)'}; use .jsonl, .json, .csv or .parquet"
+        )
 
 
 def _read_jsonl(path: Path) -> Iterator[RawRecord]:
@@ -200,8 +216,9 @@ def _read_csv(path: Path) -> Iterator[RawRecord]:
             count += 1
             if len(cells) != len(header):
                 hint = "; quote a field that contains a comma" if len(cells) > len(header) else ""
-                yield RawRecord(location, {}, f"expected {len(header)} fields ({', '.join(header)}), "
-                                              f"found {len(cells)}{hint}")
+                yield RawRecord(
+                    location, {}, f"expected {len(header)} fields ({', '.join(header)}), found {len(cells)}{hint}"
+                )
                 continue
             row, problem = {}, None
             for name, cell in zip(header, cells):
@@ -212,9 +229,14 @@ def _read_csv(path: Path) -> Iterator[RawRecord]:
             yield RawRecord(location, {} if problem else row, problem)
     except csv.Error as exc:
         if "unexpected end of data" in str(exc):
-            raise DataError(path, start, None, "unterminated quote: a quoted field opened in this record never "
-                                               "closes (the rest of the file would become one field)") from None
-        raise DataError(path, start, None, f"invalid CSV ({exc}); write a quote inside a quoted field as \"\"") from None
+            raise DataError(
+                path,
+                start,
+                None,
+                "unterminated quote: a quoted field opened in this record never "
+                "closes (the rest of the file would become one field)",
+            ) from None
+        raise DataError(path, start, None, f'invalid CSV ({exc}); write a quote inside a quoted field as ""') from None
     if not count:
         raise DataError(path, None, None, "file has no records (only a header line)")
 
@@ -257,13 +279,17 @@ def _csv_value(value: str) -> tuple[Any, str | None]:
 
 
 def _read_hub(source: SourceParams) -> Iterator[RawRecord]:
-    dataset_id = source.path[len(HUB_PREFIX):]
+    dataset_id = source.path[len(HUB_PREFIX) :]
     try:
         import datasets
 
         dataset = datasets.load_dataset(dataset_id, split=source.split)
     except Exception as exc:  # network, auth, missing split: all end the same way for the user
-        raise DataError(source.path, None, None,
-                        f"cannot load hub dataset {dataset_id!r} split {source.split!r} ({first_line(exc)}); "
-                        "check the id and network access, or point `path` at a local file") from None
+        raise DataError(
+            source.path,
+            None,
+            None,
+            f"cannot load hub dataset {dataset_id!r} split {source.split!r} ({first_line(exc)}); "
+            "check the id and network access, or point `path` at a local file",
+        ) from None
     yield from (RawRecord(i, dict(row)) for i, row in enumerate(dataset, start=1))

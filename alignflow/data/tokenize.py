@@ -1,4 +1,5 @@
 """Turn validated records into model inputs: SFT examples with completion-only labels, reward pairs, prompts."""
+
 from __future__ import annotations
 
 import random
@@ -6,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from alignflow.data.formatting import IGNORE_INDEX, ChatFormat, reward_inputs, tokenize_with_labels
+from alignflow.data.formatting import IGNORE_INDEX, ChatFormat, conversation, reward_inputs, tokenize_with_labels
 
 
 def split_indices(count: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -17,8 +18,9 @@ def split_indices(count: int, fraction: float, seed: int) -> tuple[list[int], li
     return sorted(order[held_out:]), sorted(order[:held_out])
 
 
-def split_comparison_groups(count: int, validation_fraction: float, judge_fraction: float,
-                            seed: int) -> dict[str, list[int]]:
+def split_comparison_groups(
+    count: int, validation_fraction: float, judge_fraction: float, seed: int
+) -> dict[str, list[int]]:
     """Group indices for the reward model (train), held-out measurement (validation) and the judge.
 
     Splitting by prompt group keeps every prompt on one side; the judge's groups are never seen by the
@@ -41,8 +43,15 @@ def with_mismatched_answers(groups: list[dict[str, Any]], per_group: int, seed: 
     for index, group in enumerate(groups):
         gaps = [p["score_gap"] for p in group["pairs"] if p["score_gap"] is not None]
         others = rng.sample([i for i in range(len(groups)) if best[i] != best[index]], min(per_group, len(groups) - 1))
-        extra = [{"chosen": best[index], "rejected": best[i], "score_gap": max(gaps) if gaps else None,
-                  "category": "off_topic"} for i in others]
+        extra = [
+            {
+                "chosen": best[index],
+                "rejected": best[i],
+                "score_gap": max(gaps) if gaps else None,
+                "category": "off_topic",
+            }
+            for i in others
+        ]
         augmented.append({**group, "pairs": group["pairs"] + extra})
     return augmented
 
@@ -73,11 +82,17 @@ def reward_pairs(records: list[dict[str, Any]], tokenizer, max_length: int):
     rows, truncated = [], 0
     for record in records:
         for index, pair in enumerate(record["pairs"]):
-            row = {"id": f"{record['id']}-{index}", "group": record["id"], "prompt": record["prompt"],
-                   "chosen": pair["chosen"], "rejected": pair["rejected"], "score_gap": pair["score_gap"],
-                   "category": pair.get("category") or "unlabelled"}
+            row = {
+                "id": f"{record['id']}-{index}",
+                "group": record["id"],
+                "prompt": record["prompt"],
+                "chosen": pair["chosen"],
+                "rejected": pair["rejected"],
+                "score_gap": pair["score_gap"],
+                "category": pair.get("category") or "unlabelled",
+            }
             for side in ("chosen", "rejected"):
-                encoded = reward_inputs(tokenizer, record["prompt"], pair[side], max_length)
+                encoded = reward_inputs(tokenizer, conversation(record), pair[side], max_length)
                 truncated += encoded["truncated"]
                 row[f"{side}_ids"] = encoded["input_ids"]  # the column names TRL's RewardTrainer reads
             rows.append(row)
@@ -85,16 +100,23 @@ def reward_pairs(records: list[dict[str, Any]], tokenizer, max_length: int):
 
 
 def tokenize_prompts(records: list[dict[str, Any]], tokenizer, chat_format: ChatFormat, max_length: int):
-    """Prompts rendered up to where the reply begins; long ones keep their end (where the question is)."""
+    """Prompts rendered up to where the reply begins; long ones keep their end (where the question is). Rows keep
+    a multi-turn prompt's earlier turns (`context`), which the reward model is shown again at scoring time."""
     rows, truncated = [], 0
+    multi_turn = any(record.get("context") for record in records)
     for record in records:
-        ids = tokenizer(chat_format.prompt(tokenizer, record["prompt"]), add_special_tokens=False)["input_ids"]
+        ids = tokenizer(chat_format.prompt(tokenizer, conversation(record)), add_special_tokens=False)["input_ids"]
         truncated += len(ids) > max_length
-        rows.append({"id": record["id"], "prompt": record["prompt"], "input_ids": ids[-max_length:]})
+        row = {"id": record["id"], "prompt": record["prompt"], "input_ids": ids[-max_length:]}
+        rows.append({**row, "context": record.get("context", [])} if multi_turn else row)
     return rows, {"truncated": truncated}
 
 
 def length_stats(rows: list[dict[str, Any]], column: str = "input_ids") -> dict[str, float]:
     lengths = np.array([len(r[column]) for r in rows]) if rows else np.zeros(1)
-    return {"mean": round(float(lengths.mean()), 1), "p50": float(np.percentile(lengths, 50)),
-            "p95": round(float(np.percentile(lengths, 95)), 1), "max": int(lengths.max())}
+    return {
+        "mean": round(float(lengths.mean()), 1),
+        "p50": float(np.percentile(lengths, 50)),
+        "p95": round(float(np.percentile(lengths, 95)), 1),
+        "max": int(lengths.max()),
+    }

@@ -1,4 +1,5 @@
 """Read one source and validate every record against its contract, failing or skipping bad ones."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,8 +49,9 @@ def validate_source(dataset: str, source: SourceParams, on_error: str = "fail") 
     return result
 
 
-def check_ids_across_sources(validated: dict[str, Validated], sources: dict[str, SourceParams],
-                             on_error: str = "fail") -> None:
+def check_ids_across_sources(
+    validated: dict[str, Validated], sources: dict[str, SourceParams], on_error: str = "fail"
+) -> None:
     """Ids are unique across all sources, as reports name records by id alone; skip mode drops the later copy.
 
     Two datasets read from the same file (say sft and comparisons from one hh-rlhf CSV) may share ids: there the
@@ -63,8 +65,13 @@ def check_ids_across_sources(validated: dict[str, Validated], sources: dict[str,
             first = seen.get(record["id"])
             if first is not None and not _same_file(sources[first[0]], source):
                 other, other_where = first
-                error = DataError(source.path, where, "id", f"duplicate id {show(record['id'])}: {other} uses it too "
-                                  f"({sources[other].path}:{other_where}); ids must be unique across the ingest sources")
+                error = DataError(
+                    source.path,
+                    where,
+                    "id",
+                    f"duplicate id {show(record['id'])}: {other} uses it too "
+                    f"({sources[other].path}:{other_where}); ids must be unique across the ingest sources",
+                )
                 if on_error != "skip":
                     raise error
                 kept.rejects.append(error)

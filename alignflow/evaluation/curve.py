@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from alignflow.config import EvaluateParams
+from alignflow.data.formatting import conversation
 from alignflow.evaluation.generation import generate
 from alignflow.evaluation.metrics import win_rate
 
@@ -28,7 +29,7 @@ class AlignmentProbe:
     ):
         self.tokenizer, self.prompts, self.scorers, self.stop_id = tokenizer, prompts, scorers, stop_id
         self.config, self.seed = config, seed
-        self.texts = [p["prompt"] for p in prompts]
+        self.texts = [conversation(p) for p in prompts]
         self.reference: dict[str, list[float]] = {}
 
     def _scores(self, lm) -> dict[str, list[float]]:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from alignflow.config import EvaluateParams
+from alignflow.data.formatting import conversation
 from alignflow.evaluation.comparison import best_of_n, comparison_metrics
 from alignflow.evaluation.generation import Generations, generate, sequence_kl
 from alignflow.evaluation.metrics import summary
@@ -41,7 +42,7 @@ def evaluate_models(
     seed: int,
 ) -> EvaluationResult:
     """Sample from both models on `prompts` ({"prompt", "input_ids"} rows) and compare them by every scorer."""
-    ids, texts = [p["input_ids"] for p in prompts], [p["prompt"] for p in prompts]
+    ids, texts = [p["input_ids"] for p in prompts], [conversation(p) for p in prompts]
 
     def draw(lm, draw_seed: int, count: int = len(ids)) -> Generations:
         return generate(

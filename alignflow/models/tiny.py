@@ -2,9 +2,10 @@
 
 Used by the tiny profile and the tests: ~170k parameters, milliseconds per step, fully offline.
 """
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -23,26 +24,44 @@ def train_tiny_tokenizer(corpus: Iterable[str], vocab_size: int = 512):
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     core.train_from_iterator(corpus, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        bos_token="<|im_start|>", unk_token=None)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token="<|im_start|>",
+        unk_token=None,
+    )
     tokenizer.chat_template = CHATML_TEMPLATE
     return tokenizer
 
 
-def build_tiny_causal_lm(corpus: Iterable[str], seed: int = 0, vocab_size: int = 512, hidden_size: int = 64,
-                         layers: int = 2, heads: int = 4):
+def build_tiny_causal_lm(
+    corpus: Iterable[str], seed: int = 0, vocab_size: int = 512, hidden_size: int = 64, layers: int = 2, heads: int = 4
+):
     """(model, tokenizer): a randomly initialised LlamaForCausalLM sized for unit tests."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = train_tiny_tokenizer(corpus, vocab_size)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
-                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-                         max_position_embeddings=1024, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(seed)
     return LlamaForCausalLM(config), tokenizer

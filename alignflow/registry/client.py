@@ -102,9 +102,9 @@ def log_and_register(
     artifacts: dict[str, str],
     model_config: dict[str, Any],
     tags: dict[str, str],
-    description: str,
 ):
-    """Log a pyfunc model in the active run and register it as a new version of `name`."""
+    """Log a pyfunc model in the active run and register it as a new version of `name`, tags included (one
+    request, so a version never exists without its candidate key and lineage)."""
     import mlflow
 
     info = mlflow.pyfunc.log_model(
@@ -115,9 +115,7 @@ def log_and_register(
         code_paths=[str(Path(alignflow.__file__).parent)],
         pip_requirements=requirements(),
     )
-    version = mlflow.register_model(info.model_uri, name, tags=tags)
-    mlflow.MlflowClient().update_model_version(name, version.version, description=description)
-    return version
+    return mlflow.register_model(info.model_uri, name, tags=tags)
 
 
 def version_metrics(version) -> dict[str, float]:
@@ -153,16 +151,16 @@ def gate_and_promote(
             )
         if force_reason is not None and not decision.promote:
             decision = Decision(True, f"forced by {getpass.getuser()}: {force_reason} (gate said: {decision.reason})")
-        if decision.promote:
-            client.set_registered_model_alias(name, alias, version)
         stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        for key, value in {
+        for key, value in {  # the decision first: a kill before the alias move leaves it to be redone, not lost
             "decision": "promoted" if decision.promote else "rejected",
             "reason": decision.reason,
             "decided_by": getpass.getuser(),
             "decided_at": stamp,
         }.items():
             client.set_model_version_tag(name, version, f"gate.{alias}.{key}", value)
+        if decision.promote:
+            client.set_registered_model_alias(name, alias, version)
     return decision
 
 

@@ -24,10 +24,11 @@ class PolicyGenerator(mlflow.pyfunc.PythonModel):
 
         from alignflow.config import MarkerParams
         from alignflow.data.formatting import ChatFormat
+        from alignflow.models.loading import load_pretrained
 
         config = context.model_config
-        self.tokenizer = AutoTokenizer.from_pretrained(context.artifacts["policy"])
-        self.model = AutoModelForCausalLM.from_pretrained(context.artifacts["policy"]).eval()
+        self.tokenizer = load_pretrained(AutoTokenizer, context.artifacts["policy"])
+        self.model = load_pretrained(AutoModelForCausalLM, context.artifacts["policy"]).eval()
         self.chat = ChatFormat(config["template"], MarkerParams(**config["markers"]))
         self.stop_id = self.tokenizer.convert_tokens_to_ids(config["stop_token"])
         self.max_new_tokens = int(config["max_new_tokens"])

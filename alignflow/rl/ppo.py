@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import random
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,8 @@ import torch
 from torch import nn
 
 from alignflow.config import PPOParams
+from alignflow.data.formatting import Prompt, conversation
+from alignflow.io import write_json
 from alignflow.rl import core
 from alignflow.rl.sampling import (
     Samples,
@@ -30,10 +34,13 @@ from alignflow.rl.sampling import (
     sample,
     sequence_logprobs,
 )
-from alignflow.training.common import precision_flags
+from alignflow.training.common import complete_checkpoints, precision_flags
 
-RewardFn = Callable[[Sequence[str], Sequence[str]], torch.Tensor]
-"""(prompts, responses) -> one scalar score per response."""
+CHECKPOINT_MARKER = "state.json"
+"""Written last into a checkpoint, which is renamed into place only once complete."""
+
+RewardFn = Callable[[Sequence[Prompt], Sequence[str]], torch.Tensor]
+"""(prompts, responses) -> one scalar score per response; a prompt is its text or, when multi-turn, its turns."""
 
 
 class PolicyWithValueHead(nn.Module):
@@ -64,6 +71,8 @@ class Rollout:
     values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    live: tuple[torch.Tensor, torch.Tensor] | None = None
+    """(log-probs, values) still attached to the autograd graph when the update is one step on the whole batch."""
 
 
 class PPOTrainer:
@@ -119,6 +128,8 @@ class PPOTrainer:
             self.reference.to(self.accelerator.device)
         self.sampler = sampler_copy(lm, params.sampling_dtype)
         self.kl = core.AdaptiveKLController(params.kl_coef, params.kl_target, params.kl_horizon)
+        self.fused = params.ppo_epochs == 1 and params.minibatch_size == local
+        """One on-policy step per update: the rollout's forward pass (with gradients) is also the update's."""
         self.update = 0
         self.history: list[dict[str, float]] = []
 
@@ -156,10 +167,11 @@ class PPOTrainer:
             yield source
 
     # -- one update ---------------------------------------------------------------------------
-    @torch.no_grad()
     def rollout(self, rows: list[dict]) -> tuple[Rollout, dict[str, float]]:
+        """Sample, score and compute advantages. Old log-probs come from the same eval-mode forward pass the
+        update repeats, so the ratio starts at exactly 1; with `fused` that pass keeps its graph and is reused."""
         p = self.params
-        with self.sampling_model() as lm:
+        with torch.no_grad(), self.sampling_model() as lm:
             drawn = sample(
                 lm,
                 self.tokenizer,
@@ -171,7 +183,7 @@ class PPOTrainer:
                 p.top_p,
             )
         mask = drawn.mask
-        raw = self.reward_fn([r["prompt"] for r in rows], drawn.texts).float().to(mask.device)
+        raw = self.reward_fn([conversation(r) for r in rows], drawn.texts).float().to(mask.device)
         scores = raw - p.length_penalty * mask.sum(1)
         if self.reward_stats:
             scores = core.normalise_scores(scores, self.reward_stats["mean"], self.reward_stats["std"], p.reward_clip)
@@ -181,15 +193,17 @@ class PPOTrainer:
 
         policy = self.accelerator.unwrap_model(self.policy).eval()
         with self.accelerator.autocast():
-            logits, values = policy(drawn.sequences, drawn.attention_mask, drawn.query_length)
-            logprobs = response_logprobs(logits, drawn.responses, p.temperature)
-            entropy = core.masked_mean(core.entropy_from_logits(logits.float()), mask)
-            values = values * mask
-            if self.reference is None:
-                with policy.lm.disable_adapter():
-                    ref_logprobs = sequence_logprobs(policy.lm, drawn, p.temperature)
-            else:
-                ref_logprobs = sequence_logprobs(self.reference, drawn, p.temperature)
+            with torch.set_grad_enabled(self.fused):  # the prepared model, so gradients sync across processes
+                live_logits, live_values = self.policy(drawn.sequences, drawn.attention_mask, drawn.query_length)
+                live_logprobs = response_logprobs(live_logits, drawn.responses, p.temperature)
+            logits, logprobs, values = live_logits.detach(), live_logprobs.detach(), live_values.detach() * mask
+            with torch.no_grad():
+                entropy = core.masked_mean(core.entropy_from_logits(logits.float()), mask)
+                if self.reference is None:
+                    with policy.lm.disable_adapter():
+                        ref_logprobs = sequence_logprobs(policy.lm, drawn, p.temperature)
+                else:
+                    ref_logprobs = sequence_logprobs(self.reference, drawn, p.temperature)
         kl = core.kl_estimate(logprobs, ref_logprobs, p.kl_estimator) * mask
         if p.advantage == "gae":
             rewards = core.token_rewards(scores, kl, mask, self.kl.value)
@@ -211,16 +225,23 @@ class PPOTrainer:
             "kl_coef": self.kl.value,
             "entropy": entropy.item(),
         }
-        return Rollout(drawn, logprobs, values, advantages, returns), stats
+        live = (live_logprobs, live_values) if self.fused else None
+        return Rollout(drawn, logprobs, values, advantages, returns, live), stats
 
     def optimise(self, rollout: Rollout) -> dict[str, float]:
         p, r, drawn = self.params, rollout, rollout.samples
         self.policy.eval()  # no dropout: old and new log-probs must differ only by the update
         totals: dict[str, list[float]] = {}
         for _ in range(p.ppo_epochs):
-            for index in torch.randperm(len(drawn.sequences)).split(p.minibatch_size):
-                logits, values = self.policy(drawn.sequences[index], drawn.attention_mask[index], drawn.query_length)
-                logprobs = response_logprobs(logits, drawn.responses[index], p.temperature)
+            for index in self._minibatches(len(drawn.sequences)):
+                if r.live is not None:
+                    logprobs, values = r.live
+                    r.live = None  # its graph is freed by this step's backward
+                else:
+                    logits, values = self.policy(
+                        drawn.sequences[index], drawn.attention_mask[index], drawn.query_length
+                    )
+                    logprobs = response_logprobs(logits, drawn.responses[index], p.temperature)
                 mask = drawn.mask[index]
                 pg_loss, pg_stats = core.policy_loss(
                     logprobs, r.logprobs[index], r.advantages[index], mask, p.clip_range
@@ -239,6 +260,10 @@ class PPOTrainer:
                 for key, value in {"policy_loss": pg_loss, **pg_stats, **vf_stats}.items():
                     totals.setdefault(key, []).append(float(value.detach()) if torch.is_tensor(value) else float(value))
         return {key: float(np.mean(values)) for key, values in totals.items()}
+
+    def _minibatches(self, count: int) -> list[torch.Tensor]:
+        order = torch.randperm(count)  # drawn even when fused, so both paths leave the same random state
+        return [torch.arange(count)] if self.fused else list(order.split(self.params.minibatch_size))
 
     def step(self) -> tuple[dict[str, float], list[str]]:
         rows = self._batch_prompts(self.update)
@@ -293,39 +318,44 @@ class PPOTrainer:
         return {k: v.detach().cpu().clone() for k, v in policy.state_dict().items() if k in names}
 
     def save_checkpoint(self, directory: Path) -> None:
+        """Write `checkpoint-<update>` complete or not at all (built under a temporary name, then renamed), as
+        safetensors and JSON plus the optimizer's plain tensors, so loading never unpickles code."""
+        from safetensors.torch import save_file
+
+        target, partial = directory / f"checkpoint-{self.update}", directory / f"tmp-checkpoint-{self.update}"
+        main = self.accelerator.is_main_process
+        if main:
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
         self.accelerator.wait_for_everyone()
-        target = directory / f"checkpoint-{self.update}"
-        target.mkdir(parents=True, exist_ok=True)
-        rank = self.accelerator.process_index
-        torch.save({"rng": rng_state()}, target / f"rng-{rank}.pt")
-        if self.accelerator.is_main_process:
-            torch.save(
-                {
-                    "update": self.update,
-                    "trainable": self._trainable_state(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "kl_coef": self.kl.value,
-                    "history": self.history,
-                },
-                target / "state.pt",
+        write_json(partial / f"rng-{self.accelerator.process_index}.json", rng_to_json(rng_state()))
+        self.accelerator.wait_for_everyone()
+        if main:
+            save_file(self._trainable_state(), str(partial / "trainable.safetensors"))
+            torch.save(self.optimizer.state_dict(), partial / "optimizer.pt")
+            write_json(
+                partial / "state.json", {"update": self.update, "kl_coef": self.kl.value, "history": self.history}
             )
-            for old in sorted(directory.glob("checkpoint-*"), key=lambda d: int(d.name.split("-")[1]))[:-2]:
-                for file in old.iterdir():
-                    file.unlink()
-                old.rmdir()
+            shutil.rmtree(target, ignore_errors=True)
+            partial.rename(target)
+            for old in complete_checkpoints(directory, CHECKPOINT_MARKER)[:-2]:
+                shutil.rmtree(old)
         self.accelerator.wait_for_everyone()
 
     def load_checkpoint(self, directory: Path) -> None:
-        found = sorted(directory.glob("checkpoint-*/state.pt"), key=lambda f: int(f.parent.name.split("-")[1]))
+        from safetensors.torch import load_file
+
+        found = complete_checkpoints(directory, CHECKPOINT_MARKER)
         if not found:
             return
-        state = torch.load(found[-1], weights_only=False)
-        self.accelerator.unwrap_model(self.policy).load_state_dict(state["trainable"], strict=False)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.kl.value, self.update, self.history = state["kl_coef"], state["update"], state["history"]
-        set_rng_state(
-            torch.load(found[-1].parent / f"rng-{self.accelerator.process_index}.pt", weights_only=False)["rng"]
+        newest = found[-1]
+        self.accelerator.unwrap_model(self.policy).load_state_dict(
+            load_file(str(newest / "trainable.safetensors")), strict=False
         )
+        self.optimizer.load_state_dict(torch.load(newest / "optimizer.pt", weights_only=True))
+        state = json.loads((newest / "state.json").read_text())
+        self.kl.value, self.update, self.history = state["kl_coef"], state["update"], state["history"]
+        set_rng_state(rng_from_json(json.loads((newest / f"rng-{self.accelerator.process_index}.json").read_text())))
 
     def trained_model(self) -> tuple[nn.Module, nn.Module]:
         """(policy LM with any adapter merged, value head)."""
@@ -382,6 +412,25 @@ def set_seed(seed: int) -> None:
 
 def rng_state() -> dict:
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def rng_to_json(state: dict) -> dict:
+    name, keys, position, has_gauss, gauss = state["numpy"]
+    return {
+        "python": [state["python"][0], list(state["python"][1]), state["python"][2]],
+        "numpy": [name, keys.tolist(), position, has_gauss, gauss],
+        "torch": state["torch"].tolist(),
+    }
+
+
+def rng_from_json(state: dict) -> dict:
+    version, internal, gauss_next = state["python"]
+    name, keys, position, has_gauss, gauss = state["numpy"]
+    return {
+        "python": (version, tuple(internal), gauss_next),
+        "numpy": (name, np.array(keys, dtype=np.uint32), position, has_gauss, gauss),
+        "torch": torch.tensor(state["torch"], dtype=torch.uint8),
+    }
 
 
 def set_rng_state(state: dict) -> None:

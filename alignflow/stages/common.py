@@ -10,10 +10,13 @@ from typing import Any
 from alignflow.config import Params, SourceParams, load_params
 from alignflow.data.validate import validate_source
 from alignflow.errors import AlignflowError, StageInputError, report
+from alignflow.io import recover_output
+from alignflow.models.loading import allow_remote_code, load_pretrained
 
 
 def require(path: Path, producer: str) -> Path:
     """An input of this stage; if missing, say which stage writes it."""
+    recover_output(path)
     if not path.exists():
         raise StageInputError(f"{path} not found: run the `{producer}` stage first (dvc repro {producer})")
     return path
@@ -39,14 +42,16 @@ def reward_backbone(params: Params):
 
     if params.reward.backbone == "encoder":
         folder = require(paths.ENCODER, "ingest")
-        return folder, AutoTokenizer.from_pretrained(folder)
-    return require(paths.SFT_MODEL / "model", "sft"), AutoTokenizer.from_pretrained(paths.TOKENIZED / "tokenizer")
+        return folder, load_pretrained(AutoTokenizer, folder)
+    return require(paths.SFT_MODEL / "model", "sft"), load_pretrained(AutoTokenizer, paths.TOKENIZED / "tokenizer")
 
 
 def cli(run: Callable[[Params], dict[str, Any]]) -> None:
     """Run a stage on params.yaml; errors meant for people become one line and exit code 1."""
     try:
-        run(load_params())
+        params = load_params()
+        allow_remote_code(params.ingest.trust_remote_code)
+        run(params)
     except AlignflowError as exc:
         report(exc)
         sys.exit(1)

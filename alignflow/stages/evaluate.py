@@ -18,6 +18,7 @@ from alignflow.evaluation.likelihood import held_out_loss, multiple_choice_accur
 from alignflow.evaluation.plots import alignment_curve, reward_histograms, training_curves
 from alignflow.evaluation.suite import evaluate_models, sample_table
 from alignflow.io import staged_outputs, write_json
+from alignflow.models.loading import load_pretrained
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.reward import RewardScorer
 from alignflow.training.sft import load_sft_model
@@ -30,11 +31,11 @@ def load_evaluation(params: Params, policy_dir: Path = paths.POLICY):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(require(policy_dir, "ppo"))
+    tokenizer = load_pretrained(AutoTokenizer, require(policy_dir, "ppo"))
     dtype = getattr(torch, params.evaluate.dtype)
     models = {
         "sft": load_sft_model(require(paths.SFT_MODEL, "sft")).to(dtype),
-        "ppo": AutoModelForCausalLM.from_pretrained(policy_dir, dtype=dtype),
+        "ppo": load_pretrained(AutoModelForCausalLM, policy_dir, dtype=dtype),
     }
     stop_id = tokenizer.convert_tokens_to_ids(policy_stop_token(params, tokenizer))
     scorers = {

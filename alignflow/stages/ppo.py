@@ -16,6 +16,7 @@ from alignflow.config import Params, section_dict
 from alignflow.data.formatting import policy_stop_token
 from alignflow.errors import ConfigError
 from alignflow.io import staged_outputs, write_json
+from alignflow.models.loading import load_pretrained
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.common import params_snapshot, prepare_checkpoint_dir
 from alignflow.training.reward import RewardScorer
@@ -47,7 +48,7 @@ def run(params: Params) -> dict[str, Any]:
 
     config, seed = params.ppo, params.common.seed
     prompts = load_arrow(paths.TOKENIZED / "prompts", "tokenize").to_list()
-    tokenizer = AutoTokenizer.from_pretrained(require(paths.SFT_MODEL / "model", "sft"))
+    tokenizer = load_pretrained(AutoTokenizer, require(paths.SFT_MODEL / "model", "sft"))
     scorer = RewardScorer(require(paths.REWARD_MODEL, "reward"), params.tokenize.reward_max_length)
     stop_token = policy_stop_token(params, tokenizer)
     checkpoints = paths.CHECKPOINTS / "ppo"

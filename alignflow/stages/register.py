@@ -17,6 +17,7 @@ from alignflow.config import Params, section_dict
 from alignflow.data.formatting import ChatFormat, policy_stop_token
 from alignflow.evaluation.statistics import format_interval
 from alignflow.io import staged_outputs, write_json
+from alignflow.models.loading import load_pretrained
 from alignflow.registry import client as registry
 from alignflow.registry.lineage import dvc_hashes, lineage_tags
 from alignflow.stages.common import cli, require
@@ -64,7 +65,7 @@ def register(params: Params, eval_metrics: dict[str, Any]) -> dict[str, Any]:
         if version is None:
             from transformers import AutoTokenizer
 
-            stop = policy_stop_token(params, AutoTokenizer.from_pretrained(paths.POLICY))
+            stop = policy_stop_token(params, load_pretrained(AutoTokenizer, paths.POLICY))
             model_config = {
                 "template": chat.template,
                 "markers": section_dict(chat.markers),
@@ -77,17 +78,25 @@ def register(params: Params, eval_metrics: dict[str, Any]) -> dict[str, Any]:
                 {"policy": str(paths.POLICY)},
                 model_config,
                 tags,
-                model_card(params, eval_metrics, tags),
             )
-        if registry.find_version(client, config.reward_model_name, key) is None:
-            registry.log_and_register(
+        reward_version = registry.find_version(client, config.reward_model_name, key)
+        if reward_version is None:
+            reward_version = registry.log_and_register(
                 config.reward_model_name,
                 RewardModelScorer(),
                 {"reward": str(paths.REWARD_MODEL)},
                 {"max_length": params.tokenize.reward_max_length},
                 tags,
-                f"Reward model used to train {config.model_name} version {version.version}.",
             )
+        # descriptions are (re)written every time, so a rerun completes a registration a kill cut short
+        client.update_model_version(
+            config.model_name, version.version, description=model_card(params, eval_metrics, tags)
+        )
+        client.update_model_version(
+            config.reward_model_name,
+            reward_version.version,
+            description=f"Reward model used to train {config.model_name} version {version.version}.",
+        )
         decision = registry.gate_and_promote(client, config.model_name, version.version, config)
         result = {
             "version": int(version.version),

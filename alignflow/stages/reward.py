@@ -59,7 +59,7 @@ def run(params: Params) -> dict[str, Any]:
             )
             model = trainer.model.float()
             train_stats = evaluate_pairs(model, tokenizer, train)
-            metrics.update({f"{prefix}{k}": v for k, v in trainer_metrics(result).items()})
+            metrics.update({f"{prefix}{k}": v for k, v in trainer_metrics(trainer, result).items()})
             metrics.update(
                 {
                     f"{prefix}train_accuracy": round(train_stats["accuracy"], 4),

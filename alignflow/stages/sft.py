@@ -13,6 +13,7 @@ from typing import Any
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.io import staged_outputs, write_json
+from alignflow.models.loading import load_pretrained
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.common import (
     last_checkpoint,
@@ -30,7 +31,7 @@ def run(params: Params) -> dict[str, Any]:
 
     config, seed = params.sft, params.common.seed
     data = load_arrow(paths.TOKENIZED / "sft", "tokenize").remove_columns("id")
-    tokenizer = AutoTokenizer.from_pretrained(require(paths.TOKENIZED / "tokenizer", "tokenize"))
+    tokenizer = load_pretrained(AutoTokenizer, require(paths.TOKENIZED / "tokenizer", "tokenize"))
     checkpoints = paths.CHECKPOINTS / "sft"
     resuming = prepare_checkpoint_dir(
         checkpoints, params_snapshot(params.common, config, params.tokenize, params.ingest)
@@ -52,7 +53,7 @@ def run(params: Params) -> dict[str, Any]:
 
         result = trainer.train(resume_from_checkpoint=last_checkpoint(checkpoints) if resuming else None)
         metrics: dict[str, Any] = {
-            **trainer_metrics(result),
+            **trainer_metrics(trainer, result),
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         }
         if has_eval:

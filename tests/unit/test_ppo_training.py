@@ -95,6 +95,35 @@ def test_resume_continues_from_checkpoint_and_matches_uninterrupted_run(setup, t
     )
 
 
+def test_one_step_updates_reuse_the_rollout_forward_pass_and_match_recomputing_it(setup):
+    overrides = dict(updates=2, minibatch_size=8, ppo_epochs=1, advantage="rloo", samples_per_prompt=4)
+    initial = trainer(setup)._trainable_state()
+    fused = trainer(setup, **overrides)
+    assert fused.fused
+    fused.train()
+    recomputed = trainer(setup, **overrides)  # built after the first has trained: each seeds the global RNG
+    recomputed.fused = False
+    recomputed.train()
+    final, expected = fused._trainable_state(), recomputed._trainable_state()
+    assert any(not torch.equal(final[k], initial[k]) for k in final)  # it trained
+    assert all(torch.allclose(final[k], expected[k], atol=1e-6) for k in expected)
+    assert all(h["clipfrac"] == 0 and abs(h["approx_kl"]) < 1e-6 for h in fused.history)
+
+
+def test_checkpoints_hold_no_pickled_code_and_a_half_written_one_is_ignored(setup, tmp_path):
+    run = trainer(setup, updates=2, checkpoint_every=1)
+    run.train(tmp_path)
+    newest = tmp_path / "checkpoint-2"
+    assert {f.name for f in newest.iterdir()} == {"trainable.safetensors", "optimizer.pt", "state.json", "rng-0.json"}
+    torch.load(newest / "optimizer.pt", weights_only=True)
+    partial = tmp_path / "checkpoint-3"  # what a kill before the rename would leave, had it been named so
+    partial.mkdir()
+    (partial / "trainable.safetensors").write_bytes(b"cut short")
+    resumed = trainer(setup, updates=2, checkpoint_every=1)
+    resumed.load_checkpoint(tmp_path)
+    assert resumed.update == 2
+
+
 def test_lora_policy_uses_disabled_adapter_as_reference(setup):
     from peft import LoraConfig, get_peft_model
 

@@ -99,6 +99,14 @@ def test_duplicate_ids(tmp_path):
             r":1: responses\[0\]\.score: expected a number",
         ),
         ({"id": "c", "prompt": "q", "chosen": "same", "rejected": "same"}, r":1: rejected: identical to chosen"),
+        (
+            {**GOOD_CMP, "prompt": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+            r":1: prompt: conversation must end with a user turn",
+        ),
+        (
+            {**GOOD_CMP, "prompt": [{"role": "user", "content": "q"}, {"role": "user", "content": "again"}]},
+            r":1: prompt\[1\]\.role: expected 'assistant'",
+        ),
     ],
 )
 def test_comparison_problems(tmp_path, record, pattern):
@@ -130,6 +138,19 @@ def test_skip_mode_counts_bad_records_and_keeps_good_ones(tmp_path):
     assert [r["id"] for r in result.records] == ["a", "c"]
     assert [e.line for e in result.rejects] == [2, 3]
     assert "sft.jsonl:3: response: missing" in str(result.rejects[1])
+
+
+def test_a_conversational_prompt_keeps_its_earlier_turns(tmp_path):
+    turns = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Tea or coffee?"},
+    ]
+    path = write_lines(tmp_path / "c.jsonl", {"id": "c", "prompt": turns, "chosen": "Tea, today.", "rejected": "No."})
+    (record,) = validate_source("comparisons", SourceParams(str(path))).records
+    assert (record["prompt"], record["context"]) == ("Tea or coffee?", turns[:2])
+    reread = write_lines(tmp_path / "again.jsonl", record)  # the canonical form, as later stages read it back
+    assert validate_source("comparisons", SourceParams(str(reread))).records == [record]
 
 
 def test_csv_and_field_mapping_with_transcripts(tmp_path):

@@ -1,0 +1,200 @@
+"""Crash at any point: SIGKILL each of sft, reward, ppo, evaluate and register at a random moment, then rerun it.
+
+While it lies dead, every output is the previous complete one or the new complete one; the rerun (training
+resumes from its newest complete checkpoint) ends where an uninterrupted run ends: the same files, weights equal
+within 1e-5, the same metrics, and a registry with exactly one fully tagged version per model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.project import make_project, project_env, run
+
+pytestmark = pytest.mark.slow
+SEED = 20261201
+ORDER = ["sft", "reward", "ppo", "evaluate", "register"]
+TRAINING = {"sft": ["sft"], "reward": ["reward", "judge"], "ppo": ["ppo"]}
+"""Training stages and their checkpoint folders under checkpoints/."""
+CHECKPOINT_MARKERS = ("trainer_state.json", "state.json")
+PREVIOUS = "PREVIOUS-OUTPUT"
+TIMED_KEYS = ("runtime", "per_second", "seconds", "wall")
+"""Metric names that carry wall time, the one thing two runs of a stage may not share."""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    target = make_project(tmp_path_factory.mktemp("crash"))
+    run(["dvc", "repro", "tokenize"], target)
+    return target
+
+
+def ensure_upstream(project: Path, stage: str, env: dict[str, str]) -> None:
+    """Run the stages before `stage` whose outputs are missing (when a test is selected on its own)."""
+    for earlier in ORDER[: ORDER.index(stage)]:
+        if not all(path.exists() for path in stage_outputs(project, earlier)):
+            uninterrupted(project, earlier, env)
+
+
+def stage_outputs(project: Path, stage: str) -> list[Path]:
+    spec = yaml.safe_load((project / "dvc.yaml").read_text())["stages"][stage]
+    declared = [next(iter(o)) if isinstance(o, dict) else o for kind in ("outs", "metrics") for o in spec.get(kind, [])]
+    return [project / path for path in declared]
+
+
+def complete_checkpoints(project: Path, stage: str) -> set[Path]:
+    return {
+        folder
+        for name in TRAINING.get(stage, [])
+        for folder in (project / "checkpoints" / name).glob("checkpoint-*")
+        if any((folder / marker).is_file() for marker in CHECKPOINT_MARKERS)
+    }
+
+
+def start(project: Path, stage: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", f"alignflow.stages.{stage}"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def uninterrupted(project: Path, stage: str, env: dict[str, str]) -> tuple[float, list[float]]:
+    """Run the stage to the end: (its duration, when each new complete checkpoint appeared)."""
+    began, seen, appeared = time.monotonic(), set(), []
+    process = start(project, stage, env)
+    while process.poll() is None:
+        now = complete_checkpoints(project, stage)
+        if now - seen:
+            appeared.append(time.monotonic() - began)
+        seen |= now
+        time.sleep(0.02)
+    output = process.stdout.read()
+    assert process.returncode == 0, f"{stage} failed:\n{output[-3000:]}"
+    return time.monotonic() - began, appeared
+
+
+def killed(project: Path, stage: str, env: dict[str, str], delay: float, after_checkpoint: bool) -> None:
+    """Start the stage and SIGKILL it `delay` seconds after it starts (or after its first complete checkpoint)."""
+    process = start(project, stage, env)
+    while after_checkpoint and not complete_checkpoints(project, stage):
+        assert process.poll() is None, f"{stage} ended before writing a checkpoint:\n{process.stdout.read()[-3000:]}"
+        time.sleep(0.01)
+    time.sleep(delay)
+    assert process.poll() is None, f"{stage} finished before the kill after {delay:.2f}s"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+
+
+def snapshot(paths: list[Path]) -> dict[str, bytes]:
+    files = {}
+    for path in paths:
+        for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
+            files[str(file)] = file.read_bytes()
+    return files
+
+
+def mark_previous(paths: list[Path]) -> None:
+    """Make the previous outputs tell themselves apart from a rerun's (same seed, so otherwise identical)."""
+    for path in paths:
+        if path.is_dir():
+            (path / PREVIOUS).write_text("from the run before the kill")
+
+
+def assert_previous_or_new(paths: list[Path], previous: dict[str, bytes], new: dict[str, bytes]) -> None:
+    for path in paths:
+        now = snapshot([path])
+        marker = str(path / PREVIOUS)
+        if marker in now:
+            before = {k: v for k, v in previous.items() if k.startswith(str(path))}
+            assert now == before, f"{path}: the previous output was changed by the killed run"
+        else:
+            assert_same_outputs(now, {k: v for k, v in new.items() if k.startswith(str(path))})
+
+
+def assert_same_outputs(got: dict[str, bytes], expected: dict[str, bytes]) -> None:
+    assert sorted(got) == sorted(expected)
+    for name, content in expected.items():
+        if name.endswith(".safetensors"):
+            from safetensors.torch import load
+
+            mine, theirs = load(got[name]), load(content)
+            assert mine.keys() == theirs.keys()
+            for key in theirs:
+                assert torch.allclose(mine[key].float(), theirs[key].float(), atol=1e-5), f"{name}: {key} differs"
+        elif name.endswith(".json") and name.split("/")[-2] == "metrics":
+            mine, theirs = json.loads(got[name]), json.loads(content)
+            if isinstance(theirs, dict):
+                mine, theirs = untimed(mine), pytest.approx(untimed(theirs))
+            assert mine == theirs, name
+        elif not name.endswith(".png"):  # figures embed nothing but pixels of the same numbers
+            assert got[name] == content, f"{name} differs"
+
+
+def untimed(metrics: dict) -> dict:
+    return {
+        k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not any(word in k for word in TIMED_KEYS)
+    }
+
+
+@pytest.mark.parametrize("stage", ["sft", "reward", "ppo", "evaluate"])
+def test_a_stage_killed_at_a_random_moment_leaves_whole_outputs_and_its_rerun_matches(project, stage):
+    env, rng = project_env(project), random.Random(f"{SEED}-{stage}")
+    ensure_upstream(project, stage, env)
+    outputs = stage_outputs(project, stage)
+    duration, checkpoints = uninterrupted(project, stage, env)
+    reference = snapshot(outputs)
+    mark_previous(outputs)
+    previous = snapshot(outputs)
+    if stage in TRAINING:  # between its first checkpoint and its last, so there is always one to resume from
+        assert len(checkpoints) >= 2, f"{stage} wrote {len(checkpoints)} checkpoint(s); the test needs two"
+        killed(project, stage, env, rng.uniform(0, 1) * (checkpoints[-1] - checkpoints[0]), after_checkpoint=True)
+        assert complete_checkpoints(project, stage)  # what the rerun resumes from
+    else:
+        killed(project, stage, env, rng.uniform(0.1, 0.9) * duration, after_checkpoint=False)
+    assert_previous_or_new(outputs, previous, reference)
+    uninterrupted(project, stage, env)
+    assert_same_outputs(snapshot(outputs), reference)
+    assert not (project / "checkpoints" / stage).exists()
+
+
+def test_register_killed_at_a_random_moment_leaves_no_half_registered_version(project):
+    import mlflow
+
+    env, rng = project_env(project), random.Random(f"{SEED}-register")
+    ensure_upstream(project, "register", env)
+    reference_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'reference.db'}"}
+    duration, _ = uninterrupted(project, "register", reference_env)
+    expected = json.loads((project / "metrics" / "register.json").read_text())
+    (project / "metrics" / "register.json").unlink()
+
+    killed(project, "register", env, rng.uniform(0.1, 0.95) * duration, after_checkpoint=False)
+    uninterrupted(project, "register", env)
+    result = json.loads((project / "metrics" / "register.json").read_text())
+    assert {k: result[k] for k in ("version", "promoted", "reason")} == {
+        k: expected[k] for k in ("version", "promoted", "reason")
+    }
+
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    params = yaml.safe_load((project / "params.yaml").read_text())["register"]
+    for name in (params["model_name"], params["reward_model_name"]):
+        (version,) = client.search_model_versions(f"name='{name}'")  # a rerun never registers a duplicate
+        assert version.description and version.tags["alignflow.candidate"]
+        assert {"lineage.git_commit", "lineage.params_hash"} <= set(version.tags)
+    policy = client.get_model_version(params["model_name"], "1")
+    assert policy.tags[f"gate.{params['alias']}.decision"] == ("promoted" if result["promoted"] else "rejected")
+    assert (params["alias"] in client.get_registered_model(params["model_name"]).aliases) == result["promoted"]
