@@ -184,7 +184,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
             force_reason=args.reason if args.force else None,
         )
         mlflow.log_params({"model": name, "version": args.version, "alias": args.to, "forced": args.force})
-        mlflow.set_tags({"decision": "promoted" if decision.promote else "rejected", "reason": decision.reason})
+        mlflow.set_tags(decision.tags(args.to))
     print(
         f"{name} version {args.version}: {'promoted to' if decision.promote else 'not promoted to'} @{args.to}: "
         f"{decision.reason}"

@@ -156,6 +156,7 @@ class TrainerParams:
     batch_size: int = 8
     grad_accum: int = 1
     warmup_ratio: float = 0.0
+    """Fraction of the steps over which the learning rate ramps up, in [0, 1)."""
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     eval_steps: int = 50
@@ -168,6 +169,11 @@ class TrainerParams:
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     """`auto`: bf16 on a GPU that supports it, fp16 on other GPUs, full precision on CPU."""
     load_best_model_at_end: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.warmup_ratio < 1:
+            section = type(self).__name__.removesuffix("Params").lower()
+            raise ConfigError(f"{section}.warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Benchmark: our PPOTrainer vs trl 1.12's `trl.experimental.ppo.PPOTrainer`. Run: `python bench/ppo_vs_trl.py`.
+"""Benchmark: our PolicyGradientTrainer vs trl 1.12 `trl.experimental.ppo.PPOTrainer`: `python bench/ppo_vs_trl.py`.
 
 Options: `[--updates 30] [--repeats 3] [--hidden 128] [--threads 1]`. Both sides train the same tiny Llama policy
 (full fine-tuning) against the same tiny reward model (LlamaForSequenceClassification, num_labels=1, same tokenizer),
@@ -133,7 +133,7 @@ def run_ours(work: Path, s: dict) -> dict:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     from alignflow.config import PPOParams
-    from alignflow.rl.ppo import PPOTrainer
+    from alignflow.rl.ppo import PolicyGradientTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(work / "policy")
     lm = AutoModelForCausalLM.from_pretrained(work / "policy")
@@ -160,7 +160,7 @@ def run_ours(work: Path, s: dict) -> dict:
         normalise_reward=False,
         reward_clip=None,
     )
-    trainer = PPOTrainer(
+    trainer = PolicyGradientTrainer(
         lm,
         tokenizer,
         reward_fn,

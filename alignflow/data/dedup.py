@@ -130,6 +130,24 @@ def deduplicate(
     return sorted(removed, key=lambda d: d.removed), similarity
 
 
+def remove_records(
+    dataset: str, rows: list[dict], found: Sequence[Duplicate], reference: list[dict], reason: str
+) -> tuple[list[dict], list[dict]]:
+    """(rows without the duplicates found, one report row per removal naming the record it duplicates in
+    `reference`: the same rows for duplicates, the eval prompts for contamination)."""
+    report = [
+        {
+            "dataset": dataset,
+            "removed_id": rows[d.removed]["id"],
+            "kept_id": reference[d.kept]["id"],
+            "similarity": round(d.similarity, 4),
+            "reason": reason,
+        }
+        for d in found
+    ]
+    return [rows[i] for i in kept_indices(len(rows), found)], report
+
+
 def kept_indices(count: int, removed: Iterable[Duplicate]) -> list[int]:
     gone = {d.removed for d in removed}
     return [i for i in range(count) if i not in gone]

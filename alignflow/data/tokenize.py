@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from alignflow.config import TokenizeParams
 from alignflow.data.formatting import IGNORE_INDEX, ChatFormat, conversation, reward_inputs, tokenize_with_labels
 
 
@@ -97,6 +98,21 @@ def reward_pairs(records: list[dict[str, Any]], tokenizer, max_length: int):
                 row[f"{side}_ids"] = encoded["input_ids"]  # the column names TRL's RewardTrainer reads
             rows.append(row)
     return rows, {"truncated": truncated}
+
+
+def reward_datasets(groups: list[dict[str, Any]], tokenizer, config: TokenizeParams, seed: int):
+    """Encoded pairs for the reward model (`train`), the judge (`judge`) and held-out measurement (`validation`),
+    split by comparison group; training splits gain mismatched-answer pairs, held-out pairs stay as the data has
+    them. Returns (rows per split, how many encodings were truncated)."""
+    splits, truncated = {}, 0
+    indices = split_comparison_groups(len(groups), config.comparison_validation_fraction, config.judge_fraction, seed)
+    for split, chosen in indices.items():
+        chosen_groups = [groups[i] for i in chosen]
+        if split != "validation":
+            chosen_groups = with_mismatched_answers(chosen_groups, config.mismatched_pairs, seed)
+        splits[split], counts = reward_pairs(chosen_groups, tokenizer, config.reward_max_length)
+        truncated += counts["truncated"]
+    return splits, truncated
 
 
 def tokenize_prompts(records: list[dict[str, Any]], tokenizer, chat_format: ChatFormat, max_length: int):

@@ -153,12 +153,11 @@ def gate_and_promote(
             decision = Decision(True, f"forced by {getpass.getuser()}: {force_reason} (gate said: {decision.reason})")
         stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         for key, value in {  # the decision first: a kill before the alias move leaves it to be redone, not lost
-            "decision": "promoted" if decision.promote else "rejected",
-            "reason": decision.reason,
-            "decided_by": getpass.getuser(),
-            "decided_at": stamp,
+            **decision.tags(alias),
+            f"gate.{alias}.decided_by": getpass.getuser(),
+            f"gate.{alias}.decided_at": stamp,
         }.items():
-            client.set_model_version_tag(name, version, f"gate.{alias}.{key}", value)
+            client.set_model_version_tag(name, version, key, value)
         if decision.promote:
             client.set_registered_model_alias(name, alias, version)
     return decision

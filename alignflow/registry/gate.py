@@ -25,6 +25,13 @@ class Decision:
     promote: bool
     reason: str
 
+    def tags(self, alias: str) -> dict[str, str]:
+        """How a decision is written, on the model version and on the run that made it: `gate.<alias>.*`."""
+        return {
+            f"gate.{alias}.decision": "promoted" if self.promote else "rejected",
+            f"gate.{alias}.reason": self.reason,
+        }
+
 
 def decide_promotion(
     candidate: Mapping[str, float],

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from alignflow.tracking import git_commit
+
 LINEAGE_OUTPUTS = (
     "data/raw",
     "data/dedup",
@@ -22,13 +24,32 @@ LINEAGE_OUTPUTS = (
 )
 
 
-def git_state() -> dict[str, str]:
-    def git(*args: str) -> str:
-        result = subprocess.run(["git", *args], capture_output=True, text=True)
-        return result.stdout.strip() if result.returncode == 0 else ""
+def git_state(pipeline_file: Path = Path("dvc.yaml")) -> dict[str, str]:
+    """Commit and whether the tree differs from it in source or config. Files the pipeline itself rewrites
+    (dvc.lock and the git-tracked outputs dvc.yaml declares: metrics/, plots/) do not make a run dirty;
+    every other change is listed in `git_changes`."""
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.splitlines()
+    written = pipeline_written(pipeline_file)
+    changed = [line[3:].split(" -> ")[-1].strip('"') for line in status]
+    changes = [path for path in changed if not any(path == w or path.startswith(f"{w}/") for w in written)]
+    state = {"git_commit": git_commit(), "git_dirty": str(bool(changes)).lower()}
+    return {**state, "git_changes": " ".join(changes)[:5000]} if changes else state
 
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {"git_commit": git("rev-parse", "HEAD") or "unknown", "git_dirty": str(bool(dirty)).lower()}
+
+def pipeline_written(pipeline_file: Path = Path("dvc.yaml")) -> set[str]:
+    """dvc.lock and every output, metric and plot path that dvc.yaml declares."""
+    if not pipeline_file.is_file():
+        return set()
+    stages = (yaml.safe_load(pipeline_file.read_text()) or {}).get("stages", {})
+    declared = {
+        next(iter(entry)) if isinstance(entry, dict) else entry
+        for stage in stages.values()
+        for kind in ("outs", "metrics", "plots")
+        for entry in stage.get(kind, [])
+    }
+    return {str(pipeline_file.with_suffix(".lock")), *declared}
 
 
 def dvc_hashes(lock_file: Path = Path("dvc.lock"), outputs=LINEAGE_OUTPUTS) -> dict[str, str]:

@@ -62,7 +62,7 @@ class RewardModelScorer(mlflow.pyfunc.PythonModel):
     """predict(DataFrame with prompt and response columns) -> scores, encoded exactly as in training."""
 
     def load_context(self, context) -> None:
-        from alignflow.training.reward import RewardScorer
+        from alignflow.models.reward import RewardScorer
 
         self.scorer = RewardScorer(context.artifacts["reward"], int(context.model_config["max_length"]))
 

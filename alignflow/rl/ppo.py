@@ -24,6 +24,7 @@ from torch import nn
 
 from alignflow.config import PPOParams
 from alignflow.data.formatting import Prompt, conversation
+from alignflow.errors import ConfigError
 from alignflow.io import write_json
 from alignflow.rl import core
 from alignflow.rl.sampling import (
@@ -75,7 +76,7 @@ class Rollout:
     """(log-probs, values) still attached to the autograd graph when the update is one step on the whole batch."""
 
 
-class PPOTrainer:
+class PolicyGradientTrainer:
     """Holds the models and optimizer; `train` runs updates and checkpoints. Pure algorithm lives in rl.core."""
 
     def __init__(
@@ -100,7 +101,7 @@ class PPOTrainer:
         world = self.accelerator.num_processes
         local = params.batch_size // world
         if params.batch_size % world or local % params.minibatch_size or local % params.samples_per_prompt:
-            raise ValueError(
+            raise ConfigError(
                 f"ppo.batch_size ({params.batch_size}) split over {world} processes must be a multiple "
                 f"of ppo.minibatch_size ({params.minibatch_size}) and ppo.samples_per_prompt "
                 f"({params.samples_per_prompt})"
@@ -114,7 +115,7 @@ class PPOTrainer:
         )
         self.stop_id = tokenizer.convert_tokens_to_ids(stop_token)
         if self.stop_id is None or self.stop_id == tokenizer.unk_token_id:
-            raise ValueError(f"ppo.stop_token {stop_token!r} is not a token of the policy's tokenizer")
+            raise ConfigError(f"ppo.stop_token {stop_token!r} is not a token of the policy's tokenizer")
         self.reward_stats = reward_stats if params.normalise_reward and reward_stats else None
         self.uses_adapter = isinstance(lm, PeftModel)
         self.reference = None if self.uses_adapter else copy.deepcopy(lm).eval().requires_grad_(False)

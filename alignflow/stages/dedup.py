@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from alignflow import paths, tracking
 from alignflow.config import DATASETS, Params, section_dict
-from alignflow.data.dedup import Duplicate, deduplicate, kept_indices, select_contaminated
+from alignflow.data.dedup import deduplicate, remove_records, select_contaminated
 from alignflow.data.records import prompt_text
 from alignflow.evaluation.plots import similarity_histogram
 from alignflow.io import staged_outputs, write_json, write_jsonl
@@ -31,20 +31,6 @@ def run(params: Params) -> dict[str, Any]:
     similarities: list[np.ndarray] = []
     metrics: dict[str, Any] = {}
 
-    def drop(name: str, found: list[Duplicate], reference: list[dict[str, Any]], reason: str) -> None:
-        rows = records[name]
-        report.extend(
-            {
-                "dataset": name,
-                "removed_id": rows[d.removed]["id"],
-                "kept_id": reference[d.kept]["id"],
-                "similarity": round(d.similarity, 4),
-                "reason": reason,
-            }
-            for d in found
-        )
-        records[name] = [rows[i] for i in kept_indices(len(rows), found)]
-
     for name in DATASETS:
         before = len(records[name])
         if name in config.apply_to:
@@ -54,14 +40,18 @@ def run(params: Params) -> dict[str, Any]:
                     texts, encoder, config.threshold, config.exact, config.block_size, bar.update
                 )
             similarities.append(nearest[np.isfinite(nearest)])
-            drop(name, found, records[name], "duplicate")
+            records[name], removed = remove_records(name, records[name], found, records[name], "duplicate")
+            report.extend(removed)
         metrics[f"{name}_removed_pct"] = round(100 * (before - len(records[name])) / before, 2)
     if config.decontaminate:
         eval_embeddings = encoder([r["prompt"] for r in records["eval_prompts"]])
         for name in TRAINING_SETS:
             texts = [prompt_text(name, r) for r in records[name]]
             found = select_contaminated(encoder(texts), eval_embeddings, config.threshold, config.block_size)
-            drop(name, found, records["eval_prompts"], "overlaps eval prompt")
+            records[name], removed = remove_records(
+                name, records[name], found, records["eval_prompts"], "overlaps eval prompt"
+            )
+            report.extend(removed)
             metrics[f"{name}_eval_overlap_removed"] = len(found)
     for name in DATASETS:
         metrics[f"{name}_kept"] = len(records[name])

@@ -19,8 +19,8 @@ from alignflow.evaluation.plots import alignment_curve, reward_histograms, train
 from alignflow.evaluation.suite import evaluate_models, sample_table
 from alignflow.io import staged_outputs, write_json
 from alignflow.models.loading import load_pretrained
+from alignflow.models.reward import RewardScorer
 from alignflow.stages.common import cli, load_arrow, require
-from alignflow.training.reward import RewardScorer
 from alignflow.training.sft import load_sft_model
 
 MODELS = ("sft", "ppo")

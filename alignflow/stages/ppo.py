@@ -7,35 +7,20 @@ Checkpoints every `ppo.checkpoint_every` updates in checkpoints/ppo/; rerunning 
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 from typing import Any
 
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.data.formatting import policy_stop_token
-from alignflow.errors import ConfigError
 from alignflow.io import staged_outputs, write_json
 from alignflow.models.loading import load_pretrained
+from alignflow.models.reward import RewardScorer
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.common import params_snapshot, prepare_checkpoint_dir
-from alignflow.training.reward import RewardScorer
-from alignflow.training.sft import SFT_CARD, load_sft_model, lora_config
+from alignflow.training.sft import trainable_policy
 
 SAMPLES_LOGGED = 4
-
-
-def build_policy(params: Params):
-    from peft import get_peft_model
-
-    card = json.loads((require(paths.SFT_MODEL, "sft") / SFT_CARD).read_text())
-    if card["needs_adapter"]:
-        raise ConfigError(
-            "ppo: the SFT model is prompt-tuned (an unmergeable soft prompt); use sft.method lora, qlora "
-            "or full before PPO"
-        )
-    lm = load_sft_model(paths.SFT_MODEL)
-    return get_peft_model(lm, lora_config(lm, params.ppo.lora, "CAUSAL_LM")) if params.ppo.method == "lora" else lm
 
 
 def run(params: Params) -> dict[str, Any]:
@@ -44,7 +29,7 @@ def run(params: Params) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from alignflow.evaluation.curve import AlignmentProbe
-    from alignflow.rl.ppo import PPOTrainer, rng_state, set_rng_state
+    from alignflow.rl.ppo import PolicyGradientTrainer, rng_state, set_rng_state
 
     config, seed = params.ppo, params.common.seed
     prompts = load_arrow(paths.TOKENIZED / "prompts", "tokenize").to_list()
@@ -53,10 +38,16 @@ def run(params: Params) -> dict[str, Any]:
     stop_token = policy_stop_token(params, tokenizer)
     checkpoints = paths.CHECKPOINTS / "ppo"
     resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, config, params.tokenize))
-    try:
-        trainer = PPOTrainer(build_policy(params), tokenizer, scorer, prompts, config, stop_token, seed, scorer.stats)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    trainer = PolicyGradientTrainer(
+        trainable_policy(require(paths.SFT_MODEL, "sft"), config.method, config.lora),
+        tokenizer,
+        scorer,
+        prompts,
+        config,
+        stop_token,
+        seed,
+        scorer.stats,
+    )
     main_process = trainer.accelerator.is_main_process
     probe = None
     if config.curve_every:

@@ -7,113 +7,16 @@ candidate reuses its version instead of registering a duplicate.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any
 
-from alignflow import paths, tracking
-from alignflow.config import Params, section_dict
-from alignflow.data.formatting import ChatFormat, policy_stop_token
-from alignflow.evaluation.statistics import format_interval
+from alignflow import paths
+from alignflow.config import Params
 from alignflow.io import staged_outputs, write_json
-from alignflow.models.loading import load_pretrained
 from alignflow.registry import client as registry
-from alignflow.registry.lineage import dvc_hashes, lineage_tags
+from alignflow.registry.registration import register_candidate
 from alignflow.stages.common import cli, require
-
-
-def model_card(params: Params, metrics: dict[str, Any], tags: dict[str, str]) -> str:
-    return "\n".join(
-        [
-            f"# {params.register.model_name}",
-            f"RLHF policy from alignflow: SFT ({params.sft.method}) of `{params.ingest.model}`, "
-            f"PPO ({params.ppo.method}, "
-            f"{params.ppo.updates} updates) against a reward model on `{params.reward.backbone}`.",
-            "",
-            f"- {metrics.get('prompts')} held-out prompts, 95 % paired bootstrap intervals: win rate vs SFT "
-            f"{format_interval(metrics, 'win_rate_ppo_vs_sft')} (reward model), "
-            f"{format_interval(metrics, 'judge_win_rate_ppo_vs_sft')} (judge); "
-            f"KL to SFT {metrics.get('kl_ppo_sft_mean')}; "
-            f"unfinished {metrics.get('unfinished_ppo')} (SFT {metrics.get('unfinished_sft')})",
-            f"- judge agreement: {metrics.get('judge_agreement')}",
-            f"- git {tags.get('lineage.git_commit', '')[:12]} (dirty: {tags.get('lineage.git_dirty')}), "
-            f"params {tags.get('lineage.params_hash')}",
-            "",
-            'Usage: `mlflow.pyfunc.load_model("models:/<name>@staging").predict(["a prompt"])`',
-        ]
-    )
-
-
-def register(params: Params, eval_metrics: dict[str, Any]) -> dict[str, Any]:
-    import mlflow
-
-    from alignflow.registry.pyfunc import PolicyGenerator, RewardModelScorer
-
-    config = params.register
-    lineage = lineage_tags()
-    key = hashlib.sha256(
-        json.dumps(
-            [dvc_hashes().get(str(paths.POLICY)), lineage["lineage.params_hash"], eval_metrics], sort_keys=True
-        ).encode()
-    ).hexdigest()[:16]
-    tags = {**lineage, **{f"eval.{k}": str(v) for k, v in eval_metrics.items()}, registry.CANDIDATE_TAG: key}
-    chat = ChatFormat(params.tokenize.template, params.tokenize.markers)
-    with tracking.stage_run("register", params.common.experiment, section_dict(config)) as run:
-        client = mlflow.MlflowClient()
-        version = registry.find_version(client, config.model_name, key)
-        if version is None:
-            from transformers import AutoTokenizer
-
-            stop = policy_stop_token(params, load_pretrained(AutoTokenizer, paths.POLICY))
-            model_config = {
-                "template": chat.template,
-                "markers": section_dict(chat.markers),
-                "stop_token": stop,
-                "max_new_tokens": config.max_new_tokens,
-            }
-            version = registry.log_and_register(
-                config.model_name,
-                PolicyGenerator(),
-                {"policy": str(paths.POLICY)},
-                model_config,
-                tags,
-            )
-        reward_version = registry.find_version(client, config.reward_model_name, key)
-        if reward_version is None:
-            reward_version = registry.log_and_register(
-                config.reward_model_name,
-                RewardModelScorer(),
-                {"reward": str(paths.REWARD_MODEL)},
-                {"max_length": params.tokenize.reward_max_length},
-                tags,
-            )
-        # descriptions are (re)written every time, so a rerun completes a registration a kill cut short
-        client.update_model_version(
-            config.model_name, version.version, description=model_card(params, eval_metrics, tags)
-        )
-        client.update_model_version(
-            config.reward_model_name,
-            reward_version.version,
-            description=f"Reward model used to train {config.model_name} version {version.version}.",
-        )
-        decision = registry.gate_and_promote(client, config.model_name, version.version, config)
-        result = {
-            "version": int(version.version),
-            "promoted": decision.promote,
-            "reason": decision.reason,
-            "alias": config.alias,
-            "run_id": run.info.run_id,
-        }
-        mlflow.set_tags(
-            {
-                "registered_version": version.version,
-                "gate.decision": "promoted" if decision.promote else "rejected",
-                "gate.reason": decision.reason,
-            }
-        )
-        mlflow.log_metric("promoted", float(decision.promote))
-    return result
 
 
 def run(params: Params) -> dict[str, Any]:
@@ -123,7 +26,7 @@ def run(params: Params) -> dict[str, Any]:
     require(paths.REWARD_MODEL, "reward")
     config = params.register
     result = registry.with_retries(
-        lambda: register(params, eval_metrics),
+        lambda: register_candidate(params, eval_metrics),
         config.retries,
         config.retry_delay_seconds,
         f"registering {config.model_name}",

@@ -15,12 +15,10 @@ from alignflow.config import Params, section_dict
 from alignflow.data.formatting import prepare_tokenizer
 from alignflow.data.tokenize import (
     length_stats,
-    reward_pairs,
-    split_comparison_groups,
+    reward_datasets,
     split_indices,
     tokenize_prompts,
     tokenize_sft,
-    with_mismatched_answers,
 )
 from alignflow.errors import DataError
 from alignflow.io import staged_outputs, write_json
@@ -57,16 +55,7 @@ def run(params: Params) -> dict[str, Any]:
     )
 
     sft_rows, sft_counts = tokenize_sft(records["sft"], tokenizer, chat_format, config.max_length)
-    groups = records["comparisons"]
-    reward_splits, reward_truncated = {}, 0
-    for split, indices in split_comparison_groups(
-        len(groups), config.comparison_validation_fraction, config.judge_fraction, seed
-    ).items():
-        chosen = [groups[i] for i in indices]
-        if split != "validation":  # held-out pairs stay as the data has them
-            chosen = with_mismatched_answers(chosen, config.mismatched_pairs, seed)
-        reward_splits[split], counts = reward_pairs(chosen, reward_tokenizer, config.reward_max_length)
-        reward_truncated += counts["truncated"]
+    reward_splits, reward_truncated = reward_datasets(records["comparisons"], reward_tokenizer, config, seed)
     prompt_rows = {
         name: tokenize_prompts(records[name], tokenizer, chat_format, config.prompt_max_length)
         for name in ("prompts", "eval_prompts")

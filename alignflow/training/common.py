@@ -43,7 +43,7 @@ def training_arguments(params: TrainerParams, output_dir: Path, seed: int, has_e
         per_device_train_batch_size=params.batch_size,
         per_device_eval_batch_size=params.batch_size,
         gradient_accumulation_steps=params.grad_accum,
-        warmup_steps=params.warmup_ratio,
+        warmup_steps=params.warmup_ratio,  # transformers 5 reads a value below 1 as a fraction of all steps
         weight_decay=params.weight_decay,
         max_grad_norm=params.max_grad_norm,
         eval_strategy="steps" if evaluating else "no",

@@ -146,6 +146,21 @@ def save_sft_outputs(model, tokenizer, params: SFTParams, base_dir: Path, out_di
     (out_dir / SFT_CARD).write_text(json.dumps(card, indent=1))
 
 
+def trainable_policy(sft_dir: Path, method: str, lora: LoraParams):
+    """The SFT model ready for RL: with a fresh LoRA adapter (`method: lora`; disabling it gives the reference
+    policy) or as is (`full`). A prompt-tuned SFT model cannot be merged, so it is refused."""
+    from peft import get_peft_model
+
+    card = json.loads((sft_dir / SFT_CARD).read_text())
+    if card["needs_adapter"]:
+        raise ConfigError(
+            "ppo: the SFT model is prompt-tuned (an unmergeable soft prompt); use sft.method lora, qlora "
+            "or full before PPO"
+        )
+    lm = load_sft_model(sft_dir)
+    return get_peft_model(lm, lora_config(lm, lora, "CAUSAL_LM")) if method == "lora" else lm
+
+
 def load_sft_model(sft_dir: Path, **kwargs: Any):
     """The SFT policy as saved by save_sft_outputs, ready for generation or further training."""
     from peft import PeftModel

@@ -11,7 +11,7 @@ from conftest import CORPUS  # noqa: E402
 
 from alignflow.config import PPOParams  # noqa: E402
 from alignflow.models.tiny import build_tiny_causal_lm  # noqa: E402
-from alignflow.rl.ppo import PPOTrainer  # noqa: E402
+from alignflow.rl.ppo import PolicyGradientTrainer  # noqa: E402
 
 out = Path(sys.argv[1])
 lm, tokenizer = build_tiny_causal_lm(CORPUS, seed=0)
@@ -32,7 +32,7 @@ params = PPOParams(
     normalise_reward=False,
     checkpoint_every=3,
 )
-trainer = PPOTrainer(lm, tokenizer, length_reward, prompts, params, stop_token="<|im_end|>", seed=0)
+trainer = PolicyGradientTrainer(lm, tokenizer, length_reward, prompts, params, stop_token="<|im_end|>", seed=0)
 history = trainer.train(out / "checkpoints")
 weights = trainer.accelerator.unwrap_model(trainer.policy).value_head.weight.detach()
 (out / f"rank-{trainer.accelerator.process_index}.json").write_text(

@@ -37,4 +37,4 @@ def test_ppo_on_two_processes(tmp_path):
     ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
     assert all(r["world"] == 2 and r["updates"] == 3 and r["prompts_seen"] == 2 for r in ranks)
     assert ranks[0]["value_head_sum"] == pytest.approx(ranks[1]["value_head_sum"], abs=1e-6)
-    assert (tmp_path / "checkpoints" / "checkpoint-3" / "state.pt").is_file()
+    assert (tmp_path / "checkpoints" / "checkpoint-3" / "state.json").is_file()

@@ -78,3 +78,24 @@ def test_mismatched_answers_pair_each_group_best_response_against_another_prompt
             p["rejected"] != f"good {index}" and p["score_gap"] == 6.0 and p["category"] == "off_topic" for p in extra
         )
     assert with_mismatched_answers(groups, 0, seed=0) == groups
+
+
+def test_reward_datasets_keep_each_group_on_one_side_and_add_mismatched_pairs_only_for_training(tiny_lm):
+    from alignflow.config import TokenizeParams
+    from alignflow.data.tokenize import reward_datasets
+
+    groups = [
+        {
+            "id": f"g{i}",
+            "prompt": f"question {i}?",
+            "pairs": [{"chosen": f"good {i}", "rejected": f"bad {i}", "score_gap": 3.0, "category": "rude"}],
+        }
+        for i in range(20)
+    ]
+    config = TokenizeParams(comparison_validation_fraction=0.2, judge_fraction=0.25, mismatched_pairs=1)
+    splits, truncated = reward_datasets(groups, tiny_lm[1], config, seed=1)
+    members = {split: {row["group"] for row in rows} for split, rows in splits.items()}
+    assert [len(members[s]) for s in ("train", "validation", "judge")] == [11, 4, 5] and truncated == 0
+    assert not (members["train"] & members["validation"] or members["train"] & members["judge"])
+    assert all(row["category"] != "off_topic" for row in splits["validation"])
+    assert sum(row["category"] == "off_topic" for row in splits["train"]) == len(members["train"])

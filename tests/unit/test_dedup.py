@@ -67,3 +67,15 @@ def test_planted_paraphrases_removed_distinct_texts_kept(minilm):
     second = deduplicate(texts, minilm, threshold=0.9)
     assert [(d.removed, d.kept) for d in first[0]] == [(3, 0), (5, 2)]
     assert first[0] == second[0]
+
+
+def test_removed_records_are_reported_with_the_record_they_duplicate():
+    from alignflow.data.dedup import Duplicate, remove_records
+
+    rows = [{"id": "a"}, {"id": "b"}, {"id": "c"}]
+    evals = [{"id": "eval-1"}]
+    kept, report = remove_records("prompts", rows, [Duplicate(removed=2, kept=0, similarity=0.951234)], evals, "x")
+    assert kept == rows[:2]
+    assert report == [
+        {"dataset": "prompts", "removed_id": "c", "kept_id": "eval-1", "similarity": 0.9512, "reason": "x"}
+    ]

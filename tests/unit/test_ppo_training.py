@@ -9,7 +9,7 @@ import torch
 
 from alignflow.config import PPOParams
 from alignflow.errors import ConfigError
-from alignflow.rl.ppo import PPOTrainer
+from alignflow.rl.ppo import PolicyGradientTrainer
 from alignflow.training.common import prepare_checkpoint_dir
 
 TARGET_WORDS = ["Ġthe", "Ġwater", "Ġand", "Ġa", "Ġto"]
@@ -59,7 +59,7 @@ def trainer(setup, **overrides):
             **overrides,
         }
     )
-    return PPOTrainer(copy.deepcopy(lm), tokenizer, reward, prompts, params, stop_token="<|im_end|>", seed=0)
+    return PolicyGradientTrainer(copy.deepcopy(lm), tokenizer, reward, prompts, params, stop_token="<|im_end|>", seed=0)
 
 
 def mean(history, key, part):
@@ -131,7 +131,7 @@ def test_lora_policy_uses_disabled_adapter_as_reference(setup):
     peft_lm = get_peft_model(
         copy.deepcopy(lm), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
     )
-    ppo = PPOTrainer(
+    ppo = PolicyGradientTrainer(
         peft_lm,
         tokenizer,
         reward,
@@ -185,7 +185,7 @@ def lora_trainer(setup, **overrides):
     params = PPOParams(
         **{**dict(updates=2, batch_size=4, minibatch_size=2, max_new_tokens=8, learning_rate=1e-2), **overrides}
     )
-    return PPOTrainer(peft_lm, tokenizer, reward, prompts, params, stop_token="<|im_end|>", seed=0)
+    return PolicyGradientTrainer(peft_lm, tokenizer, reward, prompts, params, stop_token="<|im_end|>", seed=0)
 
 
 def test_sampling_with_the_folded_adapter_draws_what_the_adapter_model_draws(setup):
