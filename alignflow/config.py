@@ -121,7 +121,7 @@ class TokenizeParams:
     """Share of comparison groups seen by neither the reward model nor the judge: both are measured there."""
     judge_fraction: float = 0.25
     """Share of comparison groups kept away from the reward model, to train the evaluation judge on."""
-    mismatched_pairs: int = 0
+    mismatched_pairs: int = 2
     """Extra training pairs per comparison group (reward model and judge, not validation): the group's best
     response over the best response to another prompt of the same split, so the model learns relevance."""
 
@@ -185,6 +185,11 @@ class SFTParams(TrainerParams):
     """Full fine-tune only: keep the embeddings and the lowest N transformer layers frozen."""
     num_virtual_tokens: int = 16
     """Prompt tuning only: length of the trained soft prompt."""
+    max_steps: int = 64
+    eval_steps: int = 16
+    save_steps: int = 16
+    logging_steps: int = 5
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "bf16"
 
 
 @dataclass(frozen=True)
@@ -194,9 +199,13 @@ class RewardParams(TrainerParams):
     tokenizer. `sft`: the SFT model with a sequence-classification head."""
     margin_scale: float = 0.1
     """margin = margin_scale * (score of chosen - score of rejected); 0 gives the InstructGPT loss."""
-    learning_rate: float = 5e-5
+    learning_rate: float = 1e-4
     judge_max_steps: int = 0
     """Steps for the evaluation judge (same backbone and loss, trained on the judge groups); 0: max_steps."""
+    max_steps: int = 200
+    batch_size: int = 16
+    eval_steps: int = 0
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "bf16"
 
 
 @dataclass(frozen=True)
@@ -204,20 +213,20 @@ class PPOParams:
     method: Literal["lora", "full"] = "lora"
     """lora: train an adapter on the SFT model; the reference is the same model with the adapter disabled."""
     lora: LoraParams = LoraParams()
-    advantage: Literal["gae", "rloo", "grpo"] = "gae"
+    advantage: Literal["gae", "rloo", "grpo"] = "rloo"
     """gae: a value head and GAE over tokens (PPO). rloo / grpo: critic-free; each response's advantage is its
     return (score minus summed KL penalty) against the other samples of its prompt: leave-one-out mean (RLOO)
     or group mean over group std (GRPO). All three keep the clipped objective and the KL control."""
-    samples_per_prompt: int = 1
+    samples_per_prompt: int = 4
     """Responses sampled per prompt in an update (>= 2 for rloo and grpo); batch_size counts responses."""
-    updates: int = 20
+    updates: int = 24
     """Number of updates (each: sample batch_size responses, score, optimise)."""
-    batch_size: int = 8
-    minibatch_size: int = 4
-    ppo_epochs: int = 2
-    learning_rate: float = 5e-5
+    batch_size: int = 16
+    minibatch_size: int = 16
+    ppo_epochs: int = 1
+    learning_rate: float = 1e-3
     max_grad_norm: float = 1.0
-    max_new_tokens: int = 32
+    max_new_tokens: int = 128
     min_new_tokens: int = 4
     temperature: float = 1.0
     top_p: float = 1.0
@@ -239,18 +248,18 @@ class PPOParams:
     reward_clip: float | None = 5.0
     length_penalty: float = 0.0
     """Subtracted from the score per response token (discourages rambling)."""
-    unfinished_penalty: float = 0.0
+    unfinished_penalty: float = 2.0
     """Subtracted from the (normalised) score of a response cut at max_new_tokens before the stop token, so a
     reward model is not rewarded for scoring unfinished text (TRL's missing_eos_penalty)."""
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "bf16"
     """Autocast for forward and backward passes (weights and optimizer stay fp32); `auto` as for the trainers."""
     sampling_dtype: Literal["float32", "bfloat16"] = "bfloat16"
     """Weights the rollout sampler decodes with. bfloat16 keeps a bf16 copy of the policy, refreshed before each
     rollout (about 2x faster decoding on CPUs with AVX512-BF16 and on GPUs); the update's log-probs are always
     recomputed by the training model, so this changes only which responses are drawn."""
-    checkpoint_every: int = 5
+    checkpoint_every: int = 6
     """Save model, value head, optimizer, RNG and data position every N updates; reruns resume."""
-    curve_every: int = 0
+    curve_every: int = 6
     """Every N updates (and before the first), score the policy against SFT on curve_prompts held-out eval
     prompts with the reward model and the judge: plots/alignment_curve.png. 0: off."""
     curve_prompts: int = 24
@@ -278,13 +287,13 @@ class PPOParams:
 class EvaluateParams:
     max_prompts: int = 0
     """Held-out eval prompts to generate for with both the SFT model and the policy (0: all of them)."""
-    max_new_tokens: int = 96
+    max_new_tokens: int = 128
     temperature: float = 0.7
     top_p: float = 0.9
     batch_size: int = 16
     best_of_n: int = 4
     """SFT best-of-n baseline: n SFT samples per prompt, the reward model keeps the best (0 or 1: off)."""
-    best_of_n_prompts: int = 0
+    best_of_n_prompts: int = 32
     """Prompts (from the start of the eval set) that get the best-of-n baseline (0: all); it costs n samples each."""
     multiple_choice: str | None = None
     """Optional local JSONL of {"id", "question", "choices": [...], "answer": index}: accuracy by log-likelihood."""
@@ -337,6 +346,9 @@ class FlowParams:
     timeout_seconds: dict[str, int] = field(default_factory=dict)
     """Per-stage time limit, e.g. {ppo: 3600}; stages not listed get default_timeout_seconds."""
     default_timeout_seconds: int = 7200
+    push: bool = True
+    """After a successful run, `dvc push` every output to the default DVC remote (`.dvc/config`), so another
+    machine or a teammate can `alignflow pull` what a registered version needs."""
 
 
 @dataclass(frozen=True)

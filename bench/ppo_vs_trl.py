@@ -159,6 +159,10 @@ def run_ours(work: Path, s: dict) -> dict:
         kl_coef=s["kl_coef"],
         normalise_reward=False,
         reward_clip=None,
+        advantage="gae",  # what TRL's PPOTrainer does: a critic, one response per prompt
+        samples_per_prompt=1,
+        unfinished_penalty=0.0,
+        mixed_precision="no",
     )
     trainer = PolicyGradientTrainer(
         lm,

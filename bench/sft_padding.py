@@ -127,6 +127,7 @@ def train_once(method: str, initial_model, tokenizer, examples, steps: int) -> d
         learning_rate=1e-3,
         logging_steps=steps + 1,
         save_steps=10**6,
+        mixed_precision="no",
     )
     model = copy.deepcopy(initial_model)
     trainer = Trainer(

@@ -31,6 +31,10 @@ params = PPOParams(
     learning_rate=1e-3,
     normalise_reward=False,
     checkpoint_every=3,
+    advantage="gae",
+    samples_per_prompt=1,
+    unfinished_penalty=0.0,
+    mixed_precision="no",
 )
 trainer = PolicyGradientTrainer(lm, tokenizer, length_reward, prompts, params, stop_token="<|im_end|>", seed=0)
 history = trainer.train(out / "checkpoints")

@@ -62,3 +62,20 @@ def test_profile_and_set_are_written_into_params(tmp_path):
     with pytest.raises(ConfigError):
         apply_overlay(target, parse_assignments(["dedup.threshold=2"]))
     assert load_params(target).dedup.threshold == 0.85  # a rejected overlay changes nothing
+
+
+def test_the_dataclass_defaults_are_the_values_params_yaml_ships():
+    import dataclasses
+
+    from alignflow.config import Params, load_params
+
+    def differences(shipped, default, path=""):
+        if not dataclasses.is_dataclass(shipped):
+            return [] if shipped == default else [f"{path}: params.yaml {shipped!r}, default {default!r}"]
+        return [
+            found
+            for f in dataclasses.fields(shipped)
+            for found in differences(getattr(shipped, f.name), getattr(default, f.name), f"{path}.{f.name}".strip("."))
+        ]
+
+    assert differences(load_params(ROOT / "params.yaml"), Params()) == []

@@ -39,6 +39,19 @@ def setup(tiny_lm):
     return lm, tokenizer, count_reward, prompts
 
 
+LORA_RUN = dict(
+    updates=2,
+    batch_size=4,
+    minibatch_size=2,
+    max_new_tokens=8,
+    learning_rate=1e-2,
+    advantage="gae",
+    samples_per_prompt=1,
+    unfinished_penalty=0.0,
+    mixed_precision="no",
+)
+
+
 def trainer(setup, **overrides):
     lm, tokenizer, reward, prompts = setup
     params = PPOParams(
@@ -55,6 +68,10 @@ def trainer(setup, **overrides):
                 kl_coef=0.1,
                 normalise_reward=False,
                 reward_clip=None,
+                advantage="gae",
+                samples_per_prompt=1,
+                unfinished_penalty=0.0,
+                mixed_precision="no",
             ),
             **overrides,
         }
@@ -136,7 +153,7 @@ def test_lora_policy_uses_disabled_adapter_as_reference(setup):
         tokenizer,
         reward,
         prompts,
-        PPOParams(updates=2, batch_size=4, minibatch_size=2, max_new_tokens=8, learning_rate=1e-2),
+        PPOParams(**LORA_RUN),
         stop_token="<|im_end|>",
         seed=0,
     )
@@ -148,7 +165,7 @@ def test_lora_policy_uses_disabled_adapter_as_reference(setup):
 
 def test_batch_sizes_that_do_not_divide_are_rejected():
     with pytest.raises(ConfigError, match=r"ppo.batch_size \(6\) must be a multiple of ppo.minibatch_size \(4\)"):
-        PPOParams(batch_size=6, minibatch_size=4)
+        PPOParams(batch_size=6, minibatch_size=4, samples_per_prompt=2)
 
 
 def test_checkpoint_from_different_params_is_refused(tmp_path):
@@ -182,9 +199,7 @@ def lora_trainer(setup, **overrides):
         copy.deepcopy(lm),
         LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False),
     )
-    params = PPOParams(
-        **{**dict(updates=2, batch_size=4, minibatch_size=2, max_new_tokens=8, learning_rate=1e-2), **overrides}
-    )
+    params = PPOParams(**{**LORA_RUN, **overrides})
     return PolicyGradientTrainer(peft_lm, tokenizer, reward, prompts, params, stop_token="<|im_end|>", seed=0)
 
 
