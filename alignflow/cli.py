@@ -6,6 +6,9 @@
     alignflow registry                   # versions, aliases, gate decisions
     alignflow promote --version N --to staging|production [--force --reason "..."]
     alignflow evaluate --prompts FILE [--model models:/alignflow-policy@staging] [--out report.json]
+    alignflow push | pull [TARGET ...] [--remote NAME]   # the DVC remote (.dvc/config)
+    alignflow reproduce --version N [--verify]          # a registered version in a fresh work tree
+    alignflow serve-model [--alias staging] [--port 5001]  # POST /invocations answers with completions
 A profile and --set values are written into params.yaml (as `dvc exp run -S` does), so DVC tracks them.
 `run` and `stage` hold the checkout's run lock (.alignflow.lock): a second one refuses at once, naming the holder.
 """
@@ -13,9 +16,12 @@ A profile and --set values are written into params.yaml (as `dvc exp run -S` doe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 from alignflow.config import PARAMS_FILE, apply_overlay, load_params, load_profile, parse_assignments
 from alignflow.errors import AlignflowError, first_line, report
@@ -61,7 +67,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     _apply(args.profile, args.set or [])
     if args.engine == "dvc":
-        return subprocess.call(["dvc", "repro", *(args.stages or [])])
+        code = subprocess.call(["dvc", "repro", *(args.stages or [])])
+        if code == 0 and load_params().flow.push:
+            from alignflow import remote
+
+            print(f"dvc push: {remote.push()}")
+        return code
     _quiet_services()
     from flows.pipeline import pipeline  # the orchestrator lives outside the library
     from tasks.stages import StageFailed
@@ -128,8 +139,6 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score SFT and a policy (the DVC output, or a registry version) on a prompt file; a separate report."""
-    from pathlib import Path
-
     from alignflow import paths
     from alignflow.models.loading import allow_remote_code
     from alignflow.stages.evaluate import evaluate_prompt_file
@@ -161,15 +170,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     """The same gate as the register stage, for a chosen version and alias; --force overrides with a reason."""
+    if args.force and not args.reason:
+        raise AlignflowError('promote --force needs --reason "why" (it is recorded on the version)')
+    params = load_params()
+    name = params.register.model_name
+    with refused_as_one_line(f"promote {name} version {args.version} to @{args.to}"):
+        decision = _promote(args, params, name)
+    print(
+        f"{name} version {args.version}: {'promoted to' if decision.promote else 'not promoted to'} @{args.to}: "
+        f"{decision.reason}"
+    )
+    return 0 if decision.promote else 2
+
+
+def _promote(args: argparse.Namespace, params, name: str):
     import mlflow
 
     from alignflow import tracking
     from alignflow.registry.client import gate_and_promote
 
-    if args.force and not args.reason:
-        raise AlignflowError('promote --force needs --reason "why" (it is recorded on the version)')
-    params = load_params()
-    name = params.register.model_name
     tracking.configure(params.common.experiment)
     with mlflow.start_run(
         run_name=f"promote v{args.version} -> @{args.to}",
@@ -185,11 +204,69 @@ def cmd_promote(args: argparse.Namespace) -> int:
         )
         mlflow.log_params({"model": name, "version": args.version, "alias": args.to, "forced": args.force})
         mlflow.set_tags(decision.tags(args.to))
-    print(
-        f"{name} version {args.version}: {'promoted to' if decision.promote else 'not promoted to'} @{args.to}: "
-        f"{decision.reason}"
-    )
-    return 0 if decision.promote else 2
+    return decision
+
+
+@contextlib.contextmanager
+def refused_as_one_line(action: str) -> Iterator[None]:
+    """A tracking server that refuses the signed-in user (HTTP 403) is one line naming the user, not a traceback."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if exc.error_code != "PERMISSION_DENIED" and exc.get_http_status_code() != 403:
+            raise
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "(no MLFLOW_TRACKING_USERNAME)")
+        raise AlignflowError(
+            f"{action}: permission denied for MLflow user {user!r} ({first_line(exc)}); an admin can grant "
+            "EDIT on the model, or use the pipeline's account"
+        ) from None
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    """`dvc push` / `dvc pull` with one line when the remote does not answer."""
+    from alignflow import remote
+
+    transfer = remote.push if args.command == "push" else remote.pull
+    print(f"dvc {args.command}: {transfer(args.targets, args.remote)}")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Restore a registered version in a fresh git worktree and say what matched what it recorded."""
+    import mlflow
+
+    from alignflow import tracking
+    from alignflow.reproduce import reproduce
+
+    name = args.name or load_params().register.model_name
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    result = reproduce(mlflow.MlflowClient(), name, str(args.version), args.verify, args.into)
+    print(f"{name} version {args.version}: commit {result.commit[:12]} checked out in {result.worktree}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    for path, recorded, restored in result.checks:
+        print(
+            f"  {'match   ' if recorded == restored else 'MISMATCH'} {path}: recorded {recorded}, restored {restored}"
+        )
+    if args.verify:
+        verdict = "every recorded output matched" if result.matched else "some outputs differ from the record"
+        print(f"{name} version {args.version}: {verdict}")
+        return 0 if result.matched else 1
+    return 0
+
+
+def cmd_serve_model(args: argparse.Namespace) -> int:
+    """MLflow's model server on a registry alias: `POST /invocations {"inputs": ["a prompt"]}` -> completions."""
+    from alignflow import tracking
+
+    name = args.name or load_params().register.model_name
+    uri = f"models:/{name}@{args.alias}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
+    print(f"serving {uri} on http://{args.host}:{args.port}/invocations", flush=True)
+    command = ["mlflow", "models", "serve", "-m", uri, "--env-manager", "local", "--host", args.host]
+    return subprocess.call([*command, "--port", str(args.port), "--workers", "1"], env=env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,6 +310,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--out", help="report path (default: reports/eval-<prompts file name>.json)")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    for action, what in (("push", "push outputs to"), ("pull", "fetch outputs from")):
+        transfer = commands.add_parser(action, help=f"{what} the DVC remote (default: the one .dvc/config names)")
+        transfer.add_argument("targets", nargs="*", help="stages or outputs (default: everything in dvc.lock)")
+        transfer.add_argument("--remote", help="a remote named in .dvc/config (e.g. local, stack)")
+        transfer.set_defaults(func=cmd_transfer)
+
+    again = commands.add_parser("reproduce", help="restore a registered version in a fresh git worktree")
+    again.add_argument("--version", required=True, type=int)
+    again.add_argument("--verify", action="store_true", help="check every output against the version's record")
+    again.add_argument("--name", help="registered model (default: params register.model_name)")
+    again.add_argument("--into", type=Path, help="folder for the work tree (default: a new temporary folder)")
+    again.set_defaults(func=cmd_reproduce)
+
+    serve_model = commands.add_parser("serve-model", help="answer HTTP POST /invocations with a registered model")
+    serve_model.add_argument("--alias", default="staging")
+    serve_model.add_argument("--name", help="registered model (default: params register.model_name)")
+    serve_model.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost only)")
+    serve_model.add_argument("--port", type=int, default=5001)
+    serve_model.set_defaults(func=cmd_serve_model)
 
     promote = commands.add_parser("promote", help="gate a version and move an alias to it")
     promote.add_argument("--version", required=True, type=int)

@@ -1,4 +1,5 @@
-"""The alignflow Prefect flow: runs the DVC stages in order under one MLflow parent run.
+"""The alignflow Prefect flow: runs the DVC stages in order under one MLflow parent run, records the run's
+dvc.lock and params.yaml on that run, and pushes the outputs to the DVC remote (`flow.push`).
 
 Run: `alignflow run` (or `python -m flows.pipeline`). Stage order must match dvc.yaml (a test checks).
 """
@@ -15,6 +16,7 @@ from alignflow import tracking
 from alignflow.config import load_params
 from alignflow.errors import ConfigError
 from alignflow.evaluation.report import summary_markdown
+from tasks.remote import push_outputs, record_run
 from tasks.stages import read_metrics, run_stage
 
 STAGES = ("ingest", "dedup", "tokenize", "sft", "reward", "ppo", "evaluate", "register")
@@ -46,6 +48,9 @@ def pipeline(stages: list[str] | None = None) -> dict[str, Any]:
             )
             results[name] = task(name)
             logger.info("%s: %s", name, "ran" if results[name]["ran"] else "up to date")
+        record_run()
+        if params.flow.push:
+            push_outputs()
     create_markdown_artifact(
         key="alignflow-summary",
         description="evaluation and promotion decision",

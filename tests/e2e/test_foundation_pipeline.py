@@ -4,6 +4,7 @@ outputs and a registered model version; reruns skip; `dvc exp run -S ppo...` red
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -122,3 +123,32 @@ def test_bad_input_fails_with_one_line_and_keeps_earlier_outputs(projects):
     run(["dvc", "checkout"], by_dvc)
     assert "up to date" in run(["dvc", "status"], by_dvc).stdout
     assert locked_outputs(by_dvc) == before
+
+
+def test_a_registered_version_is_restored_and_verified_in_a_fresh_work_tree(projects, tmp_path):
+    _, by_prefect = projects
+    assert any((by_prefect.parent / "alignflow-dvc-remote").rglob("*")), "the flow pushed nothing (flow.push)"
+    target = tmp_path / "v1"
+    restored = run(["alignflow", "reproduce", "--version", "1", "--verify", "--into", str(target)], by_prefect)
+    assert "every recorded output matched" in restored.stdout and "MISMATCH" not in restored.stdout
+    assert "note:" not in restored.stdout, restored.stdout  # a clean tree, the run's record found, nothing rebuilt
+    assert "match    models/policy" in restored.stdout
+    assert (target / "models/policy/model.safetensors").is_file()
+
+
+def test_outputs_come_back_from_the_remote_and_a_dead_remote_is_one_line(projects, tmp_path):
+    _, by_prefect = projects
+    shutil.rmtree(by_prefect / ".dvc/cache")
+    shutil.rmtree(by_prefect / "models/policy")
+    run(["alignflow", "pull"], by_prefect)
+    assert (by_prefect / "models/policy/model.safetensors").is_file()
+    assert "up to date" in run(["dvc", "status"], by_prefect).stdout
+
+    blocked = tmp_path / "a-file-not-a-folder"
+    blocked.write_text("")
+    run(["dvc", "remote", "add", "--local", "dead", str(blocked / "remote")], by_prefect)
+    failed = run(["alignflow", "push", "--remote", "dead"], by_prefect, check=False)
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert failed.returncode == 1 and len(errors) == 1
+    assert errors[0].startswith("error: dvc push to remote 'dead' failed") and "stay in this checkout" in errors[0]
+    assert "up to date" in run(["dvc", "status"], by_prefect).stdout

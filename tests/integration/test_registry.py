@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -196,3 +197,38 @@ def test_unreachable_tracking_server_fails_clearly_and_registering_later_works(p
     assert "unavailable after 2 attempts" in line and "alignflow stage register" in line
     assert (project / "models/policy/model.safetensors").is_file() and not (project / "metrics/register.json").exists()
     assert register()["version"] == 1
+
+
+def test_serve_model_answers_http_invocations_with_completions(project):
+    import requests
+
+    register()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "alignflow.cli", "serve-model", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 180
+        while True:
+            assert server.poll() is None, server.stdout.read()[-3000:]
+            try:
+                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "the model server did not answer /ping in 180 s"
+            time.sleep(1)
+        answer = requests.post(
+            f"{url}/invocations", json={"inputs": ["How do I keep basil fresh?", "Tea?"]}, timeout=120
+        )
+        assert answer.status_code == 200, answer.text
+        predictions = answer.json()["predictions"]
+        assert len(predictions) == 2 and all(isinstance(p, str) for p in predictions)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

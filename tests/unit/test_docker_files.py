@@ -15,7 +15,10 @@ def test_compose_stack_wires_mlflow_prefect_and_the_scheduler():
     services = compose["services"]
     assert {"postgres", "minio", "mlflow", "prefect-server", "scheduler"} <= set(services)
     assert "--app-name basic-auth" in services["mlflow"]["command"]
-    assert "postgresql://" in services["mlflow"]["command"] and "s3://mlflow" in services["mlflow"]["command"]
+    assert services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql://")
+    assert "s3://mlflow" in services["mlflow"]["command"] and "string.Template" in services["mlflow"]["command"]
+    for service in services.values():  # reachable from this machine only, unless someone widens it on purpose
+        assert all(str(port).startswith("127.0.0.1:") for port in service.get("ports", []))
     assert services["scheduler"]["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"
     assert services["scheduler"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert services["scheduler"]["command"] == "alignflow serve"

@@ -127,6 +127,18 @@ def test_one_step_updates_reuse_the_rollout_forward_pass_and_match_recomputing_i
     assert all(h["clipfrac"] == 0 and abs(h["approx_kl"]) < 1e-6 for h in fused.history)
 
 
+def test_a_lora_policy_takes_the_same_one_step_update_fused_or_recomputed(setup):
+    fused = lora_trainer(setup, minibatch_size=4)
+    assert fused.fused
+    fused.train()
+    recomputed = lora_trainer(setup, minibatch_size=4)
+    recomputed.fused = False
+    recomputed.train()
+    final, expected = fused._trainable_state(), recomputed._trainable_state()
+    assert final.keys() == expected.keys() and any("lora_" in k for k in final)
+    assert all(torch.allclose(final[k], expected[k], atol=1e-6) for k in expected)
+
+
 def test_checkpoints_hold_no_pickled_code_and_a_half_written_one_is_ignored(setup, tmp_path):
     run = trainer(setup, updates=2, checkpoint_every=1)
     run.train(tmp_path)
@@ -145,6 +157,7 @@ def test_lora_policy_uses_disabled_adapter_as_reference(setup):
     from peft import LoraConfig, get_peft_model
 
     lm, tokenizer, reward, prompts = setup
+    torch.manual_seed(0)  # the adapter's initial weights, the same for every trainer built here
     peft_lm = get_peft_model(
         copy.deepcopy(lm), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
     )
@@ -195,6 +208,7 @@ def lora_trainer(setup, **overrides):
     from peft import LoraConfig, get_peft_model
 
     lm, tokenizer, reward, prompts = setup
+    torch.manual_seed(0)  # the adapter's initial weights, the same for every trainer built here
     peft_lm = get_peft_model(
         copy.deepcopy(lm),
         LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False),

@@ -1,0 +1,129 @@
+"""The production stack for real, on localhost: the tiny pipeline runs against MLflow with basic auth on
+PostgreSQL with S3 artifacts, and a Prefect server on PostgreSQL. Who may do what is enforced by the server,
+and no password ends up in the database, the artifact store or the project."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.project import make_project, project_env, run
+from tests.services import BUCKET, missing_servers, running_stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_servers() is not None, reason=str(missing_servers()))]
+USERS = {"pipeline": secrets.token_hex(10), "reader": secrets.token_hex(10)}
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with running_stack() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def users(stack):
+    from mlflow.server import get_app_client
+
+    admin = {
+        "MLFLOW_TRACKING_USERNAME": "admin",
+        "MLFLOW_TRACKING_PASSWORD": stack.secrets["MLFLOW_AUTH_ADMIN_PASSWORD"],
+    }
+    saved = {key: os.environ.get(key) for key in admin}
+    os.environ.update(admin)
+    try:
+        auth = get_app_client("basic-auth", tracking_uri=stack.mlflow_url)
+        for name, password in USERS.items():
+            auth.create_user(name, password)
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    return USERS
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(stack, users, tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("stack"))
+    env = {**project_env(project), **stack.client_env("pipeline", users["pipeline"])}
+    run(["alignflow", "run"], project, env)
+    return project, env
+
+
+def as_user(stack, project: Path, user: str) -> dict[str, str]:
+    return {**project_env(project), **stack.client_env(user, USERS[user])}
+
+
+def test_the_tiny_pipeline_registers_through_the_authenticated_server_with_artifacts_in_s3(stack, pipeline_run):
+    import mlflow
+
+    project, env = pipeline_run
+    assert json.loads((project / "metrics/register.json").read_text())["version"] == 1
+    assert not (project / "mlruns").exists() and not (project / "mlflow.db").exists()  # all went to the server
+    keys = [
+        item["Key"]
+        for page in stack.s3().get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        for item in page.get("Contents", [])
+    ]
+    assert any(key.endswith("model.safetensors") for key in keys), keys[:20]
+
+    os.environ.update({k: v for k, v in env.items() if k.startswith("MLFLOW_TRACKING")})
+    try:
+        client = mlflow.MlflowClient(stack.mlflow_url)
+        (version,) = client.search_model_versions("name='alignflow-policy'")
+        assert version.tags["lineage.git_dirty"] == "false"
+    finally:
+        for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            os.environ.pop(key, None)
+
+
+def test_the_pipeline_account_promotes_a_reader_loads_but_is_refused_an_alias_move(stack, pipeline_run):
+    project, env = pipeline_run
+    promoted = run(
+        ["alignflow", "promote", "--version", "1", "--to", "staging", "--force", "--reason", "stack check"],
+        project,
+        env,
+    )
+    assert "promoted to @staging" in promoted.stdout or "already @staging" in promoted.stdout
+
+    reader = as_user(stack, project, "reader")
+    load = "import mlflow; print(mlflow.pyfunc.load_model('models:/alignflow-policy@staging').predict(['Tea?']))"
+    loaded = subprocess.run([sys.executable, "-c", load], cwd=project, env=reader, capture_output=True, text=True)
+    assert loaded.returncode == 0 and loaded.stdout.startswith("["), loaded.stderr[-2000:]
+
+    refused = run(
+        ["alignflow", "promote", "--version", "1", "--to", "production", "--force", "--reason", "try"],
+        project,
+        reader,
+        check=False,
+    )
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 1 and len(errors) == 1, refused.stderr[-2000:]
+    assert "permission denied" in errors[0] and "reader" in errors[0]
+
+
+def test_no_password_is_stored_in_the_databases_the_bucket_or_the_project(stack, pipeline_run):
+    project, _ = pipeline_run
+    passwords = [*USERS.values(), stack.secrets["MLFLOW_AUTH_ADMIN_PASSWORD"]]
+    dump_env = {**os.environ, "PGPASSWORD": stack.secrets["POSTGRES_PASSWORD"]}
+    for database in ("mlflow", "prefect"):
+        dump = subprocess.run(
+            ["pg_dump", "-h", "127.0.0.1", "-p", str(stack.postgres_port), "-U", "alignflow", database],
+            capture_output=True,
+            text=True,
+            env=dump_env,
+            check=True,
+        ).stdout
+        assert "CREATE TABLE" in dump and not [p for p in passwords if p in dump], database
+    s3 = stack.s3()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
+            assert not [p for p in passwords if p.encode() in body], item["Key"]
+    for file in (p for p in project.rglob("*") if p.is_file() and ".git" not in p.parts):
+        content = file.read_bytes()
+        assert not [p for p in passwords if p.encode() in content], file
