@@ -266,7 +266,7 @@ def cmd_serve_model(args: argparse.Namespace) -> int:
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
     print(f"serving {uri} on http://{args.host}:{args.port}/invocations", flush=True)
     command = ["mlflow", "models", "serve", "-m", uri, "--env-manager", "local", "--host", args.host]
-    return subprocess.call([*command, "--port", str(args.port), "--workers", "1"], env=env)
+    os.execvpe("mlflow", [*command, "--port", str(args.port), "--workers", "1"], env)  # signals reach the server
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,7 +65,7 @@ def wait_for(url: str, seconds: float, process: subprocess.Popen, auth: tuple[st
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"{process.args[:4]} exited early:\n{process.stdout.read()[-3000:]}")
+            raise AssertionError(f"{process.args[:4]} exited early:\n{Path(process.log).read_text()[-3000:]}")
         try:
             if requests.get(url, timeout=2, auth=auth).status_code < 500:
                 return
@@ -76,9 +76,14 @@ def wait_for(url: str, seconds: float, process: subprocess.Popen, auth: tuple[st
 
 
 def start(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
+    """A server logging to a file beside it: a pipe nobody reads fills up and blocks the server mid-request."""
+    log = cwd / f"{Path(command[2] if command[1] == '-m' else command[0]).name}-{free_port()}.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    process.log = str(log)
+    return process
 
 
 def stop(process: subprocess.Popen) -> None:

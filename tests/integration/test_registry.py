@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -211,6 +212,7 @@ def test_serve_model_answers_http_invocations_with_completions(project):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     try:
         url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 180
@@ -230,5 +232,5 @@ def test_serve_model_answers_http_invocations_with_completions(project):
         predictions = answer.json()["predictions"]
         assert len(predictions) == 2 and all(isinstance(p, str) for p in predictions)
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
