@@ -65,9 +65,9 @@ def reproduce(client, name: str, version: str, verify: bool, target: Path | None
         _run(["dvc", "repro", *missing], worktree)
     if verify:  # the restored dvc.lock's hashes count only if the files on disk match it (dvc status)
         restored = dvc_hashes(worktree / "dvc.lock", outputs=_recorded_outputs(tags))
-        unchanged = not _changed_stages(worktree)
+        changed = _changed_outputs(worktree)
         for path in _recorded_outputs(tags):
-            found = restored.get(path, "missing") if unchanged else "workspace differs from dvc.lock"
+            found = "workspace differs from dvc.lock" if path in changed else restored.get(path, "missing")
             result.checks.append((path, tags[f"{LINEAGE_PREFIX}{path}"], found))
     return result
 
@@ -94,9 +94,13 @@ def _restore_run_record(client, run_id: str, worktree: Path, result: Reproductio
 
 
 def _share_cache(worktree: Path) -> None:
-    """Point the work tree at this checkout's DVC cache: objects present here need no download."""
-    cache = _run(["dvc", "cache", "dir"], Path.cwd()).stdout.strip()
-    _run(["dvc", "config", "--local", "cache.dir", cache], worktree)
+    """Point the work tree at this checkout's DVC cache (objects present here need no download) and at its remotes
+    as this checkout resolves them: a relative remote URL would otherwise resolve from the work tree's folder."""
+    cache = (Path.cwd() / _run(["dvc", "cache", "dir"], Path.cwd()).stdout.strip()).resolve()
+    _run(["dvc", "config", "--local", "cache.dir", str(cache)], worktree)
+    for line in _run(["dvc", "remote", "list"], Path.cwd()).stdout.splitlines():
+        name, url = line.split()[:2]
+        _run(["dvc", "remote", "add", "--local", "--force", name, url], worktree)
 
 
 def _pull(worktree: Path) -> list[str]:
@@ -105,17 +109,38 @@ def _pull(worktree: Path) -> list[str]:
     if pulled.returncode != 0:
         raise ReproduceError(f"dvc pull in {worktree} failed: {first_line(pulled.stderr or pulled.stdout)}")
     lock = yaml.safe_load((worktree / "dvc.lock").read_text()) if (worktree / "dvc.lock").is_file() else {}
-    stages = (lock or {}).get("stages", {})
-    return sorted(name for name, stage in stages.items() if any(_absent(worktree, o) for o in stage.get("outs", [])))
+    stages, uncached = (lock or {}).get("stages", {}), _uncached_outputs(worktree / "dvc.yaml")
+    return sorted(
+        name
+        for name, stage in stages.items()
+        if any(o["path"] not in uncached and not (worktree / o["path"]).exists() for o in stage.get("outs", []))
+    )
 
 
-def _absent(worktree: Path, out: dict) -> bool:
-    return not (worktree / out["path"]).exists()
+def _uncached_outputs(pipeline: Path) -> set[str]:
+    """Outputs with `cache: false` (metrics, plots): kept in git, never on a DVC remote, so never pulled."""
+    stages = (yaml.safe_load(pipeline.read_text()) or {}).get("stages", {}) if pipeline.is_file() else {}
+    return {
+        path
+        for stage in stages.values()
+        for kind in ("outs", "metrics", "plots")
+        for entry in stage.get(kind, [])
+        if isinstance(entry, dict)
+        for path, options in entry.items()
+        if (options or {}).get("cache") is False
+    }
 
 
-def _changed_stages(worktree: Path) -> list[str]:
-    status = _run(["dvc", "status", "--json"], worktree, check=False).stdout.strip()
-    return sorted((yaml.safe_load(status) or {}).keys()) if status else []
+def _changed_outputs(worktree: Path) -> set[str]:
+    """Outputs whose files differ from dvc.lock (`dvc status`: modified, deleted, not in cache)."""
+    status = yaml.safe_load(_run(["dvc", "status", "--json"], worktree, check=False).stdout.strip() or "{}") or {}
+    return {
+        path
+        for changes in status.values()
+        for change in changes
+        if isinstance(change, dict)
+        for path in change.get("changed outs", {})
+    }
 
 
 def _git(*args: str) -> None:
