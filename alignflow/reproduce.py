@@ -47,7 +47,7 @@ def reproduce(client, name: str, version: str, verify: bool, target: Path | None
     if commit == "unknown":
         raise ReproduceError(f"{name} version {version}: no lineage.git_commit tag, so nothing to check out")
     worktree = target or Path(tempfile.mkdtemp(prefix=f"alignflow-{name}-v{version}-"))
-    _git("worktree", "add", "--detach", "--force", str(worktree), commit)
+    _run(["git", "worktree", "add", "--detach", "--force", str(worktree), commit], Path.cwd())
     result = Reproduction(worktree, commit)
     if tags.get("lineage.git_dirty") == "true":
         result.notes.append(
@@ -141,12 +141,6 @@ def _changed_outputs(worktree: Path) -> set[str]:
         if isinstance(change, dict)
         for path in change.get("changed outs", {})
     }
-
-
-def _git(*args: str) -> None:
-    done = subprocess.run(["git", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise ReproduceError(f"git {' '.join(args[:2])}: {first_line(done.stderr or done.stdout)}")
 
 
 def _run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

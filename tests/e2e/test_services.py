@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,44 +13,10 @@ import pytest
 import requests
 
 from tests.project import project_env
+from tests.services import free_port, start, stop, wait_for
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float, process: subprocess.Popen) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{process.args} exited early:\n{process.stdout.read()[-3000:]}")
-        try:
-            if requests.get(url, timeout=2).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"{url} not up after {seconds}s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def start(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
 
 
 def test_serve_registers_a_deployment_with_the_cron_schedule(tmp_path):
@@ -67,12 +30,12 @@ def test_serve_registers_a_deployment_with_the_cron_schedule(tmp_path):
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
     }
     server = start(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], tmp_path, env
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, tmp_path
     )
     serve = None
     try:
         wait_for(f"http://127.0.0.1:{port}/api/health", 120, server)
-        serve = start(["alignflow", "serve", "--cron", "15 4 * * *"], tmp_path, env)
+        serve = start(["alignflow", "serve", "--cron", "15 4 * * *"], env, tmp_path)
         deadline, found = time.time() + 120, []
         while time.time() < deadline and not found:
             response = requests.post(f"http://127.0.0.1:{port}/api/deployments/filter", json={}, timeout=5)
@@ -126,8 +89,8 @@ def test_mlflow_ui_shows_registered_model_with_staging_alias(tmp_path):
             "--workers",
             "1",
         ],
-        tmp_path,
         env,
+        tmp_path,
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/health", 120, server)

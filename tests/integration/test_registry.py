@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import torch
 
 from alignflow.config import RegisterParams, parse_params
 from alignflow.registry.client import gate_and_promote, list_versions
+from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {
@@ -167,12 +167,6 @@ def test_two_registrations_at_once_give_two_versions_and_a_consistent_alias(proj
     assert all(client().get_model_version("alignflow-policy", v).tags.get("gate.staging.decision") for _, v in outcomes)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_tracking_server_fails_clearly_and_registering_later_works(project):
     env = {
         **os.environ,
@@ -204,9 +198,7 @@ def test_serve_model_answers_http_invocations_with_completions(project):
     import requests
 
     register()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "alignflow.cli", "serve-model", "--port", str(port)],
         stdout=subprocess.PIPE,
