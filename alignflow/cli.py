@@ -2,7 +2,8 @@
 
     alignflow run [--profile tiny] [--set dedup.threshold=0.85 ...] [--engine prefect|dvc]
     alignflow stage NAME [--force]
-    alignflow serve                      # Prefect deployment on params `schedule.cron`
+    alignflow serve                      # Prefect deployment on params `schedule.cron`, run by this process
+    alignflow deploy --pool NAME         # the same deployment on a work pool: a Prefect worker runs it
     alignflow registry                   # versions, aliases, gate decisions
     alignflow promote --version N --to staging|production [--force --reason "..."]
     alignflow evaluate --prompts FILE [--model models:/alignflow-policy@staging] [--out report.json]
@@ -20,12 +21,12 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from alignflow.config import PARAMS_FILE, apply_overlay, load_params, load_profile, parse_assignments
 from alignflow.errors import AlignflowError, first_line, report
 from alignflow.evaluation.statistics import format_interval
+from alignflow.registry.client import refused_as_one_line
 from alignflow.runlock import Lock, run_lock
 
 
@@ -108,6 +109,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
         description="alignflow RLHF pipeline (DVC stages, MLflow registry)",
         limit=1,
         print_starting_message=True,
+    )
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Register the flow as a deployment on a work pool (created as a process pool if missing), on the cron
+    schedule from params: a `prefect worker` polling the pool (e.g. next to the Ray head) runs it from this
+    checkout's folder."""
+    params = load_params()
+    if not os.environ.get("PREFECT_API_URL"):
+        raise AlignflowError(
+            "alignflow deploy: PREFECT_API_URL is not set; point it at the Prefect server the worker polls "
+            "(docker/ compose, or `prefect server start`)"
+        )
+    _quiet_services()
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    from flows.pipeline import pipeline
+
+    with get_client(sync_client=True) as client:
+        with contextlib.suppress(ObjectAlreadyExists):
+            client.create_work_pool(WorkPoolCreate(name=args.pool, type="process"))
+    schedule = params.schedule
+    deployment_id = pipeline.from_source(str(Path.cwd()), "flows/pipeline.py:pipeline").deploy(
+        name=args.name or schedule.deployment,
+        work_pool_name=args.pool,
+        cron=args.cron or schedule.cron,
+        tags=["alignflow"],
+        description="alignflow RLHF pipeline (DVC stages, MLflow registry)",
+        print_next_steps=False,
+    )
+    print(
+        f"deployment {pipeline.name}/{args.name or schedule.deployment} ({deployment_id}) on work pool {args.pool!r}; "
+        f"run it with: prefect worker start --pool {args.pool}"
     )
     return 0
 
@@ -207,23 +244,6 @@ def _promote(args: argparse.Namespace, params, name: str):
     return decision
 
 
-@contextlib.contextmanager
-def refused_as_one_line(action: str) -> Iterator[None]:
-    """A tracking server that refuses the signed-in user (HTTP 403) is one line naming the user, not a traceback."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        yield
-    except MlflowException as exc:
-        if exc.error_code != "PERMISSION_DENIED" and exc.get_http_status_code() != 403:
-            raise
-        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "(no MLFLOW_TRACKING_USERNAME)")
-        raise AlignflowError(
-            f"{action}: permission denied for MLflow user {user!r} ({first_line(exc)}); an admin can grant "
-            "EDIT on the model, or use the pipeline's account"
-        ) from None
-
-
 def cmd_transfer(args: argparse.Namespace) -> int:
     """`dvc push` / `dvc pull` with one line when the remote does not answer."""
     from alignflow import remote
@@ -298,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--name", help="deployment name (default: params schedule.deployment)")
     serve.add_argument("--cron", help="override params schedule.cron")
     serve.set_defaults(func=cmd_serve)
+
+    deploy = commands.add_parser("deploy", help="create the scheduled deployment on a Prefect work pool")
+    deploy.add_argument("--pool", required=True, help="work pool (created as a process pool if it does not exist)")
+    deploy.add_argument("--name", help="deployment name (default: params schedule.deployment)")
+    deploy.add_argument("--cron", help="override params schedule.cron")
+    deploy.set_defaults(func=cmd_deploy)
 
     registry = commands.add_parser("registry", help="list registered versions, aliases and gate decisions")
     registry.add_argument("--name", help="registered model (default: params register.model_name)")

@@ -352,6 +352,35 @@ class FlowParams:
 
 
 @dataclass(frozen=True)
+class ComputeParams:
+    """Where sft, reward and ppo train and evaluate samples: this process, or Ray Train workers on a cluster."""
+
+    backend: Literal["local", "ray"] = "local"
+    """`local`: one process (or `accelerate launch`); `ray`: the same code in Ray Train workers."""
+    num_workers: int = 2
+    """Ray Train workers (data-parallel processes); batch sizes stay per worker, as under accelerate."""
+    use_gpu: bool = False
+    """One GPU per worker."""
+    resources_per_worker: dict[str, float] = field(default_factory=dict)
+    """e.g. {CPU: 8, GPU: 1}. Empty: on a Ray this run starts, this machine's CPUs split over the workers;
+    on an existing cluster, Ray's default (1 CPU, plus the GPU with use_gpu)."""
+    address: str = ""
+    """Empty: start a local Ray for the run. `auto`: the cluster this machine belongs to (`ray start`);
+    `host:6379` or `ray://host:10001`: that cluster."""
+    storage_path: str = ""
+    """Where Ray Train keeps checkpoints: a folder (empty: checkpoints/ray in the project) or `s3://bucket/prefix`,
+    which every node of a multi-node cluster must reach."""
+    max_failures: int = 3
+    """Times a failed worker group is restarted from the last checkpoint before the stage fails."""
+    connect_timeout_seconds: float = 15.0
+    """How long to wait for `address` to answer before failing with a one-line error."""
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1:
+            raise ConfigError(f"compute.num_workers: must be at least 1, got {self.num_workers}")
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str = "default"
     """Name of the last profile applied to params.yaml (informational)."""
@@ -366,6 +395,7 @@ class Params:
     register: RegisterParams = RegisterParams()
     schedule: ScheduleParams = ScheduleParams()
     flow: FlowParams = FlowParams()
+    compute: ComputeParams = ComputeParams()
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:

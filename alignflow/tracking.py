@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 PARENT_RUN_ENV = "ALIGNFLOW_PARENT_RUN_ID"
+STAGE_RUN_ENV = "ALIGNFLOW_STAGE_RUN_ID"
+"""Set in Ray Train workers: the stage run their launching process opened, which rank 0 logs into."""
 LAUNCHER_TAG = "alignflow.launcher"
 
 
@@ -60,9 +62,22 @@ def pipeline_run(experiment: str, run_name: str = "pipeline", tags: dict[str, st
 
 @contextlib.contextmanager
 def stage_run(stage: str, experiment: str, params: dict[str, Any]) -> Iterator[Any]:
-    """A run for one stage, nested under the pipeline's parent run when there is one."""
+    """A run for one stage, nested under the pipeline's parent run when there is one.
+
+    In a process other than rank 0 of a multi-process run it yields None and logs nothing (one run per stage);
+    in a Ray Train worker it continues the run its launching process opened.
+    """
     import mlflow
 
+    if not is_main_process():
+        yield None
+        return
+    attached = os.environ.get(STAGE_RUN_ENV)
+    if attached:
+        mlflow.set_tracking_uri(tracking_uri())
+        with mlflow.start_run(run_id=attached) as run:
+            yield run
+        return
     experiment_id = configure(experiment)
     parent_id, owns_parent = os.environ.get(PARENT_RUN_ENV), False
     if parent_id is None:
@@ -81,6 +96,19 @@ def stage_run(stage: str, experiment: str, params: dict[str, Any]) -> Iterator[A
     finally:
         if owns_parent:
             mlflow.MlflowClient().set_terminated(parent_id, status)
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or the only process): under `accelerate launch` and Ray Train, RANK names the process."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    """Log to the active stage run; nothing where there is none (processes other than rank 0)."""
+    import mlflow
+
+    if mlflow.active_run():
+        mlflow.log_metrics(metrics, step=step)
 
 
 def _param_value(value: Any) -> str:

@@ -236,16 +236,23 @@ def _start_mlflow(stack: Stack, root: Path, env: dict[str, str]) -> str:
 
 
 def _start_prefect(stack: Stack, root: Path) -> str:
+    server, url = start_prefect(root, stack.postgres_url("prefect", "postgresql+asyncpg"))
+    stack.processes.append(server)
+    return url
+
+
+def start_prefect(root: Path, database_url: str | None = None) -> tuple[subprocess.Popen, str]:
+    """A Prefect server (its own SQLite file unless `database_url`); returns (process, base URL)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(root / "prefect"),
-        "PREFECT_API_DATABASE_CONNECTION_URL": stack.postgres_url("prefect", "postgresql+asyncpg"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
+    env = {**os.environ, "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    if database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     server = start(command, env, root)
-    stack.processes.append(server)
     url = f"http://127.0.0.1:{port}"
-    wait_for(f"{url}/api/health", 180, server)
-    return url
+    try:
+        wait_for(f"{url}/api/health", 180, server)
+    except AssertionError:
+        stop(server)
+        raise
+    return server, url

@@ -24,6 +24,22 @@ class Generations:
         return round(1 - sum(self.finished) / max(1, len(self.finished)), 4)
 
 
+Batch = tuple[int, list[int]]
+"""(batch number, prompt indices): a unit of generation whose draws depend only on its number and the seed."""
+
+
+def length_batches(prompts: list[list[int]], batch_size: int) -> list[Batch]:
+    """Prompts sorted by length (less padding), cut into numbered batches."""
+    order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
+    return [
+        (number, order[start : start + batch_size]) for number, start in enumerate(range(0, len(order), batch_size))
+    ]
+
+
+def batch_seed(seed: int, number: int) -> int:
+    return seed * 100_003 + number
+
+
 @torch.no_grad()
 def generate(
     lm,
@@ -35,16 +51,16 @@ def generate(
     top_p: float,
     batch_size: int,
     seed: int,
+    batches: list[Batch] | None = None,
 ) -> Generations:
-    """One sampled response per prompt. Prompts are batched by length (less padding) and the seed is reset first,
-    so two models given the same prompts see the same batches and the same random stream."""
-    torch.manual_seed(seed)
+    """One sampled response per prompt of `batches` (default: all, in length-sorted batches). Each batch reseeds
+    from (seed, its number), so two models see the same random stream per batch, and any share of the batches
+    (one worker's) draws exactly what it draws in a run over all of them."""
     lm.eval()
-    order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
     texts, lengths, finished = [""] * len(prompts), [0] * len(prompts), [False] * len(prompts)
     out = Generations()
-    for start in range(0, len(order), batch_size):
-        indices = order[start : start + batch_size]
+    for number, indices in length_batches(prompts, batch_size) if batches is None else batches:
+        torch.manual_seed(batch_seed(seed, number))
         drawn = sample(
             lm, tokenizer, [prompts[i] for i in indices], stop_id, max_new_tokens, temperature=temperature, top_p=top_p
         )

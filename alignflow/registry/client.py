@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import getpass
+import os
 import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
@@ -60,6 +61,28 @@ def with_retries(action: Callable[[], T], attempts: int, delay: float, what: str
         f"({first_line(last)}); trained models stay in models/ (DVC outputs): rerun "
         "`alignflow stage register` once the server is back"
     )
+
+
+REFUSED = ("PERMISSION_DENIED", "UNAUTHENTICATED")
+"""MLflow error codes of a server that refuses the signed-in user (HTTP 403) or the credentials (HTTP 401)."""
+
+
+@contextlib.contextmanager
+def refused_as_one_line(action: str) -> Iterator[None]:
+    """A tracking server that refuses the user or the password is one line naming the user, not a traceback."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if exc.error_code not in REFUSED and exc.get_http_status_code() not in (401, 403):
+            raise
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "(no MLFLOW_TRACKING_USERNAME)")
+        if exc.error_code == "UNAUTHENTICATED" or exc.get_http_status_code() == 401:
+            why = "the server does not accept the credentials; check MLFLOW_TRACKING_USERNAME / _PASSWORD"
+        else:
+            why = "permission denied; an admin can grant EDIT on the model, or use the pipeline's account"
+        raise AlignflowError(f"{action}: MLflow user {user!r}: {why} ({first_line(exc)})") from None
 
 
 @contextlib.contextmanager

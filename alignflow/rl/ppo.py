@@ -122,6 +122,8 @@ class PolicyGradientTrainer:
         set_seed(seed)
         policy = PolicyWithValueHead(lm)
         policy.value_head.to(next(lm.parameters()).dtype)
+        policy.value_head.requires_grad_(params.advantage == "gae")  # a critic-free head gets no gradient, which
+        # several processes (DDP) refuse
         trainable = [p for p in policy.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=params.learning_rate, eps=1e-5)
         self.policy, self.optimizer = self.accelerator.prepare(policy, optimizer)
@@ -288,11 +290,13 @@ class PolicyGradientTrainer:
         stop_after: int | None = None,
         on_update: Callable[[int, dict[str, float], list[str]], None] | None = None,
         probe: Callable[[nn.Module], dict[str, float]] | None = None,
+        on_checkpoint: Callable[[], None] | None = None,
     ) -> list[dict[str, float]]:
         """Run until `params.updates` (or `stop_after`, to simulate an interruption); checkpoint as configured.
 
         `probe(sampling_model)` runs every `params.curve_every` updates (and after the last); its numbers join that
         update's history. Random state is restored around it, so probing never changes the training trajectory.
+        `on_checkpoint()` runs on every process after each checkpoint is complete.
         """
         if resume and checkpoint_dir is not None:
             self.load_checkpoint(checkpoint_dir)
@@ -311,6 +315,8 @@ class PolicyGradientTrainer:
                 self.update % self.params.checkpoint_every == 0 or self.update == target
             ):
                 self.save_checkpoint(checkpoint_dir)
+                if on_checkpoint:
+                    on_checkpoint()
         return self.history
 
     def _trainable_state(self) -> dict[str, torch.Tensor]:
@@ -320,18 +326,18 @@ class PolicyGradientTrainer:
 
     def save_checkpoint(self, directory: Path) -> None:
         """Write `checkpoint-<update>` complete or not at all (built under a temporary name, then renamed), as
-        safetensors and JSON plus the optimizer's plain tensors, so loading never unpickles code."""
+        safetensors and JSON plus the optimizer's plain tensors, so loading never unpickles code. The main
+        process writes every process's random state, so no shared disk is needed."""
+        from accelerate.utils import gather_object
         from safetensors.torch import save_file
 
         target, partial = directory / f"checkpoint-{self.update}", directory / f"tmp-checkpoint-{self.update}"
-        main = self.accelerator.is_main_process
-        if main:
+        states = gather_object([rng_to_json(rng_state())])
+        if self.accelerator.is_main_process:
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
-        self.accelerator.wait_for_everyone()
-        write_json(partial / f"rng-{self.accelerator.process_index}.json", rng_to_json(rng_state()))
-        self.accelerator.wait_for_everyone()
-        if main:
+            for index, state in enumerate(states):
+                write_json(partial / f"rng-{index}.json", state)
             save_file(self._trainable_state(), str(partial / "trainable.safetensors"))
             torch.save(self.optimizer.state_dict(), partial / "optimizer.pt")
             write_json(

@@ -1,6 +1,7 @@
 """evaluate: SFT vs the policy (and SFT best-of-n) on held-out prompts -> metrics/eval.json, plots/, samples.
 
-Run: `python -m alignflow.stages.evaluate`. Both models sample with the same seed on every held-out prompt;
+Run: `python -m alignflow.stages.evaluate` (`compute.backend: ray`: sampling and scoring split over Ray workers,
+same results). Both models sample with the same seed on every held-out prompt;
 the reward model and the independent judge (models/judge, trained on comparison groups the reward model
 never saw) score every response; each comparison carries a paired bootstrap 95 % interval.
 """
@@ -16,10 +17,17 @@ from alignflow.config import Params, section_dict
 from alignflow.data.formatting import ChatFormat, policy_stop_token
 from alignflow.evaluation.likelihood import held_out_loss, multiple_choice_accuracy, read_multiple_choice
 from alignflow.evaluation.plots import alignment_curve, reward_histograms, training_curves
-from alignflow.evaluation.suite import evaluate_models, sample_table
+from alignflow.evaluation.suite import (
+    evaluate_batches,
+    evaluate_models,
+    evaluation_batches,
+    sample_table,
+    summarise,
+)
 from alignflow.io import staged_outputs, write_json
 from alignflow.models.loading import load_pretrained
 from alignflow.models.reward import RewardScorer
+from alignflow.scale.launch import map_on_ray
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.sft import load_sft_model
 
@@ -65,14 +73,48 @@ def evaluate_prompt_file(params: Params, prompts_file: Path, policy_dir: Path, r
     return metrics
 
 
+def eval_prompts(params: Params) -> list[dict[str, Any]]:
+    prompts = load_arrow(paths.TOKENIZED / "eval_prompts", "tokenize").to_list()
+    return prompts[: params.evaluate.max_prompts or None]
+
+
+def evaluate_share(params: Params, batches: list) -> dict:
+    """One Ray worker's share of the evaluation batches (run in a folder holding the stage's inputs)."""
+    models, tokenizer, stop_id, scorers = load_evaluation(params)
+    return evaluate_batches(
+        models["sft"],
+        models["ppo"],
+        tokenizer,
+        eval_prompts(params),
+        scorers,
+        stop_id,
+        params.evaluate,
+        params.common.seed,
+        batches,
+    )
+
+
 def run(params: Params) -> dict[str, Any]:
     import mlflow
 
     config, seed = params.evaluate, params.common.seed
-    prompts = load_arrow(paths.TOKENIZED / "eval_prompts", "tokenize").to_list()[: config.max_prompts or None]
+    prompts = eval_prompts(params)
     models, tokenizer, stop_id, scorers = load_evaluation(params)
     chat = ChatFormat(params.tokenize.template, params.tokenize.markers)
-    result = evaluate_models(models["sft"], models["ppo"], tokenizer, prompts, scorers, stop_id, config, seed)
+    if params.compute.backend == "ray":
+        batches, workers = evaluation_batches(prompts, config), params.compute.num_workers
+        inputs = (
+            paths.TOKENIZED / "eval_prompts",
+            paths.SFT_MODEL,
+            paths.POLICY,
+            paths.REWARD_MODEL,
+            paths.JUDGE_MODEL,
+        )
+        shares = [batches[w::workers] for w in range(workers) if batches[w::workers]]
+        results = {i: row for part in map_on_ray(evaluate_share, shares, params, inputs) for i, row in part.items()}
+        result = summarise(results, config, seed)
+    else:
+        result = evaluate_models(models["sft"], models["ppo"], tokenizer, prompts, scorers, stop_id, config, seed)
     metrics = result.metrics
     held_out = load_arrow(paths.TOKENIZED / "sft", "tokenize")["validation"]
     for name in MODELS:

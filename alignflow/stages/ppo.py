@@ -1,13 +1,14 @@
 """ppo: optimise the SFT policy against the reward model with our PPO -> models/policy/ (merged LM + value head).
 
-Run: `python -m alignflow.stages.ppo` (or `accelerate launch -m alignflow.stages.ppo` on several processes).
+Run: `python -m alignflow.stages.ppo` (or `accelerate launch -m alignflow.stages.ppo` on several processes;
+`compute.backend: ray`: on Ray Train workers).
 Checkpoints every `ppo.checkpoint_every` updates in checkpoints/ppo/; rerunning resumes from the newest.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
+import time
 from typing import Any
 
 from alignflow import paths, tracking
@@ -16,6 +17,8 @@ from alignflow.data.formatting import policy_stop_token
 from alignflow.io import staged_outputs, write_json
 from alignflow.models.loading import load_pretrained
 from alignflow.models.reward import RewardScorer
+from alignflow.scale.launch import run_stage
+from alignflow.scale.worker import checkpoint_saved
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.common import params_snapshot, prepare_checkpoint_dir
 from alignflow.training.sft import trainable_policy
@@ -24,6 +27,17 @@ SAMPLES_LOGGED = 4
 
 
 def run(params: Params) -> dict[str, Any]:
+    inputs = (
+        paths.TOKENIZED / "prompts",
+        paths.TOKENIZED / "eval_prompts",
+        paths.SFT_MODEL,
+        paths.REWARD_MODEL,
+        paths.JUDGE_MODEL,
+    )
+    return run_stage("ppo", train, params, inputs, (paths.POLICY, paths.metrics_file("ppo")))
+
+
+def train(params: Params) -> dict[str, Any]:
     import mlflow
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
@@ -61,19 +75,21 @@ def run(params: Params) -> dict[str, Any]:
             probe.set_reference(sft)
         set_rng_state(state)
     samples: list[dict[str, Any]] = []
+    run_here = []  # updates this process ran (not restored from a checkpoint)
 
     def log_update(update: int, stats: dict[str, float], texts: list[str]) -> None:
+        run_here.append(update)
         if main_process:
             mlflow.log_metrics(stats, step=update)
             samples.extend({"update": update, "response": text} for text in texts[:SAMPLES_LOGGED])
             print(f"ppo update {update}/{config.updates}: " + ", ".join(f"{k}={v:.3f}" for k, v in stats.items()))
 
-    with (
-        tracking.stage_run("ppo", params.common.experiment, section_dict(config))
-        if main_process
-        else contextlib.nullcontext()
-    ):
-        history = trainer.train(checkpoints, resume=resuming, on_update=log_update, probe=probe)
+    with tracking.stage_run("ppo", params.common.experiment, section_dict(config)):
+        started = time.monotonic()
+        history = trainer.train(
+            checkpoints, resume=resuming, on_update=log_update, probe=probe, on_checkpoint=checkpoint_saved
+        )
+        seconds = time.monotonic() - started
         lm, value_head = trainer.trained_model()
         last = history[-min(3, len(history)) :]
         metrics = {
@@ -84,6 +100,9 @@ def run(params: Params) -> dict[str, Any]:
             {f"final_{key}": round(value, 4) for key, value in history[-1].items() if key.startswith("curve_")}
         )
         metrics.update(updates=len(history), initial_reward_mean=round(history[0]["reward_mean"], 4))
+        metrics.update(
+            train_seconds=round(seconds, 1), episodes_per_second=round(len(run_here) * config.batch_size / seconds, 3)
+        )
         if main_process:
             with staged_outputs(paths.POLICY, paths.metrics_file("ppo")) as (out_dir, metrics_path):
                 lm.save_pretrained(out_dir, safe_serialization=True)

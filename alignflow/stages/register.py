@@ -25,12 +25,13 @@ def run(params: Params) -> dict[str, Any]:
     require(paths.POLICY, "ppo")
     require(paths.REWARD_MODEL, "reward")
     config = params.register
-    result = registry.with_retries(
-        lambda: register_candidate(params, eval_metrics),
-        config.retries,
-        config.retry_delay_seconds,
-        f"registering {config.model_name}",
-    )
+    with registry.refused_as_one_line(f"registering {config.model_name}"):
+        result = registry.with_retries(
+            lambda: register_candidate(params, eval_metrics),
+            config.retries,
+            config.retry_delay_seconds,
+            f"registering {config.model_name}",
+        )
     with staged_outputs(paths.metrics_file("register")) as (metrics_path,):
         write_json(metrics_path, result)
     print(

@@ -16,6 +16,8 @@ from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.errors import ConfigError
 from alignflow.io import staged_outputs, write_json
+from alignflow.scale.launch import run_stage
+from alignflow.scale.worker import checkpoint_callback
 from alignflow.stages.common import cli, load_arrow, reward_backbone
 from alignflow.training.common import (
     last_checkpoint,
@@ -28,6 +30,13 @@ from alignflow.training.reward import evaluate_pairs, pair_metrics, save_reward_
 
 
 def run(params: Params) -> dict[str, Any]:
+    backbone = paths.ENCODER if params.reward.backbone == "encoder" else paths.SFT_MODEL
+    inputs = (paths.TOKENIZED / "reward", paths.TOKENIZED / "tokenizer", backbone)
+    outputs = (paths.REWARD_MODEL, paths.JUDGE_MODEL, paths.metrics_file("reward"))
+    return run_stage("reward", train, params, inputs, outputs)
+
+
+def train(params: Params) -> dict[str, Any]:
     config, seed = params.reward, params.common.seed
     pairs = load_arrow(paths.TOKENIZED / "reward", "tokenize")
     backbone, tokenizer = reward_backbone(params)
@@ -41,8 +50,6 @@ def run(params: Params) -> dict[str, Any]:
     metrics: dict[str, Any] = {"eval_pairs": len(pairs["validation"])}
     trained = {}
     with tracking.stage_run("reward", params.common.experiment, section_dict(config)):
-        import mlflow
-
         for name, prefix, train, job_config, job_seed in jobs:
             checkpoints = paths.CHECKPOINTS / name
             resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, job_config, params.tokenize))
@@ -55,7 +62,7 @@ def run(params: Params) -> dict[str, Any]:
                 checkpoints,
                 job_seed,
                 last_checkpoint(checkpoints) if resuming else None,
-                [mlflow_callback(prefix)],
+                [mlflow_callback(prefix), checkpoint_callback()],
             )
             model = trainer.model.float()
             train_stats = evaluate_pairs(model, tokenizer, train)
@@ -70,15 +77,17 @@ def run(params: Params) -> dict[str, Any]:
             if len(pairs["validation"]):
                 metrics.update(pair_metrics(evaluate_pairs(model, tokenizer, pairs["validation"]), f"{prefix}eval_"))
             trained[name] = (model, train_stats)
-        with staged_outputs(paths.REWARD_MODEL, paths.JUDGE_MODEL, paths.metrics_file("reward")) as outs:
-            *model_dirs, metrics_path = outs
-            for (model, stats), out_dir in zip(trained.values(), model_dirs):
-                save_reward_model(model, tokenizer, out_dir, stats, params.tokenize.reward_max_length)
-            write_json(metrics_path, metrics)
-        mlflow.log_metrics({f"final_{k}": v for k, v in metrics.items()})
-    for name in trained:
-        shutil.rmtree(paths.CHECKPOINTS / name, ignore_errors=True)
-    print(f"reward: {metrics}")
+        if tracking.is_main_process():
+            with staged_outputs(paths.REWARD_MODEL, paths.JUDGE_MODEL, paths.metrics_file("reward")) as outs:
+                *model_dirs, metrics_path = outs
+                for (model, stats), out_dir in zip(trained.values(), model_dirs):
+                    save_reward_model(model, tokenizer, out_dir, stats, params.tokenize.reward_max_length)
+                write_json(metrics_path, metrics)
+        tracking.log_metrics({f"final_{k}": v for k, v in metrics.items()})
+    if tracking.is_main_process():
+        for name in trained:
+            shutil.rmtree(paths.CHECKPOINTS / name, ignore_errors=True)
+        print(f"reward: {metrics}")
     return metrics
 
 

@@ -1,7 +1,7 @@
 """sft: supervised fine-tuning on data/tokenized/sft -> models/sft/ (merged model + tokenizer, adapter if any).
 
-Run: `python -m alignflow.stages.sft`. An interrupted run resumes from checkpoints/sft/ when rerun with
-the same params.
+Run: `python -m alignflow.stages.sft` (`compute.backend: ray`: on Ray Train workers). An interrupted run
+resumes from checkpoints/sft/ when rerun with the same params.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.io import staged_outputs, write_json
 from alignflow.models.loading import load_pretrained
+from alignflow.scale.launch import run_stage
+from alignflow.scale.worker import checkpoint_callback
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.common import (
     last_checkpoint,
@@ -27,6 +29,11 @@ from alignflow.training.sft import build_sft_model, save_sft_outputs, sft_collat
 
 
 def run(params: Params) -> dict[str, Any]:
+    inputs = (paths.TOKENIZED / "sft", paths.TOKENIZED / "tokenizer", paths.BASE_MODEL)
+    return run_stage("sft", train, params, inputs, (paths.SFT_MODEL, paths.metrics_file("sft")))
+
+
+def train(params: Params) -> dict[str, Any]:
     from transformers import AutoTokenizer, Trainer, set_seed
 
     config, seed = params.sft, params.common.seed
@@ -45,12 +52,10 @@ def run(params: Params) -> dict[str, Any]:
         train_dataset=data["train"],
         eval_dataset=data["validation"] if has_eval else None,
         data_collator=sft_collator(tokenizer),
-        callbacks=[mlflow_callback()],
+        callbacks=[mlflow_callback(), checkpoint_callback()],
     )
 
     with tracking.stage_run("sft", params.common.experiment, section_dict(config)):
-        import mlflow
-
         result = trainer.train(resume_from_checkpoint=last_checkpoint(checkpoints) if resuming else None)
         metrics: dict[str, Any] = {
             **trainer_metrics(trainer, result),
@@ -59,12 +64,14 @@ def run(params: Params) -> dict[str, Any]:
         if has_eval:
             eval_loss = trainer.evaluate()["eval_loss"]
             metrics.update(eval_loss=round(eval_loss, 4), eval_perplexity=round(math.exp(min(eval_loss, 50)), 2))
-        with staged_outputs(paths.SFT_MODEL, paths.metrics_file("sft")) as (out_dir, metrics_path):
-            save_sft_outputs(trainer.model, tokenizer, config, paths.BASE_MODEL, out_dir)
-            write_json(metrics_path, metrics)
-        mlflow.log_metrics({f"final_{k}": v for k, v in metrics.items()})
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    print(f"sft: {metrics}")
+        if tracking.is_main_process():
+            with staged_outputs(paths.SFT_MODEL, paths.metrics_file("sft")) as (out_dir, metrics_path):
+                save_sft_outputs(trainer.model, tokenizer, config, paths.BASE_MODEL, out_dir)
+                write_json(metrics_path, metrics)
+        tracking.log_metrics({f"final_{k}": v for k, v in metrics.items()})
+    if tracking.is_main_process():
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        print(f"sft: {metrics}")
     return metrics
 
 

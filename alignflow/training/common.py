@@ -10,22 +10,22 @@ from typing import Any
 
 from alignflow.config import TrainerParams, section_dict
 from alignflow.errors import ConfigError
+from alignflow.tracking import is_main_process
 
 PARAMS_SNAPSHOT = "alignflow_params.json"
 
 
 def precision_flags(mode: str) -> dict[str, bool]:
-    """bf16/fp16 TrainingArguments flags; `auto` uses mixed precision only where the device has it."""
+    """bf16/fp16 TrainingArguments flags; `auto` uses mixed precision only where the device has it. Without a GPU
+    `use_cpu` is set too: it is what makes several CPU processes (accelerate launch, Ray Train) train together."""
     import torch
 
+    cpu = {} if torch.cuda.is_available() else {"use_cpu": True}
     if mode == "auto":
         if not torch.cuda.is_available():
-            return {"bf16": False, "fp16": False}
+            return {"bf16": False, "fp16": False, **cpu}
         mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    flags = {"bf16": mode == "bf16", "fp16": mode == "fp16"}
-    if mode == "bf16" and not torch.cuda.is_available():
-        flags["use_cpu"] = True  # bf16 autocast on the CPU (fast where the CPU has AVX512-BF16)
-    return flags
+    return {"bf16": mode == "bf16", "fp16": mode == "fp16", **cpu}
 
 
 def training_arguments(params: TrainerParams, output_dir: Path, seed: int, has_eval: bool, cls=None, **extra: Any):
@@ -114,9 +114,13 @@ def prepare_checkpoint_dir(directory: Path, snapshot: dict[str, Any]) -> bool:
     """Create `directory` for checkpoints or check it belongs to a run with the same params.
 
     Returns True when it holds checkpoints to resume from. A directory left by a run with other params
-    is refused, naming the first key that differs, so an old run is never silently continued.
+    is refused, naming the first key that differs, so an old run is never silently continued. Only the main
+    process checks and writes (several processes may share the folder).
     """
     marker = directory / PARAMS_SNAPSHOT
+    if not is_main_process():
+        directory.mkdir(parents=True, exist_ok=True)
+        return any(directory.glob("checkpoint-*"))
     if marker.is_file():
         previous = json.loads(marker.read_text())
         for key in sorted(set(previous) | set(snapshot)):

@@ -106,6 +106,19 @@ def test_the_pipeline_account_promotes_a_reader_loads_but_is_refused_an_alias_mo
     assert "permission denied" in errors[0] and "reader" in errors[0]
 
 
+def test_a_wrong_password_is_one_line_and_registers_nothing(stack, pipeline_run):
+    project, env = pipeline_run
+    wrong = {**env, "MLFLOW_TRACKING_PASSWORD": "not-the-password"}
+    refused = run([sys.executable, "-m", "alignflow.stages.register"], project, wrong, check=False)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 1 and len(errors) == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert errors[0].startswith("error: registering alignflow-policy") and "credentials" in errors[0]
+    assert "not-the-password" not in refused.stderr + refused.stdout
+    listed = "import mlflow; print(len(mlflow.MlflowClient().search_model_versions(\"name='alignflow-policy'\")))"
+    versions = subprocess.run([sys.executable, "-c", listed], cwd=project, env=env, capture_output=True, text=True)
+    assert versions.stdout.strip() == "1", versions.stderr[-2000:]
+
+
 def test_no_password_is_stored_in_the_databases_the_bucket_or_the_project(stack, pipeline_run):
     project, _ = pipeline_run
     passwords = [*USERS.values(), stack.secrets["MLFLOW_AUTH_ADMIN_PASSWORD"]]

@@ -11,12 +11,14 @@ from alignflow.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_shipped_params_and_profiles_load():
+def test_shipped_params_and_profiles_load(tmp_path):
     params = load_params(ROOT / "params.yaml")
     assert params.dedup.threshold == 0.9
     assert params.ingest.sft.path == "data/samples/sft.jsonl"
     for profile in (ROOT / "configs").glob("*.yaml"):
-        load_profile(profile.stem, ROOT / "configs")
+        target = tmp_path / f"{profile.stem}.yaml"
+        shutil.copy(ROOT / "params.yaml", target)
+        assert apply_overlay(target, load_profile(profile.stem, ROOT / "configs"), profile.stem).profile == profile.stem
 
 
 def test_unknown_key_names_nearest_valid_key():

@@ -1,0 +1,143 @@
+"""The tiny pipeline with `compute.backend: ray` on a local Ray with 2 CPU workers: the flow registers a version, the
+training stages match `accelerate launch` on 2 processes, a killed worker resumes to the same weights, and a
+cluster address that does not answer fails in one line before anything is written."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import psutil
+import pytest
+from safetensors.torch import load_file
+
+from tests.project import make_project, project_env, run
+from tests.services import free_port
+
+pytestmark = pytest.mark.slow
+ON_RAY = ["--set", "compute.backend=ray", "--set", "compute.num_workers=2"]
+WEIGHT_TOLERANCE = 1e-5
+"""Ray Train and accelerate both all-reduce over gloo in the same order, so weights agree to float rounding."""
+
+
+def weights(folder) -> dict:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+
+
+@contextlib.contextmanager
+def params_set(project, *assignments: str):
+    """params.yaml with `assignments` applied for the block, then as before."""
+    from alignflow.config import apply_overlay, parse_assignments
+
+    original = (project / "params.yaml").read_text()
+    apply_overlay(project / "params.yaml", parse_assignments(list(assignments)))
+    try:
+        yield
+    finally:
+        (project / "params.yaml").write_text(original)
+
+
+def stage(project, name: str, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    return run([*(launcher or [sys.executable]), "-m", f"alignflow.stages.{name}"], project)
+
+
+ACCELERATE_2 = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+ACCELERATE_2 += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
+@pytest.fixture(scope="module")
+def ray_project(tmp_path_factory):
+    """A tiny project whose whole flow ran on Ray; its outputs are the reference of the tests below."""
+    project = make_project(tmp_path_factory.mktemp("on_ray"))
+    flow = run(["alignflow", "run", *ON_RAY], project)
+    return project, flow
+
+
+def test_the_flow_on_ray_registers_a_version(ray_project):
+    project, flow = ray_project
+    assert "ppo: ran" in flow.stdout and "register: ran" in flow.stdout
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    (version,) = client.search_model_versions("name='alignflow-policy'")
+    assert version.tags["gate.staging.decision"] in ("promoted", "rejected")
+    runs = {r.info.run_name: r for r in client.search_runs([e.experiment_id for e in client.search_experiments()])}
+    assert runs["ppo"].data.metrics["kl"] is not None  # rank 0's per-update metrics reach the stage's run
+    assert json.loads((project / "metrics/ppo.json").read_text())["updates"] == 4
+    assert not [path for path in (project / "checkpoints").rglob("*") if path.is_file()]  # Ray's run folders too
+
+
+def test_evaluate_on_ray_gives_the_local_results(ray_project):
+    project, _ = ray_project
+    on_ray = json.loads((project / "metrics/eval_samples.json").read_text())
+    metrics_on_ray = json.loads((project / "metrics/eval.json").read_text())
+    with params_set(project, "compute.backend=local"):
+        stage(project, "evaluate")
+    assert json.loads((project / "metrics/eval_samples.json").read_text()) == on_ray
+    assert json.loads((project / "metrics/eval.json").read_text()) == metrics_on_ray
+
+
+def test_sft_and_ppo_on_two_ray_workers_match_two_accelerate_processes(ray_project, tmp_path):
+    project, _ = ray_project
+    on_ray = {
+        name: weights(project / folder) for name, folder in (("sft", "models/sft/model"), ("ppo", "models/policy"))
+    }
+    with params_set(project, "compute.backend=local"):
+        stage(project, "sft", ACCELERATE_2)
+        assert max_difference(weights(project / "models/sft/model"), on_ray["sft"]) < WEIGHT_TOLERANCE
+        stage(project, "ppo", ACCELERATE_2)
+        assert max_difference(weights(project / "models/policy"), on_ray["ppo"]) < WEIGHT_TOLERANCE
+
+
+def test_a_ray_worker_killed_mid_ppo_restarts_from_the_checkpoint_to_the_same_weights(ray_project):
+    project, _ = ray_project
+    uninterrupted = weights(project / "models/policy")
+    storage = project / "checkpoints" / "ray"
+    env = project_env(project)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "alignflow.stages.ppo"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    killed = None
+    deadline = time.monotonic() + 600
+    while killed is None and process.poll() is None and time.monotonic() < deadline:
+        if any(storage.glob("alignflow-ppo-*/checkpoint_*")):  # the first PPO checkpoint is in Ray's storage
+            workers = [
+                p for p in psutil.process_iter(["cmdline"]) if "RayTrainWorker" in " ".join(p.info["cmdline"] or [])
+            ]
+            if workers:
+                killed = workers[-1]
+                killed.send_signal(signal.SIGKILL)
+        time.sleep(0.2)
+    output, _ = process.communicate(timeout=600)
+    assert killed is not None, f"no PPO checkpoint appeared before the stage ended:\n{output[-3000:]}"
+    assert process.returncode == 0, output[-3000:]
+    assert "Error count: 1" in output or "restart" in output.lower()  # Ray Train restarted the worker group
+    assert max_difference(weights(project / "models/policy"), uninterrupted) < 1e-6
+
+
+def test_a_cluster_address_that_does_not_answer_is_one_line_naming_it_and_writes_nothing(ray_project):
+    project, _ = ray_project
+    before = (project / "models/sft/model/model.safetensors").stat().st_mtime_ns
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs_before = len(client.search_runs(experiments))
+    with params_set(project, f"compute.address=127.0.0.1:{free_port()}", "compute.connect_timeout_seconds=2"):
+        result = run([sys.executable, "-m", "alignflow.stages.sft"], project, check=False)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "compute.address" in lines[0], result.stderr
+    assert (project / "models/sft/model/model.safetensors").stat().st_mtime_ns == before
+    assert len(client.search_runs(experiments)) == runs_before
