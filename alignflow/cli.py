@@ -23,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alignflow import tracking
 from alignflow.config import PARAMS_FILE, apply_overlay, load_params, load_profile, parse_assignments
 from alignflow.errors import AlignflowError, first_line, report
 from alignflow.evaluation.statistics import format_interval
@@ -150,14 +151,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    import mlflow
-
-    from alignflow import tracking
     from alignflow.registry.client import list_versions, version_metrics
 
     name = args.name or load_params().register.model_name
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    client = mlflow.MlflowClient()
+    client = tracking.client()
     rows = list_versions(client, name)
     metrics = {str(v.version): version_metrics(v) for v in client.search_model_versions(f"name='{name}'")}
     for row in rows:  # win rates as "value [ci_low, ci_high]" from the version's eval.* tags
@@ -186,9 +183,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.model:
         import mlflow
 
-        from alignflow import tracking
-
-        mlflow.set_tracking_uri(tracking.tracking_uri())
+        tracking.client()
         try:
             policy_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=args.model)) / "artifacts" / "policy"
         except Exception as exc:  # MLflow raises several types for an unknown name, version or alias
@@ -223,14 +218,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def _promote(args: argparse.Namespace, params, name: str):
     import mlflow
 
-    from alignflow import tracking
     from alignflow.registry.client import gate_and_promote
 
-    tracking.configure(params.common.experiment)
-    with mlflow.start_run(
-        run_name=f"promote v{args.version} -> @{args.to}",
-        tags={"alignflow.kind": "promotion", "alignflow.git_commit": tracking.git_commit()},
-    ):
+    with tracking.promotion_run(params.common.experiment, str(args.version), args.to):
         decision = gate_and_promote(
             mlflow.MlflowClient(),
             name,
@@ -255,14 +245,10 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Restore a registered version in a fresh git worktree and say what matched what it recorded."""
-    import mlflow
-
-    from alignflow import tracking
     from alignflow.reproduce import reproduce
 
     name = args.name or load_params().register.model_name
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    result = reproduce(mlflow.MlflowClient(), name, str(args.version), args.verify, args.into)
+    result = reproduce(tracking.client(), name, str(args.version), args.verify, args.into)
     print(f"{name} version {args.version}: commit {result.commit[:12]} checked out in {result.worktree}")
     for note in result.notes:
         print(f"  note: {note}")
@@ -279,8 +265,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_serve_model(args: argparse.Namespace) -> int:
     """MLflow's model server on a registry alias: `POST /invocations {"inputs": ["a prompt"]}` -> completions."""
-    from alignflow import tracking
-
     name = args.name or load_params().register.model_name
     uri = f"models:/{name}@{args.alias}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}

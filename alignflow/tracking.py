@@ -33,6 +33,27 @@ def configure(experiment: str) -> str:
     return mlflow.set_experiment(experiment).experiment_id
 
 
+def client():
+    """An MlflowClient on the project's store (and the module-level mlflow API pointed at it too)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    return mlflow.MlflowClient()
+
+
+@contextlib.contextmanager
+def promotion_run(experiment: str, version: str, alias: str) -> Iterator[Any]:
+    """The run that records a promotion asked for by a person (`alignflow promote`); the decision goes on it."""
+    import mlflow
+
+    configure(experiment)
+    with mlflow.start_run(
+        run_name=f"promote v{version} -> @{alias}",
+        tags={"alignflow.kind": "promotion", "alignflow.git_commit": git_commit()},
+    ) as run:
+        yield run
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()

@@ -140,3 +140,26 @@ def test_no_password_is_stored_in_the_databases_the_bucket_or_the_project(stack,
     for file in (p for p in project.rglob("*") if p.is_file() and ".git" not in p.parts):
         content = file.read_bytes()
         assert not [p for p in passwords if p.encode() in content], file
+
+
+def test_outputs_pushed_to_the_s3_remote_pull_into_a_fresh_clone_with_the_recorded_hashes(stack, pipeline_run):
+    project, env = pipeline_run
+    stack.s3().create_bucket(Bucket="alignflow-dvc")
+    s3_env = {
+        **env,
+        "AWS_ACCESS_KEY_ID": stack.secrets["MINIO_ROOT_USER"],
+        "AWS_SECRET_ACCESS_KEY": stack.secrets["MINIO_ROOT_PASSWORD"],
+    }
+    run(["dvc", "remote", "modify", "--local", "stack", "endpointurl", stack.s3_url], project, s3_env)
+    run(["alignflow", "push", "--remote", "stack"], project, s3_env)
+    run(["git", "add", "-A"], project, s3_env)
+    run(["git", "commit", "-qm", "tiny run"], project, s3_env)
+    clone = project.parent / "clone"
+    run(["git", "clone", "-q", str(project), str(clone)], project.parent, s3_env)
+    clone_env = {**s3_env, **{k: v for k, v in project_env(clone).items() if k.startswith("DVC_")}}
+    run(["dvc", "remote", "modify", "--local", "stack", "endpointurl", stack.s3_url], clone, clone_env)
+    run(["alignflow", "pull", "--remote", "stack"], clone, clone_env)
+    status = json.loads(run(["dvc", "status", "--json"], clone, clone_env).stdout)
+    assert status == {}, status  # every output the lock file records is present, with the recorded hash
+    for output in ("models/policy/model.safetensors", "data/tokenized/sft"):
+        assert (clone / output).exists()
