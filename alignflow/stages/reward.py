@@ -50,13 +50,13 @@ def train(params: Params) -> dict[str, Any]:
     metrics: dict[str, Any] = {"eval_pairs": len(pairs["validation"])}
     trained = {}
     with tracking.stage_run("reward", params.common.experiment, section_dict(config)):
-        for name, prefix, train, job_config, job_seed in jobs:
+        for name, prefix, train_pairs, job_config, job_seed in jobs:
             checkpoints = paths.CHECKPOINTS / name
             resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, job_config, params.tokenize))
             trainer, result = train_reward_model(
                 backbone,
                 tokenizer,
-                train,
+                train_pairs,
                 pairs["validation"],
                 job_config,
                 checkpoints,
@@ -65,7 +65,7 @@ def train(params: Params) -> dict[str, Any]:
                 [mlflow_callback(prefix), checkpoint_callback()],
             )
             model = trainer.model.float()
-            train_stats = evaluate_pairs(model, tokenizer, train)
+            train_stats = evaluate_pairs(model, tokenizer, train_pairs)
             metrics.update({f"{prefix}{k}": v for k, v in trainer_metrics(trainer, result).items()})
             metrics.update(
                 {
