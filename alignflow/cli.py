@@ -9,7 +9,7 @@
     alignflow evaluate --prompts FILE [--model models:/alignflow-policy@staging] [--out report.json]
     alignflow push | pull [TARGET ...] [--remote NAME]   # the DVC remote (.dvc/config)
     alignflow reproduce --version N [--verify]          # a registered version in a fresh work tree
-    alignflow serve-model [--alias staging] [--port 5001]  # POST /invocations answers with completions
+    alignflow serve-model [--alias staging | --version N] [--port 5001]  # POST /invocations -> completions
 A profile and --set values are written into params.yaml (as `dvc exp run -S` does), so DVC tracks them.
 `run` and `stage` hold the checkout's run lock (.alignflow.lock): a second one refuses at once, naming the holder.
 """
@@ -266,7 +266,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_serve_model(args: argparse.Namespace) -> int:
     """MLflow's model server on a registry alias: `POST /invocations {"inputs": ["a prompt"]}` -> completions."""
     name = args.name or load_params().register.model_name
-    uri = f"models:/{name}@{args.alias}"
+    uri = f"models:/{name}/{args.version}" if args.version else f"models:/{name}@{args.alias}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
     print(f"serving {uri} on http://{args.host}:{args.port}/invocations", flush=True)
     command = ["mlflow", "models", "serve", "-m", uri, "--env-manager", "local", "--host", args.host]
@@ -336,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_model = commands.add_parser("serve-model", help="answer HTTP POST /invocations with a registered model")
     serve_model.add_argument("--alias", default="staging")
+    serve_model.add_argument("--version", type=int, help="serve this version instead of the alias's")
     serve_model.add_argument("--name", help="registered model (default: params register.model_name)")
     serve_model.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost only)")
     serve_model.add_argument("--port", type=int, default=5001)

@@ -131,6 +131,7 @@ def save_sft_outputs(model, tokenizer, params: SFTParams, base_dir: Path, out_di
     model_dir = out_dir / "model"
     if isinstance(model, PeftModel):
         model.save_pretrained(out_dir / "adapter")
+        _sort_target_modules(out_dir / "adapter" / "adapter_config.json")
         if params.method == "qlora":
             base, _ = _load_base(base_dir, tokenizer, quantized=False)
             merged = PeftModel.from_pretrained(base, out_dir / "adapter").merge_and_unload()
@@ -144,6 +145,15 @@ def save_sft_outputs(model, tokenizer, params: SFTParams, base_dir: Path, out_di
     tokenizer.save_pretrained(model_dir)
     card = {"method": params.method, "needs_adapter": params.method == "prompt_tuning"}
     (out_dir / SFT_CARD).write_text(json.dumps(card, indent=1))
+
+
+def _sort_target_modules(config_file: Path) -> None:
+    """PEFT writes target_modules from a set, in an order that changes with Python's hash seed, so the same
+    adapter would hash differently in every run (and DVC would see a new models/sft); sort it."""
+    config = json.loads(config_file.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def trainable_policy(sft_dir: Path, method: str, lora: LoraParams):

@@ -136,6 +136,24 @@ def test_a_registered_version_is_restored_and_verified_in_a_fresh_work_tree(proj
     assert (target / "models/policy/model.safetensors").is_file()
 
 
+def test_version_1_is_reproduced_after_version_2_was_made_with_other_params(projects, tmp_path):
+    import mlflow
+
+    _, by_prefect = projects
+    run(["alignflow", "run", "--set", "ppo.learning_rate=0.0"], by_prefect)  # version 2: other params, other policy
+    client = mlflow.MlflowClient(f"sqlite:///{by_prefect / 'mlflow.db'}")
+    versions = {v.version: v for v in client.search_model_versions("name='alignflow-policy'")}
+    assert sorted(versions) == ["1", "2"]
+    recorded = versions["1"].tags["lineage.dvc.models/policy"]
+    assert versions["2"].tags["lineage.dvc.models/policy"] != recorded
+
+    target = tmp_path / "v1"
+    restored = run(["alignflow", "reproduce", "--version", "1", "--verify", "--into", str(target)], by_prefect)
+    assert "every recorded output matched" in restored.stdout and "MISMATCH" not in restored.stdout
+    assert f"match    models/policy: recorded {recorded}" in restored.stdout
+    assert "learning_rate: 0.0\n" not in (target / "params.yaml").read_text()  # version 1's params, not the checkout's
+
+
 def test_outputs_come_back_from_the_remote_and_a_dead_remote_is_one_line(projects, tmp_path):
     _, by_prefect = projects
     shutil.rmtree(by_prefect / ".dvc/cache")

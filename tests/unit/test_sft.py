@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from datasets import Dataset
@@ -66,6 +68,9 @@ def test_every_method_trains_and_saves_a_loadable_model(base, method, tmp_path):
     save_sft_outputs(model, tokenizer, params, folder, tmp_path / "out")
     reloaded = load_sft_model(tmp_path / "out")
     assert reloaded(input_ids=torch.tensor([[1, 2, 3]])).logits.shape[-1] == len(tokenizer)
+    if method in ("lora", "qlora"):  # written in one order whatever Python's hash seed (PEFT keeps them in a set)
+        targets = json.loads((tmp_path / "out/adapter/adapter_config.json").read_text())["target_modules"]
+        assert targets == sorted(targets) == sorted(params.lora.target_modules)
 
 
 def test_unknown_lora_target_lists_the_models_layers(base):
