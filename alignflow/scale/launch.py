@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 from alignflow import paths, tracking
 from alignflow.config import ComputeParams, Params, section_dict
-from alignflow.errors import AlignflowError, ConfigError
+from alignflow.errors import AlignflowError, ConfigError, first_line
 from alignflow.io import staged_outputs
 from alignflow.scale import worker
 
@@ -129,7 +129,7 @@ def connect(compute: ComputeParams) -> None:
     try:
         ray.init(address=address, logging_level="WARNING")
     except (ConnectionError, RuntimeError, TimeoutError) as exc:
-        raise ConfigError(f"compute.address: no Ray cluster at {address!r} ({_first_line(exc)})") from None
+        raise ConfigError(f"compute.address: no Ray cluster at {address!r} ({first_line(exc)})") from None
 
 
 def _check_answers(address: str, timeout: float) -> None:
@@ -180,7 +180,3 @@ def _fit(trainer):
             if isinstance(cause, AlignflowError):
                 raise cause from None
         raise
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 def test_a_process_worker_on_the_pool_runs_the_deployment(tmp_path):
     project = make_project(tmp_path / "project")
     server, url = start_prefect(tmp_path)
-    env = {**project_env(project), "PREFECT_API_URL": f"{url}/api"}
+    env = {**project_env(project), "PREFECT_API_URL": f"{url}/api", "COLUMNS": "250"}  # untruncated tables
     try:
         deployed = run(["alignflow", "deploy", "--pool", "next-to-ray", "--name", "nightly"], project, env)
         assert "work pool 'next-to-ray'" in deployed.stdout
@@ -34,13 +34,13 @@ def test_a_process_worker_on_the_pool_runs_the_deployment(tmp_path):
             env,
         )  # fmt: skip
         run(["prefect", "worker", "start", "--pool", "next-to-ray", "--run-once"], project, env)
+        completed = ["prefect", "flow-run", "ls", "--state", "COMPLETED"]
         deadline = time.monotonic() + 300
-        states = run(["prefect", "flow-run", "ls", "--limit", "5"], project, env).stdout
-        while "COMPLETED" not in states and time.monotonic() < deadline:
-            assert "FAILED" not in states and "CRASHED" not in states, states
+        while "alignflow-pipeline" not in run(completed, project, env).stdout and time.monotonic() < deadline:
             time.sleep(2)
-            states = run(["prefect", "flow-run", "ls", "--limit", "5"], project, env).stdout
-        assert "COMPLETED" in states, states
+        assert "alignflow-pipeline" in run(completed, project, env).stdout, run(
+            ["prefect", "flow-run", "ls"], project, env
+        ).stdout
         assert (project / "metrics/ingest.json").is_file()  # the worker ran the stage in this checkout
     finally:
         stop(server)
