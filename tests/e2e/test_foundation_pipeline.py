@@ -142,7 +142,7 @@ def test_version_1_is_reproduced_after_version_2_was_made_with_other_params(proj
     _, by_prefect = projects
     run(["alignflow", "run", "--set", "ppo.learning_rate=0.0"], by_prefect)  # version 2: other params, other policy
     client = mlflow.MlflowClient(f"sqlite:///{by_prefect / 'mlflow.db'}")
-    versions = {v.version: v for v in client.search_model_versions("name='alignflow-policy'")}
+    versions = {str(v.version): v for v in client.search_model_versions("name='alignflow-policy'")}
     assert sorted(versions) == ["1", "2"]
     recorded = versions["1"].tags["lineage.dvc.models/policy"]
     assert versions["2"].tags["lineage.dvc.models/policy"] != recorded
