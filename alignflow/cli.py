@@ -60,6 +60,20 @@ def _announce(lock: Lock) -> None:
         )
 
 
+def project_flow():
+    """The Prefect flow of the project in the current folder. flows/ and tasks/ are the project's orchestration
+    code, run from its checkout as dvc.yaml is (and as a work pool's deployment loads it), not installed
+    packages: names as generic as these would collide with other projects' in site-packages."""
+    root = Path.cwd()
+    if not (root / "flows" / "pipeline.py").is_file():
+        raise AlignflowError(f"flows/pipeline.py: not found in {root}; run alignflow in the project's folder")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from flows.pipeline import pipeline
+
+    return pipeline
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     with run_lock() as lock:  # before params.yaml is rewritten, so a refused run changes nothing
         _announce(lock)
@@ -76,8 +90,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"dvc push: {remote.push()}")
         return code
     _quiet_services()
-    from flows.pipeline import pipeline  # the orchestrator lives outside the library
-    from tasks.stages import StageFailed
+    pipeline = project_flow()
+    from tasks.stages import StageFailed  # importable once project_flow() has put the project on sys.path
 
     try:
         results = pipeline(stages=args.stages)
@@ -100,10 +114,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the flow as a deployment with the cron schedule from params (needs a Prefect server to schedule)."""
     params = load_params()
     _quiet_services()
-    from flows.pipeline import pipeline
-
     schedule = params.schedule
-    pipeline.serve(
+    project_flow().serve(
         name=args.name or schedule.deployment,
         cron=args.cron or schedule.cron,
         tags=["alignflow"],
@@ -129,8 +141,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
 
-    from flows.pipeline import pipeline
-
+    pipeline = project_flow()
     with get_client(sync_client=True) as client:
         with contextlib.suppress(ObjectAlreadyExists):
             client.create_work_pool(WorkPoolCreate(name=args.pool, type="process"))

@@ -15,7 +15,7 @@ from prefect.runtime import flow_run
 from alignflow import tracking
 from alignflow.config import load_params
 from alignflow.errors import ConfigError
-from alignflow.evaluation.report import summary_markdown
+from flows.report import summary_markdown
 from tasks.remote import push_outputs, record_run
 from tasks.stages import read_metrics, run_stage
 

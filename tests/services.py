@@ -26,6 +26,20 @@ import requests
 
 DOCKER = Path(__file__).resolve().parents[1] / "docker"
 BUCKET = "mlflow"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def launch_chromium(playwright):
+    """Debian's chromium, headless, without the background services that would try to reach the internet."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
 def stack_variables() -> list[str]:

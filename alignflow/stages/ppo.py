@@ -43,7 +43,7 @@ def train(params: Params) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from alignflow.evaluation.curve import AlignmentProbe
-    from alignflow.rl.ppo import PolicyGradientTrainer, rng_state, set_rng_state
+    from alignflow.rl.ppo import PolicyGradientTrainer, rng_state, set_rng_state, set_seed
 
     config, seed = params.ppo, params.common.seed
     prompts = load_arrow(paths.TOKENIZED / "prompts", "tokenize").to_list()
@@ -52,6 +52,7 @@ def train(params: Params) -> dict[str, Any]:
     stop_token = policy_stop_token(params, tokenizer)
     checkpoints = paths.CHECKPOINTS / "ppo"
     resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, config, params.tokenize))
+    set_seed(seed)  # the fresh adapter's initialisation is part of the run (unseeded, no two runs were alike)
     trainer = PolicyGradientTrainer(
         trainable_policy(require(paths.SFT_MODEL, "sft"), config.method, config.lora),
         tokenizer,

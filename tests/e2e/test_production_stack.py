@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.project import make_project, project_env, run
-from tests.services import BUCKET, missing_servers, running_stack
+from tests.services import BUCKET, CHROMIUM, launch_chromium, missing_servers, running_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_servers() is not None, reason=str(missing_servers()))]
 USERS = {"pipeline": secrets.token_hex(10), "reader": secrets.token_hex(10)}
@@ -163,3 +164,32 @@ def test_outputs_pushed_to_the_s3_remote_pull_into_a_fresh_clone_with_the_record
     assert status == {}, status  # every output the lock file records is present, with the recorded hash
     for output in ("models/policy/model.safetensors", "data/tokenized/sft"):
         assert (clone / output).exists()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by .ci/run")
+def test_the_model_version_page_behind_auth_shows_lineage_and_the_gate_decision(stack, pipeline_run):
+    import mlflow
+    from playwright.sync_api import sync_playwright
+
+    project, env = pipeline_run
+    os.environ.update({k: v for k, v in env.items() if k.startswith("MLFLOW_TRACKING")})
+    try:
+        tags = mlflow.MlflowClient(stack.mlflow_url).get_model_version("alignflow-policy", "1").tags
+    finally:
+        for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            os.environ.pop(key, None)
+    page_url = f"{stack.mlflow_url}/#/models/alignflow-policy/versions/1"
+    assert requests.get(page_url, timeout=30).status_code == 401  # no page without logging in
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            reader = browser.new_context(http_credentials={"username": "reader", "password": USERS["reader"]})
+            page = reader.new_page()
+            page.goto(page_url, timeout=60_000)
+            page.get_by_text("gate.staging.decision").first.wait_for(timeout=60_000)
+            body = page.inner_text("body")
+            page.screenshot(path=str(project / "model_version.png"), full_page=True)
+        finally:
+            browser.close()
+    for key in ("lineage.git_commit", "lineage.params_hash", "gate.staging.decision", "gate.staging.reason"):
+        assert key in body and tags[key][:40] in body, key

@@ -13,10 +13,9 @@ import pytest
 import requests
 
 from tests.project import project_env
-from tests.services import free_port, start, stop, wait_for
+from tests.services import CHROMIUM, free_port, launch_chromium, start, stop, wait_for
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def test_serve_registers_a_deployment_with_the_cron_schedule(tmp_path):
@@ -95,17 +94,7 @@ def test_mlflow_ui_shows_registered_model_with_staging_alias(tmp_path):
     try:
         wait_for(f"http://127.0.0.1:{port}/health", 120, server)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                ],
-            )
+            browser = launch_chromium(playwright)
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/#/models/alignflow-policy", timeout=60_000)
             page.get_by_text("staging").first.wait_for(timeout=60_000)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -194,10 +196,11 @@ def test_unreachable_tracking_server_fails_clearly_and_registering_later_works(p
     assert register()["version"] == 1
 
 
-def test_serve_model_answers_http_invocations_with_completions(project):
+@contextlib.contextmanager
+def model_server():
+    """`alignflow serve-model` on a free port, answering /ping; yields (url, process)."""
     import requests
 
-    register()
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "alignflow.cli", "serve-model", "--port", str(port)],
@@ -217,12 +220,46 @@ def test_serve_model_answers_http_invocations_with_completions(project):
                 pass
             assert time.monotonic() < deadline, "the model server did not answer /ping in 180 s"
             time.sleep(1)
+        yield url, server
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+
+
+def test_serve_model_answers_http_invocations_with_completions(project):
+    import requests
+
+    register()
+    with model_server() as (url, _):
         answer = requests.post(
             f"{url}/invocations", json={"inputs": ["How do I keep basil fresh?", "Tea?"]}, timeout=120
         )
-        assert answer.status_code == 200, answer.text
-        predictions = answer.json()["predictions"]
-        assert len(predictions) == 2 and all(isinstance(p, str) for p in predictions)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    assert len(predictions) == 2 and all(isinstance(p, str) for p in predictions)
+
+
+def test_a_model_server_killed_mid_request_fails_the_request_and_leaves_the_registry_as_it_was(project):
+    import requests
+
+    register()
+    before = list_versions(client(), "alignflow-policy")
+    outcome: dict[str, object] = {}
+
+    def ask(url: str) -> None:
+        try:  # enough prompts to keep the server busy for many seconds
+            outcome["status"] = requests.post(f"{url}/invocations", json={"inputs": ["Tea?"] * 20000}, timeout=300)
+        except requests.RequestException as exc:
+            outcome["error"] = exc
+
+    with model_server() as (url, server):
+        asking = threading.Thread(target=ask, args=(url,))
+        asking.start()
+        time.sleep(2)
+        assert asking.is_alive(), f"the request finished before the server was stopped: {outcome}"
+        os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
+        asking.join(timeout=60)
+    assert isinstance(outcome.get("error"), requests.ConnectionError), outcome
+    assert list_versions(client(), "alignflow-policy") == before

@@ -1,4 +1,4 @@
-"""A short markdown summary of a pipeline run: evaluation headline numbers and the promotion decision."""
+"""The flow run's markdown artifact: which stages ran, the evaluation headline numbers and the promotion decision."""
 
 from __future__ import annotations
 
