@@ -4,24 +4,20 @@ the MLflow UI showing a registered model and its `staging` alias in headless Chr
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.project import project_env
+from tests.project import make_project, project_env
 from tests.services import CHROMIUM, free_port, launch_chromium, start, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def test_serve_registers_a_deployment_with_the_cron_schedule(tmp_path):
-    root = Path(__file__).resolve().parents[2]
-    for name in ("params.yaml", "dvc.yaml"):
-        shutil.copy(root / name, tmp_path / name)
+    make_project(tmp_path, profile=None)  # serve loads flows/pipeline.py from the checkout it runs in
     port = free_port()
     env = {
         **project_env(tmp_path),
