@@ -29,5 +29,19 @@ REWARD_MODEL = Path("models/reward")
 JUDGE_MODEL = Path("models/judge")
 """A second reward model trained on comparison groups the reward model never saw; evaluation only."""
 POLICY = Path("models/policy")
+
+
+def reward_backbone(backbone: str) -> tuple[Path, Path]:
+    """(stage input, model folder holding its tokenizer) the reward model and the judge start from (`reward.backbone`):
+    the sentence encoder, or the merged SFT model."""
+    return (ENCODER, ENCODER) if backbone == "encoder" else (SFT_MODEL, SFT_MODEL / "model")
+
+
 CHECKPOINTS = Path("checkpoints")
 """Resumable training state; not a DVC output (deleted once a stage finishes)."""
+
+
+def checkpoints_by_step(directory: Path) -> list[Path]:
+    """`checkpoint-<step>` folders, oldest first (by step number, not name: checkpoint-10 after checkpoint-9)."""
+    found = [d for d in directory.glob("checkpoint-*") if d.is_dir() and d.name.removeprefix("checkpoint-").isdigit()]
+    return sorted(found, key=lambda d: int(d.name.removeprefix("checkpoint-")))

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from alignflow.errors import DataError
+from alignflow.rl.sampling import response_slice
 
 
 @torch.no_grad()
@@ -69,7 +70,7 @@ def multiple_choice_accuracy(model, tokenizer, items: list[dict[str, Any]], rend
         for choice in item["choices"]:
             choice_ids = tokenizer(choice, add_special_tokens=False)["input_ids"]
             ids = torch.tensor([prompt_ids + choice_ids])
-            logprobs = torch.log_softmax(model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float(), -1)
+            logprobs = torch.log_softmax(response_slice(model(input_ids=ids).logits, len(prompt_ids))[0].float(), -1)
             scores.append(float(logprobs.gather(-1, torch.tensor(choice_ids).unsqueeze(-1)).sum()))
         correct += int(max(range(len(scores)), key=scores.__getitem__) == item["answer"])
     return round(correct / len(items), 4)

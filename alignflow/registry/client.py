@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import getpass
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -21,12 +22,14 @@ from typing import Any, TypeVar
 import alignflow
 from alignflow.config import RegisterParams
 from alignflow.errors import AlignflowError, first_line
-from alignflow.registry.gate import Decision, decide_promotion
+from alignflow.registry.gate import Decision, decide_promotion, gate_tag
 
 T = TypeVar("T")
 LOCK_FILE = Path(".alignflow-registry.lock")
 CANDIDATE_TAG = "alignflow.candidate"
 REQUIREMENTS = ("torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers", "mlflow")
+
+log = logging.getLogger(__name__)
 
 
 class RegistryUnavailable(AlignflowError):
@@ -51,9 +54,13 @@ def with_retries(action: Callable[[], T], attempts: int, delay: float, what: str
                 raise
             last = exc
             if attempt < attempts:
-                print(
-                    f"{what}: attempt {attempt}/{attempts} failed ({first_line(exc)}); "
-                    f"retrying in {delay * attempt:.0f}s"
+                log.warning(
+                    "%s: attempt %d/%d failed (%s); retrying in %.0fs",
+                    what,
+                    attempt,
+                    attempts,
+                    first_line(exc),
+                    delay * attempt,
                 )
                 time.sleep(delay * attempt)
     raise RegistryUnavailable(
@@ -177,8 +184,8 @@ def gate_and_promote(
         stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         for key, value in {  # the decision first: a kill before the alias move leaves it to be redone, not lost
             **decision.tags(alias),
-            f"gate.{alias}.decided_by": getpass.getuser(),
-            f"gate.{alias}.decided_at": stamp,
+            gate_tag(alias, "decided_by"): getpass.getuser(),
+            gate_tag(alias, "decided_at"): stamp,
         }.items():
             client.set_model_version_tag(name, version, key, value)
         if decision.promote:

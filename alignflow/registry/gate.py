@@ -28,9 +28,14 @@ class Decision:
     def tags(self, alias: str) -> dict[str, str]:
         """How a decision is written, on the model version and on the run that made it: `gate.<alias>.*`."""
         return {
-            f"gate.{alias}.decision": "promoted" if self.promote else "rejected",
-            f"gate.{alias}.reason": self.reason,
+            gate_tag(alias, "decision"): "promoted" if self.promote else "rejected",
+            gate_tag(alias, "reason"): self.reason,
         }
+
+
+def gate_tag(alias: str, field: str) -> str:
+    """The tag holding one field of the decision about `alias` (decision, reason, decided_by, decided_at)."""
+    return f"gate.{alias}.{field}"
 
 
 def decide_promotion(

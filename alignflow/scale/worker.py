@@ -140,8 +140,8 @@ def _checkpoint_folders(root: Path) -> list[Path]:
 
 
 def _newest(folder: Path) -> Path | None:
-    steps = [d for d in folder.glob("checkpoint-*") if d.is_dir() and d.name.removeprefix("checkpoint-").isdigit()]
-    return max(steps, key=lambda d: int(d.name.removeprefix("checkpoint-")), default=None)
+    steps = paths.checkpoints_by_step(folder)
+    return steps[-1] if steps else None
 
 
 def _report(metrics: dict[str, Any], folder: Path | None, name: str | None = None) -> None:

@@ -11,7 +11,7 @@ from alignflow.config import Params, SourceParams, load_params
 from alignflow.data.validate import validate_source
 from alignflow.errors import AlignflowError, StageInputError, report
 from alignflow.io import recover_output
-from alignflow.models.loading import allow_remote_code, load_pretrained
+from alignflow.models.loading import allow_remote_code
 
 
 def require(path: Path, producer: str) -> Path:
@@ -32,18 +32,6 @@ def load_arrow(path: Path, producer: str):
     from datasets import load_from_disk
 
     return load_from_disk(str(require(path, producer)), keep_in_memory=True)
-
-
-def reward_backbone(params: Params):
-    """(backbone folder, tokenizer) of the reward model and the judge: the encoder, or the SFT model."""
-    from transformers import AutoTokenizer
-
-    from alignflow import paths
-
-    if params.reward.backbone == "encoder":
-        folder = require(paths.ENCODER, "ingest")
-        return folder, load_pretrained(AutoTokenizer, folder)
-    return require(paths.SFT_MODEL / "model", "sft"), load_pretrained(AutoTokenizer, paths.TOKENIZED / "tokenizer")
 
 
 def cli(run: Callable[[Params], dict[str, Any]]) -> None:

@@ -38,7 +38,7 @@ def run(params: Params) -> dict[str, Any]:
     corpus = [prompt_text(name, r) for name in ("sft", "prompts") for r in validated[name].records]
     corpus += [m["content"] for r in validated["sft"].records for m in r["messages"]]
 
-    with tracking.stage_run("ingest", params.common.experiment, section_dict(config)) as run:
+    with tracking.stage_run("ingest", params.common.experiment, section_dict(config)) as mlflow_run:
         with staged_outputs(paths.RAW_DATA, paths.BASE_MODEL, paths.ENCODER, paths.metrics_file("ingest")) as outs:
             raw_dir, base_dir, encoder_dir, metrics_path = outs
             for name, result in validated.items():
@@ -57,7 +57,7 @@ def run(params: Params) -> dict[str, Any]:
             mlflow.log_text("\n".join(rejects), "rejects.txt")
     for line in rejects[:20]:
         print(f"skipped: {line}")
-    print(f"ingest: {metrics} (run {run.info.run_id})")
+    print(f"ingest: {metrics} (run {mlflow_run.info.run_id})")
     return metrics
 
 

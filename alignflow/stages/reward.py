@@ -16,9 +16,10 @@ from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.errors import ConfigError
 from alignflow.io import staged_outputs, write_json
+from alignflow.models.loading import load_pretrained
 from alignflow.scale.launch import run_stage
 from alignflow.scale.worker import checkpoint_callback
-from alignflow.stages.common import cli, load_arrow, reward_backbone
+from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.common import (
     last_checkpoint,
     mlflow_callback,
@@ -30,16 +31,19 @@ from alignflow.training.reward import evaluate_pairs, pair_metrics, save_reward_
 
 
 def run(params: Params) -> dict[str, Any]:
-    backbone = paths.ENCODER if params.reward.backbone == "encoder" else paths.SFT_MODEL
+    backbone = paths.reward_backbone(params.reward.backbone)[0]
     inputs = (paths.TOKENIZED / "reward", paths.TOKENIZED / "tokenizer", backbone)
     outputs = (paths.REWARD_MODEL, paths.JUDGE_MODEL, paths.metrics_file("reward"))
     return run_stage("reward", train, params, inputs, outputs)
 
 
 def train(params: Params) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
     config, seed = params.reward, params.common.seed
     pairs = load_arrow(paths.TOKENIZED / "reward", "tokenize")
-    backbone, tokenizer = reward_backbone(params)
+    backbone = require(paths.reward_backbone(config.backbone)[1], "ingest" if config.backbone == "encoder" else "sft")
+    tokenizer = load_pretrained(AutoTokenizer, backbone)
     judge_config = dataclasses.replace(config, max_steps=config.judge_max_steps or config.max_steps)
     if "judge" not in pairs or not len(pairs["judge"]):
         raise ConfigError(

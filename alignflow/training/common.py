@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from alignflow import paths
 from alignflow.config import TrainerParams, section_dict
 from alignflow.errors import ConfigError
 from alignflow.tracking import is_main_process
@@ -139,8 +140,7 @@ def prepare_checkpoint_dir(directory: Path, snapshot: dict[str, Any]) -> bool:
 
 def complete_checkpoints(directory: Path, marker: str) -> list[Path]:
     """`checkpoint-<step>` folders holding `marker`, the file their writer saves last, oldest first."""
-    found = [d for d in directory.glob("checkpoint-*") if (d / marker).is_file()]
-    return sorted(found, key=lambda d: int(d.name.removeprefix("checkpoint-")))
+    return [d for d in paths.checkpoints_by_step(directory) if (d / marker).is_file()]
 
 
 def last_checkpoint(directory: Path) -> str | None:

@@ -11,7 +11,7 @@ from datasets import Dataset
 from alignflow.config import LoraParams, SFTParams
 from alignflow.errors import ConfigError
 from alignflow.training.common import last_checkpoint, training_arguments
-from alignflow.training.sft import build_sft_model, load_sft_model, save_sft_outputs, sft_collator
+from alignflow.training.sft import build_sft_model, load_sft_model, save_sft_outputs, sft_collator, trainable_policy
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,26 @@ def test_every_method_trains_and_saves_a_loadable_model(base, method, tmp_path):
     if method in ("lora", "qlora"):  # written in one order whatever Python's hash seed (PEFT keeps them in a set)
         targets = json.loads((tmp_path / "out/adapter/adapter_config.json").read_text())["target_modules"]
         assert targets == sorted(targets) == sorted(params.lora.target_modules)
+    assert_ready_for_rl(tmp_path / "out", reloaded, prompt_tuned=method == "prompt_tuning")
+
+
+def assert_ready_for_rl(sft_dir, sft_model, prompt_tuned):
+    """RL starts from the SFT weights: a fresh LoRA adapter changes nothing until trained (and disabling it is the
+    reference), `full` is the SFT model itself; a soft prompt cannot be merged, so it is refused by name."""
+    from peft import PeftModel
+
+    if prompt_tuned:
+        with pytest.raises(ConfigError, match="prompt-tuned"):
+            trainable_policy(sft_dir, "lora", LoraParams())
+        return
+    ids = torch.tensor([[1, 2, 3]])
+    expected = sft_model(input_ids=ids).logits
+    adapted = trainable_policy(sft_dir, "lora", LoraParams())
+    assert isinstance(adapted, PeftModel) and any(p.requires_grad for p in adapted.parameters())
+    torch.testing.assert_close(adapted(input_ids=ids).logits, expected)
+    full = trainable_policy(sft_dir, "full", LoraParams())
+    assert not isinstance(full, PeftModel)
+    torch.testing.assert_close(full(input_ids=ids).logits, expected)
 
 
 def test_unknown_lora_target_lists_the_models_layers(base):
