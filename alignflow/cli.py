@@ -12,6 +12,8 @@
     alignflow serve-model [--alias staging | --version N] [--port 5001]  # POST /invocations -> completions
 A profile and --set values are written into params.yaml (as `dvc exp run -S` does), so DVC tracks them.
 `run` and `stage` hold the checkout's run lock (.alignflow.lock): a second one refuses at once, naming the holder.
+Prefect, MLflow and the stage code are imported inside the commands that need them, so that `alignflow --help` and
+the other commands start fast.
 """
 
 from __future__ import annotations
@@ -22,13 +24,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alignflow import tracking
 from alignflow.config import PARAMS_FILE, apply_overlay, load_params, load_profile, parse_assignments
 from alignflow.errors import AlignflowError, first_line, report
 from alignflow.evaluation.statistics import format_interval
-from alignflow.registry.client import refused_as_one_line
+from alignflow.registry.client import gate_and_promote, list_versions, refused_as_one_line, version_metrics
 from alignflow.runlock import Lock, run_lock
+
+if TYPE_CHECKING:
+    from prefect import Flow
 
 
 def _apply(profile: str | None, assignments: list[str]) -> None:
@@ -60,7 +66,7 @@ def _announce(lock: Lock) -> None:
         )
 
 
-def project_flow():
+def project_flow() -> Flow:
     """The Prefect flow of the project in the current folder. flows/ and tasks/ are the project's orchestration
     code, run from its checkout as dvc.yaml is (and as a work pool's deployment loads it), not installed
     packages: names as generic as these would collide with other projects' in site-packages."""
@@ -162,8 +168,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    from alignflow.registry.client import list_versions, version_metrics
-
     name = args.name or load_params().register.model_name
     client = tracking.client()
     rows = list_versions(client, name)
@@ -228,8 +232,6 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def _promote(args: argparse.Namespace, params, name: str):
     import mlflow
-
-    from alignflow.registry.client import gate_and_promote
 
     with tracking.promotion_run(params.common.experiment, str(args.version), args.to):
         decision = gate_and_promote(

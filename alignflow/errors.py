@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class AlignflowError(Exception):
     """Base class: the CLI prints these as one line and exits non-zero."""
@@ -30,8 +32,6 @@ ERROR_PREFIX = "error: "
 
 def report(exc: object) -> None:
     """Print an error for people as the one line the CLI and the stages end with."""
-    import sys
-
     print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
 
 

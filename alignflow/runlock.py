@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from alignflow.errors import AlignflowError
 
 LOCK_FILE = Path(".alignflow.lock")
@@ -115,10 +117,6 @@ def _running(pid: int, started: str | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, owned by another user
-        return True
-    try:
-        import psutil
-    except ImportError:
         return True
     try:
         process = psutil.Process(pid)

@@ -3,6 +3,8 @@
 The orchestrating flow opens the parent run and passes its id in ALIGNFLOW_PARENT_RUN_ID. Under plain
 `dvc repro` there is no orchestrator, so stages find (or open) a parent run keyed by the `dvc`
 process that launched them: all stages of one `dvc repro` group under one parent run.
+mlflow is imported inside the functions, so that `alignflow --help` and the modules that only need
+`is_main_process` or the constants here start fast.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 PARENT_RUN_ENV = "ALIGNFLOW_PARENT_RUN_ID"
 STAGE_RUN_ENV = "ALIGNFLOW_STAGE_RUN_ID"
@@ -33,7 +40,7 @@ def configure(experiment: str) -> str:
     return mlflow.set_experiment(experiment).experiment_id
 
 
-def client():
+def client() -> MlflowClient:
     """An MlflowClient on the project's store (and the module-level mlflow API pointed at it too)."""
     import mlflow
 
@@ -140,7 +147,6 @@ def _param_value(value: Any) -> str:
 def _dvc_parent_run(experiment_id: str) -> str | None:
     """The parent run of the `dvc repro`/`dvc exp run` process that launched this stage, if any."""
     import mlflow
-    import psutil
 
     launcher = next((p for p in psutil.Process().parents() if _is_dvc(p)), None)
     if launcher is None:

@@ -7,6 +7,7 @@ Whatever cannot be read at all (bad bytes, broken syntax, an unreadable Parquet 
 Text files are UTF-8. A UTF-8 byte-order mark at the start is accepted and dropped; a UTF-16/32 one is an error
 that says to re-save the file as UTF-8. CRLF line endings are accepted (in CSV, also inside quoted fields).
 NUL bytes are an error naming their line and column.
+`datasets` is imported only when a hub dataset is read, so that local sources do not pay for it.
 """
 
 from __future__ import annotations

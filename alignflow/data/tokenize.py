@@ -63,7 +63,9 @@ def _best_response(group: dict[str, Any]) -> str:
     return next(p["chosen"] for p in group["pairs"] if p["chosen"] not in rejected)
 
 
-def tokenize_sft(records: list[dict[str, Any]], tokenizer, chat_format: ChatFormat, max_length: int):
+def tokenize_sft(
+    records: list[dict[str, Any]], tokenizer, chat_format: ChatFormat, max_length: int
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Rows of id, input_ids, labels; conversations left with no trainable token are dropped and counted."""
     rows, truncated, dropped = [], 0, 0
     add_special = chat_format.template == "markers"
@@ -78,7 +80,9 @@ def tokenize_sft(records: list[dict[str, Any]], tokenizer, chat_format: ChatForm
     return rows, {"truncated": truncated, "dropped_no_labels": dropped}
 
 
-def reward_pairs(records: list[dict[str, Any]], tokenizer, max_length: int):
+def reward_pairs(
+    records: list[dict[str, Any]], tokenizer, max_length: int
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One row per (chosen, rejected) pair, encoded for the reward model; score_gap is null when unscored."""
     rows, truncated = [], 0
     for record in records:
@@ -100,7 +104,9 @@ def reward_pairs(records: list[dict[str, Any]], tokenizer, max_length: int):
     return rows, {"truncated": truncated}
 
 
-def reward_datasets(groups: list[dict[str, Any]], tokenizer, config: TokenizeParams, seed: int):
+def reward_datasets(
+    groups: list[dict[str, Any]], tokenizer, config: TokenizeParams, seed: int
+) -> tuple[dict[str, list[dict[str, Any]]], int]:
     """Encoded pairs for the reward model (`train`), the judge (`judge`) and held-out measurement (`validation`),
     split by comparison group; training splits gain mismatched-answer pairs, held-out pairs stay as the data has
     them. Returns (rows per split, how many encodings were truncated)."""
@@ -115,7 +121,9 @@ def reward_datasets(groups: list[dict[str, Any]], tokenizer, config: TokenizePar
     return splits, truncated
 
 
-def tokenize_prompts(records: list[dict[str, Any]], tokenizer, chat_format: ChatFormat, max_length: int):
+def tokenize_prompts(
+    records: list[dict[str, Any]], tokenizer, chat_format: ChatFormat, max_length: int
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Prompts rendered up to where the reply begins; long ones keep their end (where the question is). Rows keep
     a multi-turn prompt's earlier turns (`context`), which the reward model is shown again at scoring time."""
     rows, truncated = [], 0

@@ -1,11 +1,19 @@
-"""Figures logged to MLflow and written as DVC plots (matplotlib, headless)."""
+"""Figures logged to MLflow and written as DVC plots (matplotlib, headless).
+
+matplotlib is imported on the first figure drawn, so that the stages importing this module start fast.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def similarity_histogram(similarities: np.ndarray, threshold: float):
+
+def similarity_histogram(similarities: np.ndarray, threshold: float) -> Figure:
     """Each record's highest similarity to an earlier kept record, with the dedup threshold marked."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.5))
@@ -27,7 +35,7 @@ def _pyplot():
     return plt
 
 
-def reward_histograms(sft_rewards, policy_rewards):
+def reward_histograms(sft_rewards, policy_rewards) -> Figure:
     """Reward-model scores of SFT vs PPO responses on the held-out prompts, overlaid."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.5))
@@ -43,7 +51,9 @@ def reward_histograms(sft_rewards, policy_rewards):
     return figure
 
 
-def training_curves(history: list[dict[str, float]], keys=("reward_mean", "kl", "entropy", "response_length")):
+def training_curves(
+    history: list[dict[str, float]], keys=("reward_mean", "kl", "entropy", "response_length")
+) -> Figure:
     """PPO per-update statistics, one panel per key."""
     plt = _pyplot()
     figure, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3))
@@ -60,7 +70,7 @@ CURVE_KEYS = {"curve_win_rate": "reward model", "curve_judge_win_rate": "judge"}
 """History keys the PPO stage writes every ppo.curve_every updates: win rate vs SFT on a fixed prompt set."""
 
 
-def alignment_curve(history: list[dict[str, float]]):
+def alignment_curve(history: list[dict[str, float]]) -> Figure:
     """Win rate of the policy against SFT on fixed held-out prompts over updates (0.5 at update 0: the same model)."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.5))

@@ -1,4 +1,7 @@
-"""Sentence encoder with a per-text cache, so dedup and decontamination embed each text once."""
+"""Sentence encoder with a per-text cache, so dedup and decontamination embed each text once.
+
+sentence_transformers is imported when an encoder is created, so that importing this module stays fast.
+"""
 
 from __future__ import annotations
 

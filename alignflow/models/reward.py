@@ -1,6 +1,7 @@
 """A saved reward model as a scoring function: (prompts, responses) -> one scalar each, encoded as in training.
 
 Inference only, so serving (registry/pyfunc.py), PPO and evaluation score without importing the training code.
+transformers is imported when a scorer is created, so that importing this module stays fast.
 """
 
 from __future__ import annotations

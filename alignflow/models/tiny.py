@@ -1,11 +1,17 @@
 """Tiny Llama-style causal LM with a byte-level BPE tokenizer trained in-process on a few KB of text.
 
 Used by the tiny profile and the tests: ~170k parameters, milliseconds per step, fully offline.
+tokenizers and transformers are imported inside the functions, so that importing this module loads nothing heavy
+until a model is built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -16,7 +22,7 @@ CHATML_TEMPLATE = (
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def train_tiny_tokenizer(corpus: Iterable[str], vocab_size: int = 512):
+def train_tiny_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer with ChatML specials; pad (`<|endoftext|>`) differs from eos."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -44,7 +50,7 @@ def train_tiny_tokenizer(corpus: Iterable[str], vocab_size: int = 512):
 
 def build_tiny_causal_lm(
     corpus: Iterable[str], seed: int = 0, vocab_size: int = 512, hidden_size: int = 64, layers: int = 2, heads: int = 4
-):
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     """(model, tokenizer): a randomly initialised LlamaForCausalLM sized for unit tests."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM

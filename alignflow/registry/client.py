@@ -3,31 +3,40 @@
 Every decision (promote or not, by the gate or forced by a person) is written on the model version as tags.
 Alias moves happen under a lock with the current holder re-read inside it, so two registrations at once
 still leave the alias on a version that passed the gate against whatever held it before.
+mlflow is imported inside the functions, so that `alignflow --help` (whose module imports this one) starts fast.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import getpass
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import alignflow
 from alignflow.config import RegisterParams
 from alignflow.errors import AlignflowError, first_line
 from alignflow.registry.gate import Decision, decide_promotion, gate_tag
 
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
 T = TypeVar("T")
 LOCK_FILE = Path(".alignflow-registry.lock")
 CANDIDATE_TAG = "alignflow.candidate"
 REQUIREMENTS = ("torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers", "mlflow")
+SHIPPED_CODE_EXCLUDES = ("stages", "scale", "training", "cli.py", "__pycache__")
+"""Parts of the alignflow package a registered model does not ship: the pipeline, not what the pyfunc model runs."""
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +122,7 @@ def requirements() -> list[str]:
     return pins
 
 
-def find_version(client, name: str, candidate_key: str):
+def find_version(client, name: str, candidate_key: str) -> ModelVersion | None:
     """The version already registered for this exact candidate, if any (so re-running register is idempotent)."""
     from mlflow.exceptions import MlflowException
 
@@ -132,19 +141,25 @@ def log_and_register(
     artifacts: dict[str, str],
     model_config: dict[str, Any],
     tags: dict[str, str],
-):
+) -> ModelVersion:
     """Log a pyfunc model in the active run and register it as a new version of `name`, tags included (one
-    request, so a version never exists without its candidate key and lineage)."""
+    request, so a version never exists without its candidate key and lineage). The model ships a copy of the
+    alignflow package without the pipeline code (SHIPPED_CODE_EXCLUDES)."""
     import mlflow
 
-    info = mlflow.pyfunc.log_model(
-        name=name,
-        python_model=python_model,
-        artifacts=artifacts,
-        model_config=model_config,
-        code_paths=[str(Path(alignflow.__file__).parent)],
-        pip_requirements=requirements(),
-    )
+    with tempfile.TemporaryDirectory(prefix="alignflow-code-") as staging:
+        package = Path(alignflow.__file__).parent
+        code = shutil.copytree(
+            package, Path(staging) / package.name, ignore=shutil.ignore_patterns(*SHIPPED_CODE_EXCLUDES)
+        )
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=python_model,
+            artifacts=artifacts,
+            model_config=model_config,
+            code_paths=[str(code)],
+            pip_requirements=requirements(),
+        )
     return mlflow.register_model(info.model_uri, name, tags=tags)
 
 
@@ -152,7 +167,7 @@ def version_metrics(version) -> dict[str, float]:
     return {key.removeprefix("eval."): float(value) for key, value in version.tags.items() if key.startswith("eval.")}
 
 
-def alias_holder(client, name: str, alias: str):
+def alias_holder(client, name: str, alias: str) -> ModelVersion | None:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -194,8 +209,6 @@ def gate_and_promote(
 
 
 def _with_alias(gate: RegisterParams, alias: str) -> RegisterParams:
-    import dataclasses
-
     return dataclasses.replace(gate, alias=alias)
 
 

@@ -1,4 +1,8 @@
-"""MLflow pyfunc wrappers: the policy generates text from prompts; the reward model scores (prompt, response)."""
+"""MLflow pyfunc wrappers: the policy generates text from prompts; the reward model scores (prompt, response).
+
+transformers, torch and alignflow's model code are imported in `load_context`/`predict`, so that importing this
+module to register a model does not load them.
+"""
 
 from __future__ import annotations
 

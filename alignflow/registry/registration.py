@@ -1,6 +1,8 @@
 """The registration sequence of a pipeline run: lineage, one version per model for a candidate, the gate, tags.
 
 Idempotent by candidate key, so a rerun after a crash completes what was cut short instead of duplicating it.
+mlflow, transformers and the pyfunc wrappers are imported inside `register_candidate`, so that importing this module
+stays fast.
 """
 
 from __future__ import annotations

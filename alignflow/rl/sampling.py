@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import DynamicCache
+
+if TYPE_CHECKING:
+    from transformers.modeling_outputs import CausalLMOutputWithPast
 
 
 @dataclass
@@ -154,7 +158,7 @@ def response_slice(per_position: torch.Tensor, query_length: int) -> torch.Tenso
 
 def response_outputs(
     lm, sequences: torch.Tensor, attention_mask: torch.Tensor, query_length: int, hidden_states: bool = False
-):
+) -> CausalLMOutputWithPast:
     """`lm`'s forward pass with logits only at the positions that predict the response tokens (the lm_head and
     the log-softmax over the prompt positions are skipped): `.logits` is (batch, response_len, vocab)."""
     out = lm(

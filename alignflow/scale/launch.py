@@ -4,6 +4,7 @@ On Ray the stage process stays the DVC/MLflow boundary: it opens the stage's MLf
 logs into it), hands the stage's inputs to the workers through Ray's object store, lets Ray Train keep
 checkpoints in `compute.storage_path` and restart a failed worker group from the newest (`FailureConfig`), and
 moves rank 0's outputs, returned as the run's final checkpoint, into the DVC outputs atomically.
+Ray is imported inside the functions, so that stages on `compute.backend: local` never load it.
 """
 
 from __future__ import annotations

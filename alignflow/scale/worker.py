@@ -6,6 +6,8 @@ checkpoint (`checkpoint_saved`, a no-op outside a worker); every rank then repor
 `checkpoints/<name>/` folder it holds, and Ray Train merges the ranks' files into one checkpoint in
 `compute.storage_path`. A restarted worker group starts from that checkpoint, so the stage's own resume logic
 (params marker, newest complete checkpoint) continues the run exactly as after a local interruption.
+Ray and transformers are imported inside the functions, so that the training stages, which import this module for
+their checkpoint hooks, load Ray only when they run on it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alignflow import paths, tracking
 from alignflow.models.loading import allow_remote_code
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback
 
 FINAL = "outputs"
 """Folder of the final checkpoint that holds the stage's outputs at their project-relative paths."""
@@ -36,7 +41,7 @@ def checkpoint_saved() -> None:
         _report_checkpoint()
 
 
-def checkpoint_callback():
+def checkpoint_callback() -> TrainerCallback:
     """An HF TrainerCallback calling `checkpoint_saved` after each save (the Trainer calls it on every rank)."""
     from transformers import TrainerCallback
 

@@ -1,17 +1,23 @@
-"""What every stage shares: input checks that name the stage to run first, and the CLI wrapper."""
+"""What every stage shares: input checks that name the stage to run first, and the CLI wrapper.
+
+`datasets` is imported inside `load_arrow`, so that the stages that read no Arrow data start without it.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alignflow.config import Params, SourceParams, load_params
 from alignflow.data.validate import validate_source
 from alignflow.errors import AlignflowError, StageInputError, report
 from alignflow.io import recover_output
 from alignflow.models.loading import allow_remote_code
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
 
 
 def require(path: Path, producer: str) -> Path:
@@ -27,7 +33,7 @@ def read_records(dataset: str, path: Path, producer: str) -> list[dict[str, Any]
     return validate_source(dataset, SourceParams(str(require(path, producer)))).records
 
 
-def load_arrow(path: Path, producer: str):
+def load_arrow(path: Path, producer: str) -> Dataset | DatasetDict:
     """An upstream Arrow dataset, held in memory so that map() never writes cache files into a DVC output."""
     from datasets import load_from_disk
 

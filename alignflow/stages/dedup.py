@@ -2,6 +2,7 @@
 
 Run: `python -m alignflow.stages.dedup`. Writes the kept records, `report.jsonl` with one
 (dataset, removed_id, kept_id, similarity, reason) row per removal, and a similarity histogram.
+mlflow is imported inside `run`, so that importing this module stays fast.
 """
 
 from __future__ import annotations

@@ -4,17 +4,21 @@ Run: `python -m alignflow.stages.evaluate` (`compute.backend: ray`: sampling and
 same results). Both models sample with the same seed on every held-out prompt;
 the reward model and the independent judge (models/judge, trained on comparison groups the reward model
 never saw) score every response; each comparison carries a paired bootstrap 95 % interval.
+mlflow and the transformers auto classes are imported where they are used, so that importing this module (as
+`alignflow evaluate` and Ray workers do) does not load MLflow.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alignflow import paths, tracking
-from alignflow.config import Params, section_dict
-from alignflow.data.formatting import ChatFormat, policy_stop_token
+from alignflow.config import Params, SourceParams, section_dict
+from alignflow.data.formatting import ChatFormat, policy_stop_token, prepare_tokenizer
+from alignflow.data.tokenize import tokenize_prompts
+from alignflow.data.validate import validate_source
 from alignflow.evaluation.likelihood import held_out_loss, multiple_choice_accuracy, read_multiple_choice
 from alignflow.evaluation.plots import alignment_curve, reward_histograms, training_curves
 from alignflow.evaluation.suite import (
@@ -31,10 +35,16 @@ from alignflow.scale.launch import map_on_ray
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.sft import load_sft_model
 
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 MODELS = ("sft", "ppo")
 
 
-def load_evaluation(params: Params, policy_dir: Path = paths.POLICY):
+def load_evaluation(
+    params: Params, policy_dir: Path = paths.POLICY
+) -> tuple[dict[str, PreTrainedModel | PeftModel], PreTrainedTokenizerBase, int, dict[str, RewardScorer]]:
     """(models {sft, ppo}, policy tokenizer, stop id, scorers {reward, judge}) for an evaluation run."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -55,11 +65,6 @@ def load_evaluation(params: Params, policy_dir: Path = paths.POLICY):
 
 def evaluate_prompt_file(params: Params, prompts_file: Path, policy_dir: Path, report: Path) -> dict[str, Any]:
     """SFT vs a policy on any {"id", "prompt"} JSONL: a separate report; never the gate's metrics or dvc.lock."""
-    from alignflow.config import SourceParams
-    from alignflow.data.formatting import prepare_tokenizer
-    from alignflow.data.tokenize import tokenize_prompts
-    from alignflow.data.validate import validate_source
-
     records = validate_source("eval_prompts", SourceParams(str(prompts_file))).records
     models, tokenizer, stop_id, scorers = load_evaluation(params, policy_dir)
     chat = prepare_tokenizer(tokenizer, params.tokenize)

@@ -1,6 +1,7 @@
 """ingest: validate the configured sources into data/raw/*.jsonl and materialise models/base and models/encoder.
 
 Run: `python -m alignflow.stages.ingest` (what `dvc repro ingest` calls).
+mlflow is imported inside `run`, so that importing this module stays fast.
 """
 
 from __future__ import annotations

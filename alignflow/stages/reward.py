@@ -4,6 +4,7 @@ Run: `python -m alignflow.stages.reward`. Both read the same backbone (the sente
 or the SFT model) and loss; the reward model trains on the `train` comparison groups, the judge on the
 `judge` groups it never sees, and both are measured on `validation` groups neither saw (overall and per
 quality category). Interrupted runs resume from checkpoints/reward/ and checkpoints/judge/.
+transformers is imported inside `train`, so that importing this module stays fast (on Ray only the workers train).
 """
 
 from __future__ import annotations

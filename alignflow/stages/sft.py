@@ -2,6 +2,7 @@
 
 Run: `python -m alignflow.stages.sft` (`compute.backend: ray`: on Ray Train workers). An interrupted run
 resumes from checkpoints/sft/ when rerun with the same params.
+transformers is imported inside `train`, so that importing this module stays fast (on Ray only the workers train).
 """
 
 from __future__ import annotations

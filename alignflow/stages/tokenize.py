@@ -2,6 +2,7 @@
 
 Run: `python -m alignflow.stages.tokenize`. No padding is stored: batches are padded dynamically later.
 The policy tokenizer (with marker tokens added, if that format is chosen) is saved beside the data.
+transformers and mlflow are imported inside `run`, so that importing this module stays fast.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Shared by the training stages: TrainingArguments from params, step metrics to MLflow, safe resume."""
+"""Shared by the training stages: TrainingArguments from params, step metrics to MLflow, safe resume.
+
+transformers and mlflow are imported inside the functions, so that the stages and PPO code importing this module
+for its checkpoint helpers start fast.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,15 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alignflow import paths
 from alignflow.config import TrainerParams, section_dict
 from alignflow.errors import ConfigError
 from alignflow.tracking import is_main_process
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback, TrainingArguments
 
 PARAMS_SNAPSHOT = "alignflow_params.json"
 
@@ -29,7 +36,9 @@ def precision_flags(mode: str) -> dict[str, bool]:
     return {"bf16": mode == "bf16", "fp16": mode == "fp16", **cpu}
 
 
-def training_arguments(params: TrainerParams, output_dir: Path, seed: int, has_eval: bool, cls=None, **extra: Any):
+def training_arguments(
+    params: TrainerParams, output_dir: Path, seed: int, has_eval: bool, cls=None, **extra: Any
+) -> TrainingArguments:
     """HF TrainingArguments (or a subclass such as TRL's RewardConfig) for one of our trainer sections."""
     from transformers import TrainingArguments
 
@@ -79,7 +88,7 @@ def trainer_metrics(trainer, result) -> dict[str, Any]:
     }
 
 
-def mlflow_callback(prefix: str = ""):
+def mlflow_callback(prefix: str = "") -> TrainerCallback:
     """A TrainerCallback that logs every Trainer log line as MLflow step metrics (names prefixed) in the active run."""
     from transformers import TrainerCallback
 

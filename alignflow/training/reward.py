@@ -2,21 +2,30 @@
 
 Loss: -logsigmoid(r_chosen - r_rejected - margin), margin = margin_scale * score gap (0 when unscored).
 The same `reward_inputs` encoding is used for training and for scoring in PPO and evaluation.
+transformers and trl are imported inside the functions that train or build a model, so that importing this module
+stays fast.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from alignflow.models.loading import load_pretrained
 from alignflow.models.reward import REWARD_STATS, score_ids
+from alignflow.training.common import training_arguments
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedModel
+    from transformers.trainer_utils import TrainOutput
+    from trl import RewardTrainer
 
 
-def with_margins(dataset, margin_scale: float):
+def with_margins(dataset: Dataset, margin_scale: float) -> Dataset:
     """Keep what RewardTrainer reads: chosen_ids, rejected_ids and a margin column."""
     dataset = dataset.map(lambda row: {"margin": margin_scale * (row["score_gap"] or 0.0)})
     return dataset.select_columns(["chosen_ids", "rejected_ids", "margin"])
@@ -32,12 +41,10 @@ def train_reward_model(
     seed: int,
     resume_from: str | None = None,
     callbacks=(),
-):
+) -> tuple[RewardTrainer, TrainOutput]:
     """Train a reward model with TRL's RewardTrainer; returns (trainer, train result)."""
     from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
-
-    from alignflow.training.common import training_arguments
 
     set_seed(seed)  # the head's initialisation is part of the run
     model = build_reward_model(backbone, tokenizer)
@@ -54,7 +61,7 @@ def train_reward_model(
     return trainer, trainer.train(resume_from_checkpoint=resume_from)
 
 
-def build_reward_model(backbone_dir: Path, tokenizer):
+def build_reward_model(backbone_dir: Path, tokenizer) -> PreTrainedModel:
     from transformers import AutoModelForSequenceClassification
 
     model = load_pretrained(AutoModelForSequenceClassification, backbone_dir, num_labels=1)

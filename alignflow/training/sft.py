@@ -1,23 +1,29 @@
 """Supervised fine-tuning with the HF Trainer: LoRA, QLoRA (4-bit NF4), full (optionally partly frozen), prompt tuning.
 
 Data comes pre-tokenized with completion-only labels; the collator pads each batch to its longest example.
+transformers and peft are imported inside the functions, so that the stages importing this module start fast.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alignflow.config import LoraParams, SFTParams
 from alignflow.errors import ConfigError
 from alignflow.models.loading import load_pretrained
 
+if TYPE_CHECKING:
+    from peft import LoraConfig, PeftModel
+    from transformers import BitsAndBytesConfig, DataCollatorForSeq2Seq, PreTrainedModel
+
 SFT_CARD = "alignflow.json"
 """Written beside the SFT outputs: how to load them (method, adapter or not)."""
 
 
-def sft_collator(tokenizer):
+def sft_collator(tokenizer) -> DataCollatorForSeq2Seq:
     """Pads input_ids with the pad token and labels with -100, per batch (nothing is padded on disk)."""
     from transformers import DataCollatorForSeq2Seq
 
@@ -36,7 +42,7 @@ def linear_layer_names(model) -> list[str]:
     )
 
 
-def lora_config(model, lora: LoraParams, task_type: str, trainable_tokens: list[int] | None = None):
+def lora_config(model, lora: LoraParams, task_type: str, trainable_tokens: list[int] | None = None) -> LoraConfig:
     from peft import LoraConfig
 
     available = linear_layer_names(model)
@@ -55,10 +61,8 @@ def lora_config(model, lora: LoraParams, task_type: str, trainable_tokens: list[
     )
 
 
-def quantization_config():
+def quantization_config() -> BitsAndBytesConfig:
     """4-bit NF4 with double quantization; fails clearly where bitsandbytes cannot run."""
-    import importlib.util
-
     import torch
     from transformers import BitsAndBytesConfig
 
@@ -91,7 +95,7 @@ def _load_base(base_dir: Path, tokenizer, quantized: bool):
     return model, added
 
 
-def build_sft_model(base_dir: Path, tokenizer, params: SFTParams):
+def build_sft_model(base_dir: Path, tokenizer, params: SFTParams) -> PeftModel | PreTrainedModel:
     """The model to train: a peft model (lora/qlora/prompt_tuning) or the full model with frozen lower layers."""
     from peft import PromptTuningConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -156,7 +160,7 @@ def _sort_target_modules(config_file: Path) -> None:
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def trainable_policy(sft_dir: Path, method: str, lora: LoraParams):
+def trainable_policy(sft_dir: Path, method: str, lora: LoraParams) -> PeftModel | PreTrainedModel:
     """The SFT model ready for RL: with a fresh LoRA adapter (`method: lora`; disabling it gives the reference
     policy) or as is (`full`). A prompt-tuned SFT model cannot be merged, so it is refused."""
     from peft import get_peft_model
@@ -171,7 +175,7 @@ def trainable_policy(sft_dir: Path, method: str, lora: LoraParams):
     return get_peft_model(lm, lora_config(lm, lora, "CAUSAL_LM")) if method == "lora" else lm
 
 
-def load_sft_model(sft_dir: Path, **kwargs: Any):
+def load_sft_model(sft_dir: Path, **kwargs: Any) -> PeftModel | PreTrainedModel:
     """The SFT policy as saved by save_sft_outputs, ready for generation or further training."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
