@@ -12,7 +12,7 @@ from datasets import Dataset
 from alignflow.config import RewardParams
 from alignflow.data.formatting import reward_inputs
 from alignflow.training.common import training_arguments
-from alignflow.training.reward import evaluate_pairs, with_margins
+from alignflow.training.reward import evaluate_pairs, train_reward_model, with_margins
 
 GOOD = [
     "Rinse the rice, then simmer it covered for fifteen minutes.",
@@ -83,9 +83,14 @@ def test_pairwise_margin_loss_on_known_values(bert, tmp_path):
 
 
 def test_training_separates_good_from_bad_answers(bert, tmp_path):
-    model, tokenizer = copy.deepcopy(bert[0]), bert[1]
+    """Through train_reward_model, as the reward stage trains both the reward model and the judge."""
+    model, tokenizer = bert
+    model.save_pretrained(tmp_path / "backbone")
+    tokenizer.save_pretrained(tmp_path / "backbone")
     data = pairs(tokenizer, [5.0] * 16)
     before = evaluate_pairs(model, tokenizer, data)
-    reward_trainer(model, tokenizer, with_margins(data, 0.1), tmp_path, max_steps=30, learning_rate=1e-3).train()
-    after = evaluate_pairs(model, tokenizer, data)
+    params = RewardParams(max_steps=30, learning_rate=1e-3, batch_size=4, eval_steps=0, save_steps=100)
+    trainer, result = train_reward_model(tmp_path / "backbone", tokenizer, data, None, params, tmp_path / "out", seed=0)
+    after = evaluate_pairs(trainer.model, tokenizer, data)
+    assert result.global_step == 30
     assert after["accuracy"] == 1.0 and after["margin_mean"] > before["margin_mean"] + 0.2
