@@ -219,7 +219,7 @@ class PPOParams:
     or group mean over group std (GRPO). All three keep the clipped objective and the KL control."""
     samples_per_prompt: int = 4
     """Responses sampled per prompt in an update (>= 2 for rloo and grpo); batch_size counts responses."""
-    updates: int = 24
+    updates: int = 40
     """Number of updates (each: sample batch_size responses, score, optimise)."""
     batch_size: int = 16
     minibatch_size: int = 16
@@ -257,9 +257,9 @@ class PPOParams:
     """Weights the rollout sampler decodes with. bfloat16 keeps a bf16 copy of the policy, refreshed before each
     rollout (about 2x faster decoding on CPUs with AVX512-BF16 and on GPUs); the update's log-probs are always
     recomputed by the training model, so this changes only which responses are drawn."""
-    checkpoint_every: int = 6
+    checkpoint_every: int = 8
     """Save model, value head, optimizer, RNG and data position every N updates; reruns resume."""
-    curve_every: int = 6
+    curve_every: int = 8
     """Every N updates (and before the first), score the policy against SFT on curve_prompts held-out eval
     prompts with the reward model and the judge: plots/alignment_curve.png. 0: off."""
     curve_prompts: int = 24
