@@ -53,9 +53,11 @@ def checkpoint_callback() -> TrainerCallback:
 
 
 def pack(path: Path) -> bytes:
-    """A file or folder as an uncompressed tar (weights do not compress), named by its project-relative path."""
+    """A file or folder as an uncompressed tar (weights do not compress), named by its project-relative path.
+    Symbolic links (a DVC cache of type symlink, an input linked from elsewhere) travel as what they point to: a
+    worker on another node cannot follow them, and unpacking refuses links to absolute paths."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
+    with tarfile.open(fileobj=buffer, mode="w", dereference=True) as archive:
         archive.add(str(path), arcname=str(path))
     return buffer.getvalue()
 
