@@ -87,7 +87,8 @@ def main() -> None:
     for name, compute in CONFIGS.items():
         workers = compute.get("num_workers", 1)
         sft_metrics, sft_wall = run_stage("sft", {"sft": sft, "compute": compute})
-        ppo_metrics, ppo_wall = run_stage("ppo", {"ppo": ppo, "compute": compute})
+        per_worker = {"minibatch_size": params.ppo.minibatch_size // workers}  # the same one step on the whole batch
+        ppo_metrics, ppo_wall = run_stage("ppo", {"ppo": {**ppo, **per_worker}, "compute": compute})
         tokens = sft_tokens_per_second(sft_metrics, workers, params.sft.batch_size, mean_tokens)
         rows.append((name, tokens, sft_wall, ppo_metrics["episodes_per_second"], ppo_wall))
         print(
