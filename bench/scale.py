@@ -1,11 +1,13 @@
 """Benchmark: the SFT and PPO stages in one process (`compute.backend: local`), on Ray Train with 1 worker (this
 machine's CPUs) and with 2 workers (half the CPUs each), on the same models, data and seeds.
 
-Run: `python bench/scale.py [--sft-steps 12] [--ppo-updates 4]` after a pipeline run (it reads data/tokenized,
-models/base for SFT, and models/sft, models/reward, models/judge for PPO). Each configuration runs the real stage
-command in a scratch project whose inputs link to this checkout's, so nothing here is overwritten. It prints SFT
-tokens/s (real tokens, from HF Trainer's train_runtime) and PPO episodes/s (from the stage's own timing), the
-stage's wall time (which adds Ray's start-up and the hand-over of inputs), and the ratios to local side by side.
+Run: `python bench/scale.py [--sft-steps 12] [--ppo-updates 4] [--rounds 3]` after a pipeline run (it reads
+data/tokenized, models/base for SFT, and models/sft, models/reward, models/judge for PPO). Each configuration runs
+the real stage command in a scratch project whose inputs link to this checkout's, so nothing here is overwritten.
+It prints SFT tokens/s (real tokens, from HF Trainer's train_runtime) and PPO episodes/s (from the stage's own
+timing), the stage's wall time (which adds Ray's start-up and the hand-over of inputs), and the ratios to local.
+This machine's speed drifts by tens of percent within minutes, so the configurations run in rounds, in a rotated
+order, and each ratio is the median of the rounds' own ratios.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -72,7 +75,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sft-steps", type=int, default=12)
     parser.add_argument("--ppo-updates", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    missing = sorted({name for names in INPUTS.values() for name in names if not (ROOT / name).exists()})
+    if missing:
+        sys.exit(f"bench/scale.py: {', '.join(missing)} not found: run the pipeline first (alignflow run)")
 
     from datasets import load_from_disk
 
@@ -83,29 +90,45 @@ def main() -> None:
     mean_tokens = sum(lengths) / len(lengths)
     sft = {"max_steps": args.sft_steps, "eval_steps": 0, "save_steps": 10_000, "load_best_model_at_end": False}
     ppo = {"updates": args.ppo_updates, "curve_every": 0, "checkpoint_every": 10_000}
-    rows = []
-    for name, compute in CONFIGS.items():
-        workers = compute.get("num_workers", 1)
-        sft_metrics, sft_wall = run_stage("sft", {"sft": sft, "compute": compute})
-        per_worker = {"minibatch_size": params.ppo.minibatch_size // workers}  # the same one step on the whole batch
-        ppo_metrics, ppo_wall = run_stage("ppo", {"ppo": {**ppo, **per_worker}, "compute": compute})
-        tokens = sft_tokens_per_second(sft_metrics, workers, params.sft.batch_size, mean_tokens)
-        rows.append((name, tokens, sft_wall, ppo_metrics["episodes_per_second"], ppo_wall))
-        print(
-            f"{name:15s} SFT {tokens:8.1f} tokens/s (stage {sft_wall:5.0f} s)   "
-            f"PPO {ppo_metrics['episodes_per_second']:6.3f} episodes/s (stage {ppo_wall:5.0f} s)",
-            flush=True,
-        )
-    local, one, two = rows
-    print("\nratios to local (throughput; >1 is faster):")
-    for name, tokens, _, episodes, _ in rows[1:]:
-        print(f"  {name:15s} SFT {tokens / local[1]:.2f}x   PPO {episodes / local[3]:.2f}x")
+    names = list(CONFIGS)
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for round_ in range(args.rounds):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:  # rotated: no config always first
+            compute = CONFIGS[name]
+            workers = compute.get("num_workers", 1)
+            sft_metrics, sft_wall = run_stage("sft", {"sft": sft, "compute": compute})
+            per_worker = {"minibatch_size": params.ppo.minibatch_size // workers}  # one step on the whole batch
+            ppo_metrics, ppo_wall = run_stage("ppo", {"ppo": {**ppo, **per_worker}, "compute": compute})
+            tokens = sft_tokens_per_second(sft_metrics, workers, params.sft.batch_size, mean_tokens)
+            rates[name].append((tokens, ppo_metrics["episodes_per_second"]))
+            print(
+                f"round {round_ + 1}  {name:15s} SFT {tokens:7.1f} tokens/s (stage {sft_wall:4.0f} s)   "
+                f"PPO {ppo_metrics['episodes_per_second']:6.3f} episodes/s (stage {ppo_wall:4.0f} s)",
+                flush=True,
+            )
+    print(f"\nmedian over {args.rounds} rounds; ratios are medians of each round's ratio (>1 is faster):")
+    for name in names:
+        sft_rates, ppo_rates = zip(*rates[name])
+        line = f"  {name:15s} SFT {median(sft_rates):7.1f} tokens/s   PPO {median(ppo_rates):6.3f} episodes/s"
+        if name != "local":
+            sft_ratio, ppo_ratio = paired(rates, name, "local", 0), paired(rates, name, "local", 1)
+            line += f"   vs local: SFT {sft_ratio:.2f}x  PPO {ppo_ratio:.2f}x"
+        print(line)
+    one, two = "ray, 1 worker", "ray, 2 workers"
     print(
-        f"  Ray 1-worker overhead: SFT {1 - one[1] / local[1]:+.1%}, PPO {1 - one[3] / local[3]:+.1%} (target <= 10%)"
+        f"  2-worker scaling efficiency vs 1 worker: SFT {paired(rates, two, one, 0) / 2:.0%}, "
+        f"PPO {paired(rates, two, one, 1) / 2:.0%}"
     )
     print(
-        f"  2-worker scaling efficiency vs 1 worker: SFT {two[1] / (2 * one[1]):.0%}, PPO {two[3] / (2 * one[3]):.0%}"
+        f"Ray 1-worker overhead: SFT {1 - paired(rates, one, 'local', 0):+.1%}, "
+        f"PPO {1 - paired(rates, one, 'local', 1):+.1%} (target <= 10%)"
     )
+
+
+def paired(rates: dict[str, list[tuple[float, float]]], name: str, baseline: str, metric: int) -> float:
+    """Median over rounds of name's rate / baseline's in the same round: the machine's speed drifts by tens of
+    percent over minutes, and a round runs the configurations minutes apart, not hours."""
+    return median(run[metric] / base[metric] for run, base in zip(rates[name], rates[baseline]))
 
 
 if __name__ == "__main__":
