@@ -167,13 +167,17 @@ class TrainerParams:
     group_by_length: bool = False
     """Batch examples of similar length together (less padding)."""
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
-    """`auto`: bf16 on a GPU that supports it, fp16 on other GPUs, full precision on CPU."""
+    """`auto`: bf16 where it is fast (a GPU or CPU with native bf16), fp16 on other GPUs, else full precision."""
     load_best_model_at_end: bool = True
+
+    @property
+    def section(self) -> str:
+        """The params.yaml section: sft, reward."""
+        return type(self).__name__.removesuffix("Params").lower()
 
     def __post_init__(self) -> None:
         if not 0 <= self.warmup_ratio < 1:
-            section = type(self).__name__.removesuffix("Params").lower()
-            raise ConfigError(f"{section}.warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+            raise ConfigError(f"{self.section}.warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,6 @@ class SFTParams(TrainerParams):
     eval_steps: int = 16
     save_steps: int = 16
     logging_steps: int = 5
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "bf16"
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,6 @@ class RewardParams(TrainerParams):
     max_steps: int = 200
     batch_size: int = 16
     eval_steps: int = 0
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "bf16"
 
 
 @dataclass(frozen=True)
@@ -251,12 +253,13 @@ class PPOParams:
     unfinished_penalty: float = 2.0
     """Subtracted from the (normalised) score of a response cut at max_new_tokens before the stop token, so a
     reward model is not rewarded for scoring unfinished text (TRL's missing_eos_penalty)."""
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "bf16"
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     """Autocast for forward and backward passes (weights and optimizer stay fp32); `auto` as for the trainers."""
-    sampling_dtype: Literal["float32", "bfloat16"] = "bfloat16"
-    """Weights the rollout sampler decodes with. bfloat16 keeps a bf16 copy of the policy, refreshed before each
-    rollout (about 2x faster decoding on CPUs with AVX512-BF16 and on GPUs); the update's log-probs are always
-    recomputed by the training model, so this changes only which responses are drawn."""
+    sampling_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Weights the rollout sampler decodes with (`auto`: bfloat16 where it is fast). bfloat16 keeps a bf16 copy
+    of the policy, refreshed before each rollout (about 2x faster decoding on CPUs with AVX512-BF16 and on GPUs);
+    the update's log-probs are always recomputed by the training model, so this changes only which responses
+    are drawn."""
     checkpoint_every: int = 8
     """Save model, value head, optimizer, RNG and data position every N updates; reruns resume."""
     curve_every: int = 8
@@ -298,8 +301,9 @@ class EvaluateParams:
     multiple_choice: str | None = None
     """Optional local JSONL of {"id", "question", "choices": [...], "answer": index}: accuracy by log-likelihood."""
     samples_logged: int = 16
-    dtype: Literal["float32", "bfloat16"] = "bfloat16"
-    """Weights both models sample and are scored with (bfloat16: about 2x faster on CPUs with AVX512-BF16)."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Weights both models sample and are scored with (bfloat16: about 2x faster on CPUs with AVX512-BF16;
+    `auto`: bfloat16 where it is fast)."""
 
 
 @dataclass(frozen=True)
@@ -541,6 +545,8 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(inner, value, source, key)
     if origin is Literal:
+        if value is False and "no" in args:  # PyYAML (YAML 1.1) reads a plain `no` as false; DVC (YAML 1.2) does not
+            value = "no"
         if value not in args:
             choices = ", ".join(repr(a) for a in args)
             raise ConfigError(f"{source}: {key}: expected one of {choices}, found {value!r}")

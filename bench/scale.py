@@ -5,7 +5,8 @@ Run: `python bench/scale.py [--sft-steps 12] [--ppo-updates 4] [--rounds 3]` aft
 data/tokenized, models/base for SFT, and models/sft, models/reward, models/judge for PPO). Each configuration runs
 the real stage command in a scratch project whose inputs link to this checkout's, so nothing here is overwritten.
 It prints SFT tokens/s (real tokens, from HF Trainer's train_runtime) and PPO episodes/s (from the stage's own
-timing), the stage's wall time (which adds Ray's start-up and the hand-over of inputs), and the ratios to local.
+timing), the stage's wall time (which adds Ray's start-up and the hand-over of inputs), the SFT loss and PPO's
+final response length (equal when the configurations did the same work), and the ratios to local.
 This machine's speed drifts by tens of percent within minutes, so the configurations run in rounds, in a rotated
 order, and each ratio is the median of the rounds' own ratios.
 """
@@ -102,8 +103,9 @@ def main() -> None:
             tokens = sft_tokens_per_second(sft_metrics, workers, params.sft.batch_size, mean_tokens)
             rates[name].append((tokens, ppo_metrics["episodes_per_second"]))
             print(
-                f"round {round_ + 1}  {name:15s} SFT {tokens:7.1f} tokens/s (stage {sft_wall:4.0f} s)   "
-                f"PPO {ppo_metrics['episodes_per_second']:6.3f} episodes/s (stage {ppo_wall:4.0f} s)",
+                f"round {round_ + 1}  {name:15s} SFT {tokens:7.1f} tokens/s (stage {sft_wall:4.0f} s, "
+                f"loss {sft_metrics['train_loss']:.4f})   PPO {ppo_metrics['episodes_per_second']:6.3f} episodes/s "
+                f"(stage {ppo_wall:4.0f} s, response length {ppo_metrics['final_response_length']:.1f})",
                 flush=True,
             )
     print(f"\nmedian over {args.rounds} rounds; ratios are medians of each round's ratio (>1 is faster):")

@@ -26,6 +26,7 @@ from alignflow.config import PPOParams
 from alignflow.data.formatting import Prompt, conversation
 from alignflow.errors import ConfigError
 from alignflow.io import write_json
+from alignflow.precision import mixed_precision, weights_dtype
 from alignflow.rl import core
 from alignflow.rl.sampling import (
     Samples,
@@ -35,7 +36,7 @@ from alignflow.rl.sampling import (
     sample,
     sequence_logprobs,
 )
-from alignflow.training.common import complete_checkpoints, precision_flags
+from alignflow.training.common import complete_checkpoints
 
 CHECKPOINT_MARKER = "state.json"
 """Written last into a checkpoint, which is renamed into place only once complete."""
@@ -93,10 +94,9 @@ class PolicyGradientTrainer:
         from accelerate import Accelerator
         from peft import PeftModel
 
-        precision = precision_flags(params.mixed_precision)
         self.accelerator = Accelerator(
             cpu=not torch.cuda.is_available(),
-            mixed_precision="bf16" if precision["bf16"] else "fp16" if precision["fp16"] else "no",
+            mixed_precision=mixed_precision("ppo.mixed_precision", params.mixed_precision),
         )
         world = self.accelerator.num_processes
         local = params.batch_size // world
@@ -129,7 +129,7 @@ class PolicyGradientTrainer:
         self.policy, self.optimizer = self.accelerator.prepare(policy, optimizer)
         if self.reference is not None:
             self.reference.to(self.accelerator.device)
-        self.sampler = sampler_copy(lm, params.sampling_dtype)
+        self.sampler = sampler_copy(lm, weights_dtype("ppo.sampling_dtype", params.sampling_dtype))
         self.kl = core.AdaptiveKLController(params.kl_coef, params.kl_target, params.kl_horizon)
         self.fused = params.ppo_epochs == 1 and params.minibatch_size == local
         """One on-policy step per update: the rollout's forward pass (with gradients) is also the update's."""

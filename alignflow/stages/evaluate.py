@@ -31,6 +31,7 @@ from alignflow.evaluation.suite import (
 from alignflow.io import staged_outputs, write_json
 from alignflow.models.loading import load_pretrained
 from alignflow.models.reward import RewardScorer
+from alignflow.precision import weights_dtype
 from alignflow.scale.launch import map_on_ray
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.sft import load_sft_model
@@ -50,7 +51,7 @@ def load_evaluation(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = load_pretrained(AutoTokenizer, require(policy_dir, "ppo"))
-    dtype = getattr(torch, params.evaluate.dtype)
+    dtype = getattr(torch, weights_dtype("evaluate.dtype", params.evaluate.dtype))
     models = {
         "sft": load_sft_model(require(paths.SFT_MODEL, "sft")).to(dtype),
         "ppo": load_pretrained(AutoModelForCausalLM, policy_dir, dtype=dtype),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from alignflow import paths
 from alignflow.config import TrainerParams, section_dict
 from alignflow.errors import ConfigError
+from alignflow.precision import mixed_precision
 from alignflow.tracking import is_main_process
 
 if TYPE_CHECKING:
@@ -23,17 +24,14 @@ if TYPE_CHECKING:
 PARAMS_SNAPSHOT = "alignflow_params.json"
 
 
-def precision_flags(mode: str) -> dict[str, bool]:
-    """bf16/fp16 TrainingArguments flags; `auto` uses mixed precision only where the device has it. Without a GPU
-    `use_cpu` is set too: it is what makes several CPU processes (accelerate launch, Ray Train) train together."""
+def precision_flags(setting: str, mode: str) -> dict[str, bool]:
+    """bf16/fp16 TrainingArguments flags for `mode` (see alignflow.precision). Without a GPU `use_cpu` is set
+    too: it is what makes several CPU processes (accelerate launch, Ray Train) train together."""
     import torch
 
+    resolved = mixed_precision(setting, mode)
     cpu = {} if torch.cuda.is_available() else {"use_cpu": True}
-    if mode == "auto":
-        if not torch.cuda.is_available():
-            return {"bf16": False, "fp16": False, **cpu}
-        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {"bf16": mode == "bf16", "fp16": mode == "fp16", **cpu}
+    return {"bf16": resolved == "bf16", "fp16": resolved == "fp16", **cpu}
 
 
 def training_arguments(
@@ -70,7 +68,7 @@ def training_arguments(
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
         remove_unused_columns=False,
-        **precision_flags(params.mixed_precision),
+        **precision_flags(f"{params.section}.mixed_precision", params.mixed_precision),
         **extra,
     )
 

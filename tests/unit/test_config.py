@@ -35,6 +35,16 @@ def test_mistyped_values_are_rejected():
         parse_params({"tokenize": {"template": "llama"}})
 
 
+def test_plain_no_is_the_choice_not_false(tmp_path):
+    """PyYAML reads a plain `no` as false, DVC as the string: both must mean full precision."""
+    target = tmp_path / "params.yaml"
+    target.write_text("sft:\n  mixed_precision: no\n")
+    assert load_params(target).sft.mixed_precision == "no"
+    shutil.copy(ROOT / "params.yaml", target)
+    apply_overlay(target, {"ppo": {"mixed_precision": "no"}})  # the round-trip writer drops the quotes
+    assert load_params(target).ppo.mixed_precision == "no"
+
+
 @pytest.mark.parametrize("threshold", [0, -0.1, 1.01])
 def test_dedup_threshold_outside_unit_interval(threshold):
     with pytest.raises(ConfigError, match=r"dedup\.threshold: must be in \(0, 1\]"):

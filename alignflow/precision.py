@@ -1,0 +1,57 @@
+"""Which precision this machine computes fast in: what `auto` means for mixed_precision and the sampling dtypes.
+
+bf16 is fast on GPUs that support it and on CPUs with native bf16 instructions (AVX512-BF16, AMX). Elsewhere
+(AVX2-only x86 CPUs) PyTorch emulates bf16 matrix products some 40x slower than fp32, which turns a run of
+minutes into one of hours; `auto` picks full precision there, and an explicit bf16 there gets a warning.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def bf16_is_fast() -> bool:
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()  # Arm: oneDNN runs bf16 where the cores have it
+
+
+def mixed_precision(setting: str, mode: str) -> Literal["no", "bf16", "fp16"]:
+    """The autocast mode for `mode` (auto | no | bf16 | fp16): `auto` is bf16 where it is fast, fp16 on other
+    GPUs, full precision on other CPUs."""
+    import torch
+
+    if mode == "auto":
+        return "bf16" if bf16_is_fast() else "fp16" if torch.cuda.is_available() else "no"
+    if mode == "bf16":
+        warn_if_slow(setting)
+    return mode  # type: ignore[return-value]
+
+
+def weights_dtype(setting: str, name: str) -> Literal["float32", "bfloat16"]:
+    """The torch dtype name for `name` (auto | float32 | bfloat16): `auto` is bfloat16 where it is fast."""
+    if name == "auto":
+        return "bfloat16" if bf16_is_fast() else "float32"
+    if name == "bfloat16":
+        warn_if_slow(setting)
+    return name  # type: ignore[return-value]
+
+
+def warn_if_slow(setting: str) -> None:
+    if not bf16_is_fast():
+        log.warning(
+            "%s: bf16 on a processor without native bf16 (AVX512-BF16, AMX) runs about 40x slower than full "
+            "precision; set it to auto",
+            setting,
+        )

@@ -1,0 +1,27 @@
+"""`auto` precision: bf16 only where the machine computes it natively, and a warning for bf16 where it does not."""
+
+import logging
+
+import pytest
+
+from alignflow import precision
+
+
+@pytest.fixture(params=[True, False], ids=["native-bf16", "no-bf16"])
+def bf16_fast(request, monkeypatch):
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda: request.param)
+    return request.param
+
+
+def test_auto_is_bf16_only_where_it_is_fast(bf16_fast):
+    assert precision.mixed_precision("sft.mixed_precision", "auto") == ("bf16" if bf16_fast else "no")
+    assert precision.weights_dtype("evaluate.dtype", "auto") == ("bfloat16" if bf16_fast else "float32")
+
+
+def test_explicit_choices_are_kept_and_slow_bf16_is_named(bf16_fast, caplog):
+    with caplog.at_level(logging.WARNING, logger=precision.__name__):
+        assert precision.mixed_precision("ppo.mixed_precision", "bf16") == "bf16"
+        assert precision.weights_dtype("ppo.sampling_dtype", "bfloat16") == "bfloat16"
+        assert precision.mixed_precision("sft.mixed_precision", "no") == "no"
+    warned = [record.getMessage().split(":")[0] for record in caplog.records]
+    assert warned == ([] if bf16_fast else ["ppo.mixed_precision", "ppo.sampling_dtype"])
