@@ -373,12 +373,23 @@ class PolicyGradientTrainer:
 
 @contextlib.contextmanager
 def merged_adapter(lm: nn.Module) -> Iterator[nn.Module]:
-    """A PEFT model with its adapter merged into the base weights, unmerged afterwards (training continues)."""
-    lm.merge_adapter()
+    """A PEFT model whose LoRA layers run on base + delta weights, with the adapter path switched off. The merged
+    weights are new tensors swapped in and the originals swapped back, never added and subtracted in place: in
+    floating point W + d - d is not W, and that drift would move the frozen reference a little at every update."""
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in lm.modules() if isinstance(m, LoraLayer)]
+    originals = [layer.get_base_layer().weight.data for layer in layers]
+    with torch.no_grad():
+        for layer, weight in zip(layers, originals):
+            delta = sum(layer.get_delta_weight(a) for a in layer.active_adapters)
+            layer.get_base_layer().weight.data = weight + delta
     try:
-        yield lm
+        with lm.disable_adapter():
+            yield lm
     finally:
-        lm.unmerge_adapter()
+        for layer, weight in zip(layers, originals):
+            layer.get_base_layer().weight.data = weight
 
 
 def sampler_copy(lm: nn.Module, dtype: str) -> nn.Module | None:
