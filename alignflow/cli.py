@@ -167,6 +167,15 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+REGISTRY_INTERVALS = {
+    "win_rate": "win_rate_policy_vs_sft",
+    "lc_win_rate": "lc_win_rate_policy_vs_sft",
+    "judge": "judge_win_rate_policy_vs_sft",
+    "judge_lc": "judge_lc_win_rate_policy_vs_sft",
+}
+"""`alignflow registry` columns shown as `value [ci_low, ci_high]` from each version's eval.* tags."""
+
+
 def cmd_registry(args: argparse.Namespace) -> int:
     name = args.name or load_params().register.model_name
     client = tracking.client()
@@ -174,9 +183,9 @@ def cmd_registry(args: argparse.Namespace) -> int:
     metrics = {str(v.version): version_metrics(v) for v in client.search_model_versions(f"name='{name}'")}
     for row in rows:  # win rates as "value [ci_low, ci_high]" from the version's eval.* tags
         evals = metrics.get(row["version"], {})
-        for column, key in (("win_rate", "win_rate_ppo_vs_sft"), ("judge", "judge_win_rate_ppo_vs_sft")):
+        for column, key in REGISTRY_INTERVALS.items():
             row[column] = format_interval(evals, key) if key in evals else None
-    columns = ("version", "aliases", "reward", "win_rate", "judge", "kl", "gate", "commit")
+    columns = ("version", "aliases", "method", "reward", *REGISTRY_INTERVALS, "kl", "gate", "commit")
     cells = [[str(row[c]) if row[c] is not None else "-" for c in columns] for row in rows]
     widths = [max([10, len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
     print(f"{name}:")
@@ -207,7 +216,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             ) from None
     report = Path(args.out or f"reports/eval-{Path(args.prompts).stem}.json")
     metrics = evaluate_prompt_file(params, Path(args.prompts), policy_dir, report)
-    headline = ("win_rate_ppo_vs_sft", "judge_win_rate_ppo_vs_sft", "unfinished_sft", "unfinished_ppo")
+    headline = (*REGISTRY_INTERVALS.values(), "unfinished_sft", "unfinished_policy")
     print(
         f"{report}: {metrics['prompts']} prompts; "
         + ", ".join(f"{key} {format_interval(metrics, key)}" for key in headline if key in metrics)

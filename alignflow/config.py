@@ -211,6 +211,72 @@ class RewardParams(TrainerParams):
 
 
 @dataclass(frozen=True)
+class AlignParams:
+    """The policy slot: which method turns the SFT model into the policy. Evaluation, the gate, the registry and
+    serving read only models/policy, so they treat every method alike; the method is recorded on the version."""
+
+    method: Literal["ppo", "dpo", "ipo", "kto", "simpo"] = "ppo"
+    """ppo: online RL against the reward model (section `ppo`; `ppo.advantage` picks gae, rloo or grpo).
+    dpo / ipo / kto / simpo: offline preference optimisation with TRL on the reward model's comparison groups
+    (section of the same name); no generation while training."""
+    stop_token: str | None = None
+    """Token that ends a policy response (default: the chat format's end-of-turn token)."""
+
+
+@dataclass(frozen=True)
+class PreferenceParams(TrainerParams):
+    """Offline preference optimisation (TRL trainers) from the SFT model on the reward model's training groups
+    (never the judge's or validation groups: every method is scored on the same unseen footing)."""
+
+    method: Literal["lora", "full"] = "lora"
+    """lora: train an adapter on the SFT model; the reference is the same model with the adapter disabled."""
+    lora: LoraParams = LoraParams()
+    beta: float = 0.1
+    """Strength of the pull towards the reference (DPO's beta, IPO's tau, KTO's beta; SimPO's reward scale)."""
+    max_steps: int = 24
+    learning_rate: float = 5e-4
+    batch_size: int = 8
+    eval_steps: int = 0
+    """Never: the held-out comparison groups are for measurement only, not for picking a checkpoint."""
+    save_steps: int = 8
+    logging_steps: int = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.beta <= 0:
+            raise ConfigError(f"{self.section}.beta: must be above 0, got {self.beta}")
+
+
+@dataclass(frozen=True)
+class DPOParams(PreferenceParams):
+    """DPO (Rafailov et al.): TRL's DPOTrainer with the sigmoid loss on (chosen, rejected) pairs."""
+
+
+@dataclass(frozen=True)
+class IPOParams(PreferenceParams):
+    """IPO (Azar et al.): TRL's DPOTrainer with the `ipo` loss; `beta` is the regulariser tau."""
+
+
+@dataclass(frozen=True)
+class KTOParams(PreferenceParams):
+    """KTO (Ethayarajh et al.): TRL's KTOTrainer on unpaired responses labelled desirable or not. A response the
+    comparisons prefer more often than they reject it is desirable; the reverse is undesirable; a tie is left out."""
+
+    desirable_weight: float = 1.0
+    undesirable_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class SimPOParams(PreferenceParams):
+    """SimPO (Meng et al.): TRL's CPO trainer with the `simpo` loss and no behaviour-cloning term; length-normalised,
+    reference-free."""
+
+    beta: float = 2.0
+    gamma_beta_ratio: float = 0.5
+    """Target reward margin over beta (TRL's `simpo_gamma`)."""
+
+
+@dataclass(frozen=True)
 class PPOParams:
     method: Literal["lora", "full"] = "lora"
     """lora: train an adapter on the SFT model; the reference is the same model with the adapter disabled."""
@@ -232,8 +298,6 @@ class PPOParams:
     min_new_tokens: int = 4
     temperature: float = 1.0
     top_p: float = 1.0
-    stop_token: str | None = None
-    """Token that ends a response (default: the chat format's end-of-turn token)."""
     gamma: float = 1.0
     lam: float = 0.95
     clip_range: float = 0.2
@@ -312,11 +376,14 @@ class RegisterParams:
     reward_model_name: str = "alignflow-reward"
     alias: str = "staging"
     """Alias the gate moves when a candidate passes (promotion is an alias move, never a registry stage)."""
-    gate_metrics: tuple[str, ...] = ("win_rate_ppo_vs_sft_ci_low", "reward_ppo_mean")
+    gate_metrics: tuple[str, ...] = ("win_rate_policy_vs_sft_ci_low", "reward_policy_mean")
     """metrics/eval.json keys (higher is better) on which the candidate must not fall behind the current alias."""
     min_win_rate: float = 0.5
     """The lower end of the win rate's 95% interval vs SFT must be strictly above this (the point estimate is
     never used, so a tie or a lucky draw on a few prompts cannot promote)."""
+    min_lc_win_rate: float | None = 0.5
+    """The lower end of the length-controlled win rate's interval vs SFT (reward model) must be strictly above this,
+    so a policy cannot pass by writing longer answers than SFT (null: not checked)."""
     require_judge: bool = True
     """Refuse to promote without the judge's verdict (a second reward model the policy never optimised)."""
     judge_min_win_rate: float = 0.5
@@ -348,7 +415,7 @@ class FlowParams:
     """Extra attempts for a failed stage (DVC makes a rerun safe: it redoes only what is not up to date)."""
     retry_delay_seconds: int = 10
     timeout_seconds: dict[str, int] = field(default_factory=dict)
-    """Per-stage time limit, e.g. {ppo: 3600}; stages not listed get default_timeout_seconds."""
+    """Per-stage time limit, e.g. {align: 3600}; stages not listed get default_timeout_seconds."""
     default_timeout_seconds: int = 7200
     push: bool = True
     """After a successful run, `dvc push` every output to the default DVC remote (`.dvc/config`), so another
@@ -357,7 +424,7 @@ class FlowParams:
 
 @dataclass(frozen=True)
 class ComputeParams:
-    """Where sft, reward and ppo train and evaluate samples: this process, or Ray Train workers on a cluster."""
+    """Where sft, reward and align train and evaluate samples: this process, or Ray Train workers on a cluster."""
 
     backend: Literal["local", "ray"] = "local"
     """`local`: one process (or `accelerate launch`); `ray`: the same code in Ray Train workers."""
@@ -394,7 +461,12 @@ class Params:
     tokenize: TokenizeParams = TokenizeParams()
     sft: SFTParams = SFTParams()
     reward: RewardParams = RewardParams()
+    align: AlignParams = AlignParams()
     ppo: PPOParams = PPOParams()
+    dpo: DPOParams = DPOParams()
+    ipo: IPOParams = IPOParams()
+    kto: KTOParams = KTOParams()
+    simpo: SimPOParams = SimPOParams()
     evaluate: EvaluateParams = EvaluateParams()
     register: RegisterParams = RegisterParams()
     schedule: ScheduleParams = ScheduleParams()

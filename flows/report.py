@@ -7,17 +7,19 @@ from typing import Any
 from alignflow.evaluation.statistics import format_interval
 
 HEADLINE = (
-    ("reward_ppo_mean", "reward (PPO)"),
+    ("reward_policy_mean", "reward (policy)"),
     ("reward_sft_mean", "reward (SFT)"),
-    ("reward_diff_ppo_sft", "reward difference PPO - SFT"),
-    ("win_rate_ppo_vs_sft", "win rate PPO vs SFT"),
-    ("kl_ppo_sft_mean", "KL(policy || SFT)"),
-    ("judge_win_rate_ppo_vs_sft", "judge win rate"),
+    ("reward_diff_policy_sft", "reward difference policy - SFT"),
+    ("win_rate_policy_vs_sft", "win rate policy vs SFT"),
+    ("lc_win_rate_policy_vs_sft", "length-controlled win rate"),
+    ("kl_policy_sft_mean", "KL(policy || SFT)"),
+    ("judge_win_rate_policy_vs_sft", "judge win rate"),
+    ("judge_lc_win_rate_policy_vs_sft", "judge length-controlled win rate"),
     ("judge_agreement", "judge agreement"),
     ("unfinished_sft", "unfinished responses (SFT)"),
-    ("unfinished_ppo", "unfinished responses (PPO)"),
-    ("length_ppo_mean", "response length (PPO)"),
-    ("heldout_perplexity_ppo", "held-out perplexity (PPO)"),
+    ("unfinished_policy", "unfinished responses (policy)"),
+    ("length_policy_mean", "response length (policy)"),
+    ("heldout_perplexity_policy", "held-out perplexity (policy)"),
 )
 
 

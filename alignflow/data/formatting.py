@@ -146,5 +146,7 @@ def reward_inputs(tokenizer, prompt: Prompt, response: str, max_length: int) -> 
 
 
 def policy_stop_token(params: Params, tokenizer) -> str:
-    """The token that ends a policy response: `ppo.stop_token`, else the chat format's end-of-turn token."""
-    return params.ppo.stop_token or ChatFormat(params.tokenize.template, params.tokenize.markers).stop_token(tokenizer)
+    """The token that ends a policy response: `align.stop_token`, else the chat format's end-of-turn token."""
+    return params.align.stop_token or ChatFormat(params.tokenize.template, params.tokenize.markers).stop_token(
+        tokenizer
+    )

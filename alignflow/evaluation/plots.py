@@ -36,14 +36,14 @@ def _pyplot():
 
 
 def reward_histograms(sft_rewards, policy_rewards) -> Figure:
-    """Reward-model scores of SFT vs PPO responses on the held-out prompts, overlaid."""
+    """Reward-model scores of SFT vs policy responses on the held-out prompts, overlaid."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.5))
     low = min(min(sft_rewards), min(policy_rewards))
     high = max(max(sft_rewards), max(policy_rewards))
     bins = np.linspace(low, high, 20) if high > low else 10
     axis.hist(sft_rewards, bins=bins, alpha=0.6, label="SFT", color="#4c72b0")
-    axis.hist(policy_rewards, bins=bins, alpha=0.6, label="PPO", color="#dd8452")
+    axis.hist(policy_rewards, bins=bins, alpha=0.6, label="policy", color="#dd8452")
     axis.set_xlabel("reward-model score")
     axis.set_ylabel("responses")
     axis.legend()
@@ -51,23 +51,30 @@ def reward_histograms(sft_rewards, policy_rewards) -> Figure:
     return figure
 
 
-def training_curves(
-    history: list[dict[str, float]], keys=("reward_mean", "kl", "entropy", "response_length")
-) -> Figure:
-    """PPO per-update statistics, one panel per key."""
+TRAINING_KEYS = (
+    ("reward_mean", "kl", "entropy", "response_length"),  # ppo, per update
+    ("loss", "rewards_margins", "rewards_accuracies", "rewards_chosen"),  # offline methods, per logged step
+)
+"""The panels of the training plot: the first set the history holds."""
+
+
+def training_curves(history: list[dict[str, float]]) -> Figure:
+    """The policy's training statistics, one panel per key (per PPO update, or per logged step of a TRL trainer)."""
     plt = _pyplot()
+    keys = next((ks for ks in TRAINING_KEYS if any(ks[0] in h for h in history)), TRAINING_KEYS[0])
     figure, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3))
-    updates = range(1, len(history) + 1)
+    steps = [h.get("step", index) for index, h in enumerate(history, start=1)]
     for axis, key in zip(np.atleast_1d(axes), keys):
-        axis.plot(updates, [h.get(key, np.nan) for h in history], marker="o", markersize=3)
+        axis.plot(steps, [h.get(key, np.nan) for h in history], marker="o", markersize=3)
         axis.set_title(key)
-        axis.set_xlabel("update")
+        axis.set_xlabel("step" if "step" in (history[0] if history else {}) else "update")
     figure.tight_layout()
     return figure
 
 
 CURVE_KEYS = {"curve_win_rate": "reward model", "curve_judge_win_rate": "judge"}
-"""History keys the PPO stage writes every ppo.curve_every updates: win rate vs SFT on a fixed prompt set."""
+"""History keys PPO writes every ppo.curve_every updates: win rate vs SFT on a fixed prompt set (offline methods
+sample nothing while training, so their plot holds only the starting point)."""
 
 
 def alignment_curve(history: list[dict[str, float]]) -> Figure:

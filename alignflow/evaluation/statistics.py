@@ -84,3 +84,60 @@ def format_interval(metrics: Mapping[str, Any], key: str) -> str:
     """`value [low, high]` when `metrics` carries `<key>_ci_low` and `<key>_ci_high`, else the bare value."""
     low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
     return f"{metrics.get(key)} [{low}, {high}]" if low is not None and high is not None else str(metrics.get(key))
+
+
+def length_controlled_win_rate(
+    candidate: Sequence[float],
+    baseline: Sequence[float],
+    candidate_lengths: Sequence[float],
+    baseline_lengths: Sequence[float],
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The win rate the candidate would have at equal length (AlpacaEval 2's length control), with a paired
+    bootstrap interval over prompts.
+
+    A logistic model of the per-prompt outcome (win 1, tie 0.5, loss 0) on the standardized length difference
+    (candidate minus baseline, scaled by its standard deviation over prompts); the LC win rate is its prediction at
+    zero difference. Both scorers here prefer longer answers, so a policy that wins by padding scores below its raw
+    win rate. Each bootstrap resample refits the model on the same prompts' standardized differences.
+    """
+    wins = prompt_wins(candidate, baseline)
+    difference = np.asarray(candidate_lengths, dtype=float) - np.asarray(baseline_lengths, dtype=float)
+    if difference.shape != wins.shape:
+        raise ValueError(f"expected one length per prompt for both models ({len(wins)}), found {difference.shape}")
+    spread = difference.std()
+    x = difference / spread if spread > 0 else np.zeros_like(difference)
+    indices = np.random.default_rng(seed).integers(0, len(wins), size=(resamples, len(wins)))
+    fitted = logistic_intercept(wins[None, :], x[None, :])[0]
+    resampled = logistic_intercept(wins[indices], x[indices])
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(resampled, [tail, 1 - tail])
+    return {"value": float(fitted), "ci_low": float(low), "ci_high": float(high)}
+
+
+LOGISTIC_SLOPE_PENALTY = 1e-3
+"""Ridge on the length slope only: keeps the fit finite when length separates wins from losses in a resample, and
+leaves the intercept (the LC win rate) unpenalised, so with no length differences LC equals the raw win rate."""
+
+
+def logistic_intercept(outcomes: np.ndarray, x: np.ndarray, iterations: int = 50) -> np.ndarray:
+    """sigmoid(a) for each row's fit of outcome ~ sigmoid(a + b·x) (outcomes in [0, 1], ties as 0.5), by Newton's
+    method on the Bernoulli log-likelihood with LOGISTIC_SLOPE_PENALTY on b; rows are independent fits."""
+    y, x = np.asarray(outcomes, dtype=float), np.asarray(x, dtype=float)
+    coef = np.zeros((len(y), 2))
+    penalty = np.array([0.0, LOGISTIC_SLOPE_PENALTY]) * y.shape[1]
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-(coef[:, :1] + coef[:, 1:] * x)))
+        w = p * (1 - p)
+        gradient = np.stack([(y - p).sum(1), ((y - p) * x).sum(1)], axis=1) - penalty * coef
+        hessian = np.empty((len(y), 2, 2))
+        hessian[:, 0, 0] = w.sum(1) + 1e-9
+        hessian[:, 0, 1] = hessian[:, 1, 0] = (w * x).sum(1)
+        hessian[:, 1, 1] = (w * x * x).sum(1) + penalty[1] + 1e-9
+        step = np.linalg.solve(hessian, gradient[:, :, None])[:, :, 0]
+        coef = np.clip(coef + step, -30, 30)  # an all-win (or all-loss) resample runs the intercept to infinity
+        if np.abs(step).max() < 1e-10:
+            break
+    return 1 / (1 + np.exp(-coef[:, 0]))

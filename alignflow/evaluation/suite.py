@@ -26,14 +26,14 @@ Scorer = Callable[[Sequence[str], Sequence[str]], torch.Tensor]
 class EvaluationResult:
     metrics: dict[str, Any]
     texts: dict[str, list[str]]
-    """Responses per model (sft, ppo, and bon for the best-of-n prefix)."""
+    """Responses per model (sft, policy, and bon for the best-of-n prefix)."""
     scores: dict[str, dict[str, list[float]]]
     """scores[scorer][model], scorers: reward and (when given) judge."""
 
 
 @dataclass
 class PromptResult:
-    """One prompt's responses and what is measured on them, by model (sft, ppo, and bon on the prefix)."""
+    """One prompt's responses and what is measured on them, by model (sft, policy, and bon on the prefix)."""
 
     texts: dict[str, str]
     lengths: dict[str, int]
@@ -92,12 +92,12 @@ def evaluate_batches(
     def score(scorer: Scorer, at: list[int], responses: list[str]) -> dict[int, float]:
         return dict(zip(at, scorer([texts[i] for i in at], responses).tolist())) if at else {}
 
-    generations = {"sft": draw(sft, seed, batches), "ppo": draw(policy, seed, batches)}
+    generations = {"sft": draw(sft, seed, batches), "policy": draw(policy, seed, batches)}
     scores = {
         name: {model: score(scorer, indices, [g.texts[i] for i in indices]) for model, g in generations.items()}
         for name, scorer in scorers.items()
     }
-    kl = sequence_kl(policy, sft, generations["ppo"], config.temperature)
+    kl = sequence_kl(policy, sft, generations["policy"], config.temperature)
     results = {
         i: PromptResult(
             texts={model: g.texts[i] for model, g in generations.items()},
@@ -138,7 +138,7 @@ def best_of_n_count(prompts: int, config: EvaluateParams) -> int:
 def summarise(results: dict[int, PromptResult], config: EvaluateParams, seed: int) -> EvaluationResult:
     """Headline metrics over every prompt's result (from one process or merged from several workers)."""
     rows = [results[i] for i in sorted(results)]
-    models = ("sft", "ppo")
+    models = ("sft", "policy")
     bon = [row for row in rows if "bon" in row.texts]
     responses = {model: [row.texts[model] for row in rows] for model in models}
     scores = {name: {model: [row.scores[name][model] for row in rows] for model in models} for name in rows[0].scores}
@@ -152,8 +152,9 @@ def summarise(results: dict[int, PromptResult], config: EvaluateParams, seed: in
             best_of_n_prompts=len(bon),
             unfinished_bon=round(1 - sum(row.finished["bon"] for row in bon) / len(bon), 4),
         )
-    metrics.update(comparison_metrics(scores, seed))
-    metrics.update(summary([row.kl for row in rows], "kl_ppo_sft"))
+    lengths = {model: [row.lengths[model] for row in rows] for model in models}
+    metrics.update(comparison_metrics(scores, seed, lengths))
+    metrics.update(summary([row.kl for row in rows], "kl_policy_sft"))
     for model in models:
         metrics.update(summary([row.lengths[model] for row in rows], f"length_{model}"))
         metrics[f"unfinished_{model}"] = round(1 - sum(row.finished[model] for row in rows) / len(rows), 4)

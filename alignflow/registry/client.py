@@ -225,9 +225,11 @@ def list_versions(client, name: str) -> list[dict[str, Any]]:
             {
                 "version": str(version.version),
                 "aliases": ",".join(sorted(aliases.get(str(version.version), []))),
-                "reward": metrics.get("reward_ppo_mean"),
-                "win_rate": metrics.get("win_rate_ppo_vs_sft"),
-                "kl": metrics.get("kl_ppo_sft_mean"),
+                "method": version.tags.get("lineage.method"),
+                "reward": metrics.get("reward_policy_mean"),
+                "win_rate": metrics.get("win_rate_policy_vs_sft"),
+                "lc_win_rate": metrics.get("lc_win_rate_policy_vs_sft"),
+                "kl": metrics.get("kl_policy_sft_mean"),
                 "gate": "; ".join(
                     f"{k.split('.')[1]}={v}"
                     for k, v in sorted(version.tags.items())

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from alignflow.config import RegisterParams
 from alignflow.evaluation.statistics import format_interval
 
-WIN_RATE = "win_rate_ppo_vs_sft"
-REWARD_DIFF = "reward_diff_ppo_sft"
-JUDGE_WIN_RATE = "judge_win_rate_ppo_vs_sft"
-KL = "kl_ppo_sft_mean"
-UNFINISHED = "unfinished_ppo"
+WIN_RATE = "win_rate_policy_vs_sft"
+LC_WIN_RATE = "lc_win_rate_policy_vs_sft"
+REWARD_DIFF = "reward_diff_policy_sft"
+JUDGE_WIN_RATE = "judge_win_rate_policy_vs_sft"
+KL = "kl_policy_sft_mean"
+UNFINISHED = "unfinished_policy"
 
 
 @dataclass(frozen=True)
@@ -54,16 +55,17 @@ def decide_promotion(
     def check(ok: bool, success: str, failure: str) -> None:
         (passed if ok else failures).append(success if ok else failure)
 
-    win_low = candidate.get(f"{WIN_RATE}_ci_low")
-    if win_low is None:
-        failures.append(f"no interval for the win rate vs SFT ({WIN_RATE}_ci_low missing)")
-    else:
-        shown = format_interval(candidate, WIN_RATE)
-        check(
-            win_low > gate.min_win_rate,
-            f"win rate vs SFT {shown}: lower end > {gate.min_win_rate}",
-            f"win rate vs SFT {shown}: lower end not above {gate.min_win_rate}",
-        )
+    def check_interval(key: str, floor: float, label: str) -> None:
+        low = candidate.get(f"{key}_ci_low")
+        if low is None:
+            failures.append(f"no interval for the {label} ({key}_ci_low missing)")
+            return
+        shown = format_interval(candidate, key)
+        check(low > floor, f"{label} {shown}: lower end > {floor}", f"{label} {shown}: lower end not above {floor}")
+
+    check_interval(WIN_RATE, gate.min_win_rate, "win rate vs SFT")
+    if gate.min_lc_win_rate is not None:
+        check_interval(LC_WIN_RATE, gate.min_lc_win_rate, "length-controlled win rate vs SFT")
     diff_low = candidate.get(f"{REWARD_DIFF}_ci_low")
     if diff_low is None:
         failures.append(f"no interval for the reward difference vs SFT ({REWARD_DIFF}_ci_low missing)")

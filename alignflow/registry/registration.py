@@ -24,21 +24,45 @@ def model_card(params: Params, metrics: dict[str, Any], tags: dict[str, str]) ->
     return "\n".join(
         [
             f"# {params.register.model_name}",
-            f"RLHF policy from alignflow: SFT ({params.sft.method}) of `{params.ingest.model}`, "
-            f"PPO ({params.ppo.method}, "
-            f"{params.ppo.updates} updates) against a reward model on `{params.reward.backbone}`.",
+            f"Aligned policy from alignflow: SFT ({params.sft.method}) of `{params.ingest.model}`, then "
+            f"{method_summary(params)}; reward model and judge on `{params.reward.backbone}`.",
             "",
             f"- {metrics.get('prompts')} held-out prompts, 95 % paired bootstrap intervals: win rate vs SFT "
-            f"{format_interval(metrics, 'win_rate_ppo_vs_sft')} (reward model), "
-            f"{format_interval(metrics, 'judge_win_rate_ppo_vs_sft')} (judge); "
-            f"KL to SFT {metrics.get('kl_ppo_sft_mean')}; "
-            f"unfinished {metrics.get('unfinished_ppo')} (SFT {metrics.get('unfinished_sft')})",
+            f"{format_interval(metrics, 'win_rate_policy_vs_sft')} (reward model), "
+            f"{format_interval(metrics, 'judge_win_rate_policy_vs_sft')} (judge); "
+            f"length-controlled {format_interval(metrics, 'lc_win_rate_policy_vs_sft')} (reward model), "
+            f"{format_interval(metrics, 'judge_lc_win_rate_policy_vs_sft')} (judge); "
+            f"KL to SFT {metrics.get('kl_policy_sft_mean')}; "
+            f"unfinished {metrics.get('unfinished_policy')} (SFT {metrics.get('unfinished_sft')})",
             f"- judge agreement: {metrics.get('judge_agreement')}",
             f"- git {tags.get('lineage.git_commit', '')[:12]} (dirty: {tags.get('lineage.git_dirty')}), "
             f"params {tags.get('lineage.params_hash')}",
             "",
             'Usage: `mlflow.pyfunc.load_model("models:/<name>@staging").predict(["a prompt"])`',
         ]
+    )
+
+
+def method_tags(params: Params) -> dict[str, str]:
+    """`lineage.method` (+ `lineage.ppo_advantage` for ppo): which method made the policy."""
+    tags = {"lineage.method": params.align.method}
+    if params.align.method == "ppo":
+        tags["lineage.ppo_advantage"] = params.ppo.advantage
+    return tags
+
+
+def method_summary(params: Params) -> str:
+    """How the policy was made, in a phrase: the method, its adapter and its budget."""
+    method = params.align.method
+    config = getattr(params, method)
+    if method == "ppo":
+        return (
+            f"PPO ({config.advantage} advantages, {config.method}, {config.updates} updates) against the reward model"
+        )
+    budget = f"{config.max_steps} steps" if config.max_steps > 0 else f"{config.epochs:g} epochs"
+    return (
+        f"{method.upper() if method != 'simpo' else 'SimPO'} ({config.method}, beta {config.beta}, {budget}) "
+        "on the reward model's comparison groups"
     )
 
 
@@ -56,7 +80,12 @@ def register_candidate(params: Params, eval_metrics: dict[str, Any]) -> dict[str
             [dvc_hashes().get(str(paths.POLICY)), lineage["lineage.params_hash"], eval_metrics], sort_keys=True
         ).encode()
     ).hexdigest()[:16]
-    tags = {**lineage, **{f"eval.{k}": str(v) for k, v in eval_metrics.items()}, registry.CANDIDATE_TAG: key}
+    tags = {
+        **lineage,
+        **method_tags(params),
+        **{f"eval.{k}": str(v) for k, v in eval_metrics.items()},
+        registry.CANDIDATE_TAG: key,
+    }
     chat = ChatFormat(params.tokenize.template, params.tokenize.markers)
     with tracking.stage_run("register", params.common.experiment, section_dict(config)) as run:
         client = mlflow.MlflowClient()

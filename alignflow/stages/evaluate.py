@@ -40,21 +40,21 @@ if TYPE_CHECKING:
     from peft import PeftModel
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-MODELS = ("sft", "ppo")
+MODELS = ("sft", "policy")
 
 
 def load_evaluation(
     params: Params, policy_dir: Path = paths.POLICY
 ) -> tuple[dict[str, PreTrainedModel | PeftModel], PreTrainedTokenizerBase, int, dict[str, RewardScorer]]:
-    """(models {sft, ppo}, policy tokenizer, stop id, scorers {reward, judge}) for an evaluation run."""
+    """(models {sft, policy}, policy tokenizer, stop id, scorers {reward, judge}) for an evaluation run."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = load_pretrained(AutoTokenizer, require(policy_dir, "ppo"))
+    tokenizer = load_pretrained(AutoTokenizer, require(policy_dir, "align"))
     dtype = getattr(torch, weights_dtype("evaluate.dtype", params.evaluate.dtype))
     models = {
         "sft": load_sft_model(require(paths.SFT_MODEL, "sft")).to(dtype),
-        "ppo": load_pretrained(AutoModelForCausalLM, policy_dir, dtype=dtype),
+        "policy": load_pretrained(AutoModelForCausalLM, policy_dir, dtype=dtype),
     }
     stop_id = tokenizer.convert_tokens_to_ids(policy_stop_token(params, tokenizer))
     scorers = {
@@ -71,7 +71,7 @@ def evaluate_prompt_file(params: Params, prompts_file: Path, policy_dir: Path, r
     chat = prepare_tokenizer(tokenizer, params.tokenize)
     prompts, _ = tokenize_prompts(records, tokenizer, chat, params.tokenize.prompt_max_length)
     result = evaluate_models(
-        models["sft"], models["ppo"], tokenizer, prompts, scorers, stop_id, params.evaluate, params.common.seed
+        models["sft"], models["policy"], tokenizer, prompts, scorers, stop_id, params.evaluate, params.common.seed
     )
     metrics = {"prompts_file": str(prompts_file), "policy": str(policy_dir), **result.metrics}
     with staged_outputs(report) as (path,):
@@ -89,7 +89,7 @@ def evaluate_share(params: Params, batches: list) -> dict:
     models, tokenizer, stop_id, scorers = load_evaluation(params)
     return evaluate_batches(
         models["sft"],
-        models["ppo"],
+        models["policy"],
         tokenizer,
         eval_prompts(params),
         scorers,
@@ -120,7 +120,7 @@ def run(params: Params) -> dict[str, Any]:
         results = {i: row for part in map_on_ray(evaluate_share, shares, params, inputs) for i, row in part.items()}
         result = summarise(results, config, seed)
     else:
-        result = evaluate_models(models["sft"], models["ppo"], tokenizer, prompts, scorers, stop_id, config, seed)
+        result = evaluate_models(models["sft"], models["policy"], tokenizer, prompts, scorers, stop_id, config, seed)
     metrics = result.metrics
     held_out = load_arrow(paths.TOKENIZED / "sft", "tokenize")["validation"]
     for name in MODELS:
@@ -133,10 +133,10 @@ def run(params: Params) -> dict[str, Any]:
             metrics[f"mc_accuracy_{name}"] = multiple_choice_accuracy(
                 models[name], tokenizer, items, lambda q: chat.prompt(tokenizer, q)
             )
-    history = json.loads((paths.POLICY / "ppo_history.json").read_text())
+    history = json.loads((paths.POLICY / "history.json").read_text())
     figures = {
-        "eval_reward_hist.png": reward_histograms(result.scores["reward"]["sft"], result.scores["reward"]["ppo"]),
-        "ppo_training.png": training_curves(history),
+        "eval_reward_hist.png": reward_histograms(result.scores["reward"]["sft"], result.scores["reward"]["policy"]),
+        "policy_training.png": training_curves(history),
         "alignment_curve.png": alignment_curve(history),
     }
     samples = sample_table(prompts, result)

@@ -22,7 +22,7 @@ from alignflow.stages.common import cli, require
 def run(params: Params) -> dict[str, Any]:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # our own retries wrap whole operations
     eval_metrics = json.loads(require(paths.metrics_file("evaluate"), "evaluate").read_text())
-    require(paths.POLICY, "ppo")
+    require(paths.POLICY, "align")
     require(paths.REWARD_MODEL, "reward")
     config = params.register
     with registry.refused_as_one_line(f"registering {config.model_name}"):

@@ -37,11 +37,12 @@ def precision_flags(setting: str, mode: str) -> dict[str, bool]:
 def training_arguments(
     params: TrainerParams, output_dir: Path, seed: int, has_eval: bool, cls=None, **extra: Any
 ) -> TrainingArguments:
-    """HF TrainingArguments (or a subclass such as TRL's RewardConfig) for one of our trainer sections."""
+    """HF TrainingArguments (or a subclass such as TRL's RewardConfig) for one of our trainer sections; `extra` adds
+    or overrides values."""
     from transformers import TrainingArguments
 
     evaluating = has_eval and params.eval_steps > 0
-    return (cls or TrainingArguments)(
+    values = dict(
         output_dir=str(output_dir),
         seed=seed,
         data_seed=seed,
@@ -69,8 +70,8 @@ def training_arguments(
         dataloader_pin_memory=False,
         remove_unused_columns=False,
         **precision_flags(f"{params.section}.mixed_precision", params.mixed_precision),
-        **extra,
     )
+    return (cls or TrainingArguments)(**{**values, **extra})
 
 
 def trainer_metrics(trainer, result) -> dict[str, Any]:

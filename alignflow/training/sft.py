@@ -160,18 +160,23 @@ def _sort_target_modules(config_file: Path) -> None:
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def trainable_policy(sft_dir: Path, method: str, lora: LoraParams) -> PeftModel | PreTrainedModel:
-    """The SFT model ready for RL: with a fresh LoRA adapter (`method: lora`; disabling it gives the reference
-    policy) or as is (`full`). A prompt-tuned SFT model cannot be merged, so it is refused."""
-    from peft import get_peft_model
-
+def mergeable_sft_model(sft_dir: Path, stage: str) -> PreTrainedModel:
+    """The merged SFT model to align further. A prompt-tuned SFT model (an unmergeable soft prompt) is refused."""
     card = json.loads((sft_dir / SFT_CARD).read_text())
     if card["needs_adapter"]:
         raise ConfigError(
-            "ppo: the SFT model is prompt-tuned (an unmergeable soft prompt); use sft.method lora, qlora "
-            "or full before PPO"
+            f"{stage}: the SFT model is prompt-tuned (an unmergeable soft prompt); use sft.method lora, qlora "
+            "or full before aligning it"
         )
-    lm = load_sft_model(sft_dir)
+    return load_sft_model(sft_dir)
+
+
+def trainable_policy(sft_dir: Path, method: str, lora: LoraParams) -> PeftModel | PreTrainedModel:
+    """The SFT model ready for RL: with a fresh LoRA adapter (`method: lora`; disabling it gives the reference
+    policy) or as is (`full`)."""
+    from peft import get_peft_model
+
+    lm = mergeable_sft_model(sft_dir, "ppo")
     return get_peft_model(lm, lora_config(lm, lora, "CAUSAL_LM")) if method == "lora" else lm
 
 

@@ -1,4 +1,4 @@
-"""Crash at any point: SIGKILL each of sft, reward, ppo, evaluate and register at a random moment, then rerun it.
+"""Crash at any point: SIGKILL each of sft, reward, align (ppo), evaluate and register at a random moment; rerun it.
 
 While it lies dead, every output is the previous complete one or the new complete one; the rerun (training
 resumes from its newest complete checkpoint) ends where an uninterrupted run ends: the same files, weights equal
@@ -23,8 +23,8 @@ from tests.project import make_project, project_env, run
 
 pytestmark = pytest.mark.slow
 SEED = 20261201
-ORDER = ["sft", "reward", "ppo", "evaluate", "register"]
-TRAINING = {"sft": ["sft"], "reward": ["reward", "judge"], "ppo": ["ppo"]}
+ORDER = ["sft", "reward", "align", "evaluate", "register"]
+TRAINING = {"sft": ["sft"], "reward": ["reward", "judge"], "align": ["ppo"]}
 """Training stages and their checkpoint folders under checkpoints/."""
 CHECKPOINT_MARKERS = ("trainer_state.json", "state.json")
 PREVIOUS = "PREVIOUS-OUTPUT"
@@ -151,7 +151,7 @@ def untimed(metrics: dict) -> dict:
     }
 
 
-@pytest.mark.parametrize("stage", ["sft", "reward", "ppo", "evaluate"])
+@pytest.mark.parametrize("stage", ["sft", "reward", "align", "evaluate"])
 def test_a_stage_killed_at_a_random_moment_leaves_whole_outputs_and_its_rerun_matches(project, stage):
     env, rng = project_env(project), random.Random(f"{SEED}-{stage}")
     ensure_upstream(project, stage, env)
@@ -169,7 +169,7 @@ def test_a_stage_killed_at_a_random_moment_leaves_whole_outputs_and_its_rerun_ma
     assert_previous_or_new(outputs, previous, reference)
     uninterrupted(project, stage, env)
     assert_same_outputs(snapshot(outputs), reference)
-    assert not (project / "checkpoints" / stage).exists()
+    assert not any((project / "checkpoints" / name).exists() for name in TRAINING.get(stage, []))
 
 
 def test_register_killed_at_a_random_moment_leaves_no_half_registered_version(project):

@@ -1,5 +1,6 @@
 """End to end on the tiny profile with real DVC, Prefect and MLflow: `dvc repro` and the Prefect flow give identical
-outputs and a registered model version; reruns skip; `dvc exp run -S ppo...` redoes only what depends on PPO."""
+outputs and a registered model version; reruns skip; `dvc exp run -S ppo...` redoes only what depends on PPO; switching
+`align.method` to an offline method reruns only the policy slot and what reads it, and registers that method."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects):
     for project in projects:
         assert "up to date" in run(["dvc", "status"], project).stdout
         assert json.loads((project / "metrics/dedup.json").read_text())["sft_kept"] > 0
-        assert json.loads((project / "metrics/ppo.json").read_text())["updates"] == 4
+        assert json.loads((project / "metrics/align.json").read_text())["updates"] == 4
         assert (project / "models/policy/model.safetensors").is_file()
 
     again = run(["alignflow", "run"], by_prefect)
@@ -68,28 +69,54 @@ def test_flow_run_ends_with_a_registered_version_and_dvc_metrics(projects):
     client = mlflow.MlflowClient(f"sqlite:///{by_prefect / 'mlflow.db'}")
     (version,) = client.search_model_versions("name='alignflow-policy'")
     assert version.tags["gate.staging.decision"] in ("promoted", "rejected")
-    assert version.tags["lineage.dvc.models/policy"] == locked_outputs(by_prefect, ["ppo"])["models/policy"]
+    assert version.tags["lineage.dvc.models/policy"] == locked_outputs(by_prefect, ["align"])["models/policy"]
     register = json.loads((by_prefect / "metrics/register.json").read_text())
     assert register["version"] == 1
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], by_prefect).stdout)
-    assert "win_rate_ppo_vs_sft" in json.dumps(shown) and "eval_accuracy" in json.dumps(shown)
+    assert "win_rate_policy_vs_sft" in json.dumps(shown) and "eval_accuracy" in json.dumps(shown)
 
 
 def test_experiment_on_a_ppo_param_reruns_only_ppo_evaluate_register_and_a_tie_is_rejected(projects):
     by_dvc, _ = projects
     result = run(["dvc", "exp", "run", "-S", "ppo.learning_rate=0.0"], by_dvc)  # the policy stays the SFT model
     ran = [line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")]
-    assert ran == ["ppo", "evaluate", "register"]
+    assert ran == ["align", "evaluate", "register"]
     assert "0.0" in run(["dvc", "exp", "show", "--no-pager", "--csv"], by_dvc).stdout
     evaluation = json.loads((by_dvc / "metrics/eval.json").read_text())
-    assert evaluation["win_rate_ppo_vs_sft"] == 0.5 and evaluation["win_rate_ppo_vs_sft_ci_low"] == 0.5
+    assert evaluation["win_rate_policy_vs_sft"] == 0.5 and evaluation["win_rate_policy_vs_sft_ci_low"] == 0.5
     register = json.loads((by_dvc / "metrics/register.json").read_text())
     assert register["promoted"] is False and "win rate" in register["reason"]
 
 
+def test_switching_to_dpo_reruns_only_the_policy_slot_and_registers_the_method(projects):
+    import mlflow
+
+    from alignflow.config import apply_overlay
+
+    _, by_prefect = projects
+    apply_overlay(by_prefect / "params.yaml", {"align": {"method": "dpo"}})
+    status = run(["dvc", "status"], by_prefect).stdout
+    changed = {line.rstrip(":") for line in status.splitlines() if line and not line[0].isspace()}
+    assert changed == {"align", "register"}  # evaluate follows once models/policy changes
+    flow = run(["alignflow", "run"], by_prefect)
+    assert [entry.split(":")[0] for entry in flow.stdout.splitlines() if entry.endswith(": ran")] == [
+        "align",
+        "evaluate",
+        "register",
+    ]
+    metrics = json.loads((by_prefect / "metrics/align.json").read_text())
+    assert metrics["steps"] > 0 and metrics["examples"] > 0 and "updates" not in metrics
+    evaluation = json.loads((by_prefect / "metrics/eval.json").read_text())
+    assert {"lc_win_rate_policy_vs_sft_ci_low", "judge_lc_win_rate_policy_vs_sft"} <= set(evaluation)
+    client = mlflow.MlflowClient(f"sqlite:///{by_prefect / 'mlflow.db'}")
+    dpo_version = client.get_model_version("alignflow-policy", "2")
+    assert dpo_version.tags["lineage.method"] == "dpo" and "DPO (lora" in dpo_version.description
+    assert client.get_model_version("alignflow-policy", "1").tags["lineage.method"] == "ppo"
+
+
 def test_stage_runs_nest_under_one_parent_run_per_pipeline_run(projects):
     by_dvc, by_prefect = projects
-    for project, parents in ((by_dvc, 2), (by_prefect, 2)):  # by_dvc: `dvc repro` and `dvc exp run`
+    for project, parents in ((by_dvc, 2), (by_prefect, 3)):  # dvc repro + dvc exp run; three flow runs
         runs = mlflow_runs(project)
         pipeline_ids = {r.info.run_id for r in runs if r.data.tags.get("alignflow.kind") == "pipeline"}
         stage_runs = [r for r in runs if "alignflow.stage" in r.data.tags]

@@ -65,13 +65,13 @@ def ray_project(tmp_path_factory):
 
 def test_the_flow_on_ray_registers_a_version(ray_project):
     project, flow = ray_project
-    assert "ppo: ran" in flow.stdout and "register: ran" in flow.stdout
+    assert "align: ran" in flow.stdout and "register: ran" in flow.stdout
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     (version,) = client.search_model_versions("name='alignflow-policy'")
     assert version.tags["gate.staging.decision"] in ("promoted", "rejected")
     runs = {r.info.run_name: r for r in client.search_runs([e.experiment_id for e in client.search_experiments()])}
-    assert runs["ppo"].data.metrics["kl"] is not None  # rank 0's per-update metrics reach the stage's run
-    assert json.loads((project / "metrics/ppo.json").read_text())["updates"] == 4
+    assert runs["align"].data.metrics["kl"] is not None  # rank 0's per-update metrics reach the stage's run
+    assert json.loads((project / "metrics/align.json").read_text())["updates"] == 4
     assert not [path for path in (project / "checkpoints").rglob("*") if path.is_file()]  # Ray's run folders too
 
 
@@ -93,7 +93,7 @@ def test_sft_and_ppo_on_two_ray_workers_match_two_accelerate_processes(ray_proje
     with params_set(project, "compute.backend=local"):
         stage(project, "sft", ACCELERATE_2)
         assert max_difference(weights(project / "models/sft/model"), on_ray["sft"]) < WEIGHT_TOLERANCE
-        stage(project, "ppo", ACCELERATE_2)
+        stage(project, "align", ACCELERATE_2)
         assert max_difference(weights(project / "models/policy"), on_ray["ppo"]) < WEIGHT_TOLERANCE
 
 
@@ -103,7 +103,7 @@ def test_a_ray_worker_killed_mid_ppo_restarts_from_the_checkpoint_to_the_same_we
     storage = project / "checkpoints" / "ray"
     env = project_env(project)
     process = subprocess.Popen(
-        [sys.executable, "-m", "alignflow.stages.ppo"],
+        [sys.executable, "-m", "alignflow.stages.align"],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -113,7 +113,7 @@ def test_a_ray_worker_killed_mid_ppo_restarts_from_the_checkpoint_to_the_same_we
     killed = None
     deadline = time.monotonic() + 600
     while killed is None and process.poll() is None and time.monotonic() < deadline:
-        if any(storage.glob("alignflow-ppo-*/checkpoint_*")):  # the first PPO checkpoint is in Ray's storage
+        if any(storage.glob("alignflow-align-*/checkpoint_*")):  # the first PPO checkpoint is in Ray's storage
             workers = [
                 p for p in psutil.process_iter(["cmdline"]) if "RayTrainWorker" in " ".join(p.info["cmdline"] or [])
             ]
@@ -141,3 +141,14 @@ def test_a_cluster_address_that_does_not_answer_is_one_line_naming_it_and_writes
     assert len(lines) == 1 and "compute.address" in lines[0], result.stderr
     assert (project / "models/sft/model/model.safetensors").stat().st_mtime_ns == before
     assert len(client.search_runs(experiments)) == runs_before
+
+
+def test_dpo_on_two_ray_workers_matches_two_accelerate_processes(ray_project):
+    project, _ = ray_project
+    with params_set(project, "align.method=dpo"):
+        stage(project, "align")  # params.yaml still says compute.backend: ray
+        on_ray = weights(project / "models/policy")
+        assert json.loads((project / "metrics/align.json").read_text())["steps"] == 4
+        with params_set(project, "compute.backend=local"):
+            stage(project, "align", ACCELERATE_2)
+        assert max_difference(weights(project / "models/policy"), on_ray) < WEIGHT_TOLERANCE

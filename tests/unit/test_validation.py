@@ -153,6 +153,48 @@ def test_a_conversational_prompt_keeps_its_earlier_turns(tmp_path):
     assert validate_source("comparisons", SourceParams(str(reread))).records == [record]
 
 
+TURNS = [
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello!"},
+    {"role": "user", "content": "Name a fruit."},
+]
+
+
+def test_an_eval_prompt_given_as_turns_becomes_its_last_user_turn_plus_context(tmp_path):
+    system = {"role": "system", "content": "Be brief."}
+    path = write_lines(
+        tmp_path / "my_prompts.jsonl", {"id": "a", "prompt": [system, *TURNS]}, {"id": "b", "prompt": "Why?"}
+    )
+    records = validate_source("eval_prompts", SourceParams(str(path))).records
+    assert records == [
+        {"id": "a", "prompt": "Name a fruit.", "context": [system, *TURNS[:2]]},
+        {"id": "b", "prompt": "Why?"},
+    ]
+    reread = write_lines(tmp_path / "again.jsonl", *records)  # the canonical form, as the tokenize stage reads it
+    assert validate_source("eval_prompts", SourceParams(str(reread))).records == records
+
+
+@pytest.mark.parametrize(
+    "turns, pattern",
+    [
+        (
+            [*TURNS[:2], {"role": "assistant", "content": "x"}],
+            r":2: prompt\[2\]\.role: expected 'user' \(turns alternate user/assistant\), found 'assistant'$",
+        ),
+        (
+            [*TURNS[:2], {"role": "bot", "content": "x"}],
+            r":2: prompt\[2\]\.role: unknown role 'bot'; expected one of system, user, assistant$",
+        ),
+        ([*TURNS[:2], {"role": "user", "content": " "}], r":2: prompt\[2\]\.content: empty$"),
+        ([*TURNS[:2], "Name a fruit."], r":2: prompt\[2\]: expected an object with role and content, found str$"),
+        (TURNS[:2], r":2: prompt: conversation must end with a user turn$"),
+    ],
+)
+def test_eval_prompt_turn_problems(tmp_path, turns, pattern):
+    path = write_lines(tmp_path / "my_prompts.jsonl", {"id": "ok", "prompt": "Why?"}, {"id": "a", "prompt": turns})
+    check("eval_prompts", path, r"my_prompts\.jsonl" + pattern)
+
+
 def test_csv_and_field_mapping_with_transcripts(tmp_path):
     path = tmp_path / "hh.csv"
     path.write_text('text\n"### Human: Hi there ### Assistant: Hello! ### Human: Bye ### Assistant: Take care."\n')
