@@ -1,11 +1,13 @@
 """The alignflow Prefect flow: runs the DVC stages in order under one MLflow parent run, records the run's
-dvc.lock and params.yaml on that run, and pushes the outputs to the DVC remote (`flow.push`).
+dvc.lock and params.yaml on that run, writes each stage's wall time to metrics/timing.json, and pushes the outputs to
+the DVC remote (`flow.push`).
 
 Run: `alignflow run` (or `python -m flows.pipeline`). Stage order must match dvc.yaml (a test checks).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -15,6 +17,7 @@ from prefect.runtime import flow_run
 from alignflow import tracking
 from alignflow.config import load_params
 from alignflow.errors import ConfigError
+from alignflow.timing import write_timing
 from flows.report import summary_markdown
 from tasks.remote import push_outputs, record_run
 from tasks.stages import read_metrics, run_stage
@@ -33,6 +36,8 @@ def pipeline(stages: list[str] | None = None) -> dict[str, Any]:
             raise ConfigError(f"{where}: unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
     logger = get_run_logger()
     results: dict[str, Any] = {}
+    timing: dict[str, dict[str, Any]] = {}
+    started = time.monotonic()
     tags = {
         "alignflow.orchestrator": "prefect",
         "prefect.flow_run_id": str(flow_run.get_id()),
@@ -46,8 +51,11 @@ def pipeline(stages: list[str] | None = None) -> dict[str, Any]:
                 retry_delay_seconds=options.retry_delay_seconds,
                 timeout_seconds=options.timeout_seconds.get(name, options.default_timeout_seconds),
             )
+            stage_started = time.monotonic()
             results[name] = task(name)
+            timing[name] = {"seconds": time.monotonic() - stage_started, "ran": results[name]["ran"]}
             logger.info("%s: %s", name, "ran" if results[name]["ran"] else "up to date")
+        write_timing(timing, time.monotonic() - started)
         record_run()
         if params.flow.push:
             push_outputs()

@@ -39,16 +39,14 @@ def git_state(pipeline_file: Path = Path("dvc.yaml")) -> dict[str, str]:
 
 
 def pipeline_written(pipeline_file: Path = Path("dvc.yaml")) -> set[str]:
-    """dvc.lock and every output, metric and plot path that dvc.yaml declares."""
+    """dvc.lock and every output, metric and plot path that dvc.yaml declares (top-level metrics too: the flow's)."""
     if not pipeline_file.is_file():
         return set()
-    stages = (yaml.safe_load(pipeline_file.read_text()) or {}).get("stages", {})
-    declared = {
-        next(iter(entry)) if isinstance(entry, dict) else entry
-        for stage in stages.values()
-        for kind in ("outs", "metrics", "plots")
-        for entry in stage.get(kind, [])
-    }
+    pipeline = yaml.safe_load(pipeline_file.read_text()) or {}
+    entries = [*pipeline.get("metrics", [])]
+    for stage in pipeline.get("stages", {}).values():
+        entries += [entry for kind in ("outs", "metrics", "plots") for entry in stage.get(kind, [])]
+    declared = {next(iter(entry)) if isinstance(entry, dict) else entry for entry in entries}
     return {str(pipeline_file.with_suffix(".lock")), *declared}
 
 

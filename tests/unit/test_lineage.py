@@ -6,7 +6,9 @@ import subprocess
 
 from alignflow.registry.lineage import git_state
 
-PIPELINE = """stages:
+PIPELINE = """metrics:
+  - metrics/timing.json
+stages:
   evaluate:
     cmd: python -m evaluate
     outs:
@@ -27,6 +29,7 @@ def git(cwd, *args):
 
 def test_only_source_and_config_changes_make_a_run_dirty(tmp_path, monkeypatch):
     files = {"dvc.yaml": PIPELINE, "dvc.lock": "a", "metrics/eval.json": "{}", "plots/curve.png": "x", "src.py": "1"}
+    files["metrics/timing.json"] = "{}"
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
@@ -34,7 +37,7 @@ def test_only_source_and_config_changes_make_a_run_dirty(tmp_path, monkeypatch):
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "init")
     monkeypatch.chdir(tmp_path)
-    for name in ("dvc.lock", "metrics/eval.json", "plots/curve.png"):  # what a pipeline run rewrites
+    for name in ("dvc.lock", "metrics/eval.json", "metrics/timing.json", "plots/curve.png"):  # what a run rewrites
         (tmp_path / name).write_text("rewritten by the run")
     state = git_state()
     assert state["git_dirty"] == "false" and "git_changes" not in state and len(state["git_commit"]) == 40

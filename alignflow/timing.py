@@ -1,0 +1,48 @@
+"""The run's timing record, metrics/timing.json: each stage's wall time, the run's total, and the machine that took
+them (the same run takes twice as long on a CPU without native bf16, so a time means nothing without its CPU).
+
+dvc.yaml declares the file as a top-level metric, so `dvc metrics diff` shows how times moved between commits.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+from alignflow.io import write_json
+from alignflow.paths import METRICS
+
+TIMING_FILE = METRICS / "timing.json"
+
+
+def cpu_model() -> str:
+    """The processor's model name (/proc/cpuinfo on Linux; the platform's own name elsewhere)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """What a wall time depends on: CPU model, core count, whether bf16 is native here (what `auto` picks)."""
+    import os
+
+    from alignflow.precision import bf16_is_fast
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "native_bf16": bf16_is_fast()}
+
+
+def write_timing(stages: dict[str, dict[str, Any]], total_seconds: float, path: Path = TIMING_FILE) -> None:
+    """stages: {name: {"seconds": wall time, "ran": whether DVC ran it or found it up to date}}."""
+    write_json(
+        path,
+        {
+            "total_minutes": round(total_seconds / 60, 2),
+            "stage_minutes": {name: round(s["seconds"] / 60, 2) for name, s in stages.items()},
+            "ran": {name: s["ran"] for name, s in stages.items()},
+            **machine(),
+        },
+    )
