@@ -36,7 +36,7 @@ CONFIGS = {
 }
 INPUTS = {
     "sft": ["data/tokenized", "models/base"],
-    "ppo": ["data/tokenized", "models/sft", "models/reward", "models/judge"],
+    "align": ["data/tokenized", "models/sft", "models/reward", "models/judge"],
 }
 
 
@@ -99,7 +99,9 @@ def main() -> None:
             workers = compute.get("num_workers", 1)
             sft_metrics, sft_wall = run_stage("sft", {"sft": sft, "compute": compute})
             per_worker = {"minibatch_size": params.ppo.minibatch_size // workers}  # one step on the whole batch
-            ppo_metrics, ppo_wall = run_stage("ppo", {"ppo": {**ppo, **per_worker}, "compute": compute})
+            ppo_metrics, ppo_wall = run_stage(
+                "align", {"align": {"method": "ppo"}, "ppo": {**ppo, **per_worker}, "compute": compute}
+            )
             tokens = sft_tokens_per_second(sft_metrics, workers, params.sft.batch_size, mean_tokens)
             rates[name].append((tokens, ppo_metrics["episodes_per_second"]))
             print(

@@ -387,6 +387,11 @@ CASES = [
     params_case("params_tab_indentation", "dedup:\n\tthreshold: 0.9\n", r":8: invalid YAML \("),
     params_case("params_number_as_string", 'ppo:\n  updates: "12"\n', r": ppo\.updates: expected int, found '12'$"),
     params_case(
+        "params_unknown_method",
+        "align:\n  method: dpx\n",
+        r": align\.method: expected one of 'ppo', 'dpo', 'ipo', 'kto', 'simpo', found 'dpx'$",
+    ),
+    params_case(
         "params_unknown_key",
         "dedup:\n  treshold: 0.8\n",
         r": dedup\.treshold: unknown key; did you mean 'threshold'\?$",
