@@ -87,13 +87,20 @@ def uninterrupted(project: Path, stage: str, env: dict[str, str]) -> tuple[float
     return time.monotonic() - began, appeared
 
 
-def killed(project: Path, stage: str, env: dict[str, str], delay: float, after_checkpoint: bool) -> None:
-    """Start the stage and SIGKILL it `delay` seconds after it starts (or after its first complete checkpoint)."""
+def killed(project: Path, stage: str, env: dict[str, str], delay: float, checkpoints: int = 0) -> None:
+    """Start the stage and SIGKILL it `delay` seconds after it starts, or, with `checkpoints` (how many an
+    uninterrupted run writes), `delay` seconds after its first complete checkpoint but no later than its last
+    appears: on a loaded machine a timed kill could otherwise land after the stage's final clean-up."""
     process = start(project, stage, env)
-    while after_checkpoint and not complete_checkpoints(project, stage):
+    seen: set[Path] = set()
+    while checkpoints and not seen:
         assert process.poll() is None, f"{stage} ended before writing a checkpoint:\n{process.stdout.read()[-3000:]}"
+        seen |= complete_checkpoints(project, stage)
         time.sleep(0.01)
-    time.sleep(delay)
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline and (not checkpoints or len(seen) < checkpoints):
+        seen |= complete_checkpoints(project, stage)
+        time.sleep(0.005)
     assert process.poll() is None, f"{stage} finished before the kill after {delay:.2f}s"
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -162,10 +169,10 @@ def test_a_stage_killed_at_a_random_moment_leaves_whole_outputs_and_its_rerun_ma
     previous = snapshot(outputs)
     if stage in TRAINING:  # between its first checkpoint and its last, so there is always one to resume from
         assert len(checkpoints) >= 2, f"{stage} wrote {len(checkpoints)} checkpoint(s); the test needs two"
-        killed(project, stage, env, rng.uniform(0, 1) * (checkpoints[-1] - checkpoints[0]), after_checkpoint=True)
+        killed(project, stage, env, rng.uniform(0, 1) * (checkpoints[-1] - checkpoints[0]), len(checkpoints))
         assert complete_checkpoints(project, stage)  # what the rerun resumes from
     else:
-        killed(project, stage, env, rng.uniform(0.1, 0.9) * duration, after_checkpoint=False)
+        killed(project, stage, env, rng.uniform(0.1, 0.9) * duration)
     assert_previous_or_new(outputs, previous, reference)
     uninterrupted(project, stage, env)
     assert_same_outputs(snapshot(outputs), reference)
@@ -182,7 +189,7 @@ def test_register_killed_at_a_random_moment_leaves_no_half_registered_version(pr
     expected = json.loads((project / "metrics" / "register.json").read_text())
     (project / "metrics" / "register.json").unlink()
 
-    killed(project, "register", env, rng.uniform(0.1, 0.95) * duration, after_checkpoint=False)
+    killed(project, "register", env, rng.uniform(0.1, 0.95) * duration)
     uninterrupted(project, "register", env)
     result = json.loads((project / "metrics" / "register.json").read_text())
     assert {k: result[k] for k in ("version", "promoted", "reason")} == {
