@@ -56,7 +56,7 @@ def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects):
         assert (project / "models/policy/model.safetensors").is_file()
 
     timing = json.loads((by_prefect / "metrics/timing.json").read_text())
-    assert list(timing["stage_minutes"]) == list(STAGES) and all(timing["ran"].values()) and timing["cpu"]
+    assert set(timing["stage_minutes"]) == set(STAGES) and all(timing["ran"].values()) and timing["cpu"]
     again = run(["alignflow", "run"], by_prefect)
     assert [f"{name}: up to date" for name in STAGES] == [
         entry for entry in again.stdout.splitlines() if entry.endswith("up to date")
