@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from alignflow.config import DPOParams, IPOParams, KTOParams, MarkerParams, SimPOParams
 from alignflow.data.formatting import ChatFormat
@@ -70,12 +71,12 @@ def log_ratio_margin(policy, reference, tokenizer) -> float:
     return float((ratio["chosen"] - ratio["rejected"]).mean())
 
 
-def train(algorithm: str, sft_dir, tokenizer, output_dir, resume_from=None, **overrides):
+def train(algorithm: str, sft_dir, tokenizer, output_dir, resume_from=None, callbacks=(), **overrides):
     examples = preference_examples(PAIRS, tokenizer, CHAT, tokenizer.eos_token)
     if algorithm == "kto":
         examples = unpaired_examples(examples)
     config = section(algorithm, **overrides)
-    return train_preference(algorithm, sft_dir, tokenizer, examples, config, 128, output_dir, 0, resume_from)
+    return train_preference(algorithm, sft_dir, tokenizer, examples, config, 128, output_dir, 0, resume_from, callbacks)
 
 
 @pytest.mark.parametrize("method", ["dpo", "ipo", "kto", "simpo"])
@@ -106,8 +107,14 @@ def test_a_run_resumed_from_its_checkpoint_ends_with_the_uninterrupted_weights(s
     shutil.rmtree(tmp_path / "cut" / "checkpoint-6")  # as if killed after step 3's checkpoint
     checkpoint = last_checkpoint(tmp_path / "cut")
     assert checkpoint.endswith("checkpoint-3")
-    resumed, result = train("dpo", sft_dir, tokenizer, tmp_path / "cut", resume_from=checkpoint)
-    assert result.global_step == 6
+    steps_run: list[int] = []
+
+    class StepsRun(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps_run.append(state.global_step)
+
+    resumed, result = train("dpo", sft_dir, tokenizer, tmp_path / "cut", checkpoint, [StepsRun()])
+    assert result.global_step == 6 and steps_run == [4, 5, 6]  # resumed, not retrained from step 0
     expected, got = merged_policy(whole.model).state_dict(), merged_policy(resumed.model).state_dict()
     assert max(float((expected[k] - got[k]).abs().max()) for k in expected) < 1e-6
 
