@@ -195,6 +195,14 @@ def cmd_registry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_presets(args: argparse.Namespace) -> int:
+    from alignflow.data.presets import describe
+
+    print(describe())
+    print("\nOn an ingest source: `comparisons: {path: ..., preset: hh-rlhf}`; `fields:` renames its columns.")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score SFT and a policy (the DVC output, or a registry version) on a prompt file; a separate report."""
     from alignflow import paths
@@ -334,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     registry = commands.add_parser("registry", help="list registered versions, aliases and gate decisions")
     registry.add_argument("--name", help="registered model (default: params register.model_name)")
     registry.set_defaults(func=cmd_registry)
+
+    presets = commands.add_parser("presets", help="list the public dataset schemas ingest reads, and their columns")
+    presets.set_defaults(func=cmd_presets)
 
     evaluate = commands.add_parser("evaluate", help="score SFT and a policy on your own prompt file (JSONL id, prompt)")
     evaluate.add_argument("--prompts", required=True, help='JSONL file of {"id", "prompt"} records')

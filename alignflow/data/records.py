@@ -3,22 +3,30 @@
 Canonical forms (what ingest writes):
 - sft:          {"id", "messages": [{"role", "content"}, ...]}   ending with an assistant turn
 - comparisons:  {"id", "prompt", "pairs": [{"chosen", "rejected", "score_gap", "category"}, ...]}  (also accepted
-                as input); `category` is the rejected response's quality label (e.g. "rude"), or null
+                as input); `category` is the rejected response's quality label (e.g. "rude"), or null. Input may
+                instead give `responses`, each with a `score` (1-10) or a `label` (true: desirable), which become
+                (better, worse) pairs: all of them up to `max_pairs`, else a seeded sample of that many (pairs.py)
 - prompts:      {"id", "prompt"}
 Comparisons and prompts may be multi-turn: `prompt` given as a list of turns ending with a user turn (TRL's
 conversational form) is kept as `prompt` (that last user turn) plus `context` (the turns before it).
 Each validator raises FieldError naming the field; the reader adds the file and line. Values are quoted in
-messages cut to a few dozen characters, so a 5 MB field still gives a one-line error. Text may not hold NUL.
+messages cut to a few dozen characters, so a 5 MB field still gives a one-line error. Text may not hold NUL, nor an
+unpaired surrogate (JSON can spell one, `"\ud800"`; UTF-8 cannot encode it, so no later stage could write it).
 """
 
 from __future__ import annotations
 
-import itertools
+import re
 from collections.abc import Callable
 from typing import Any
 
+from alignflow.data.pairs import ordered_pairs
+
 ROLES = ("system", "user", "assistant")
 SCORE_RANGE = (1, 10)
+SURROGATE = re.compile("[\ud800-\udfff]")
+DEFAULT_MAX_PAIRS = 16
+"""Pairs kept per comparison group of scored responses (the default of `ingest.max_pairs_per_group`)."""
 
 
 class FieldError(ValueError):
@@ -39,7 +47,7 @@ def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _text(record: dict[str, Any], key: str, path: str | None = None) -> str:
+def text_field(record: dict[str, Any], key: str, path: str | None = None) -> str:
     path = path or key
     if key not in record:
         raise FieldError(path, "missing")
@@ -48,9 +56,20 @@ def _text(record: dict[str, Any], key: str, path: str | None = None) -> str:
         raise FieldError(path, f"expected a string, found {_kind(value)}")
     if not value.strip():
         raise FieldError(path, "empty")
+    _check_encodable(value, path)
+    return value.strip()
+
+
+def _check_encodable(value: str, path: str) -> None:
     if "\x00" in value:
         raise FieldError(path, f"contains a NUL character (at position {value.index(chr(0))})")
-    return value.strip()
+    surrogate = SURROGATE.search(value)
+    if surrogate:
+        raise FieldError(
+            path,
+            f"contains an unpaired surrogate {surrogate.group()!r} at position {surrogate.start()}, "
+            "which cannot be encoded as UTF-8 (a broken escape in the JSON, or text cut inside a character)",
+        )
 
 
 def _number_hint(value: Any) -> str:
@@ -70,6 +89,7 @@ def _record_id(record: dict[str, Any]) -> str:
     value = record["id"]
     if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
         raise FieldError("id", f"expected a non-empty string or integer, found {show(value)}")
+    _check_encodable(str(value), "id")
     return str(value).strip()
 
 
@@ -87,7 +107,7 @@ def validate_messages(messages: Any, field: str = "messages", ends_with: str = "
         role = turn.get("role")
         if role not in ROLES:
             raise FieldError(f"{where}.role", f"unknown role {show(role)}; expected one of {', '.join(ROLES)}")
-        content = _text(turn, "content", f"{where}.content")
+        content = text_field(turn, "content", f"{where}.content")
         turns.append({"role": role, "content": content})
     dialogue = turns[1:] if turns[0]["role"] == "system" else turns
     for index, turn in enumerate(dialogue):
@@ -109,7 +129,7 @@ def _prompt(record: dict[str, Any]) -> dict[str, Any]:
     if isinstance(value, list):
         turns = validate_messages(value, "prompt", ends_with="user")
         return {"prompt": turns[-1]["content"], **({"context": turns[:-1]} if len(turns) > 1 else {})}
-    prompt = _text(record, "prompt")
+    prompt = text_field(record, "prompt")
     if not record.get("context"):
         return {"prompt": prompt}
     turns = validate_messages([*record["context"], {"role": "user", "content": prompt}], "context", ends_with="user")
@@ -121,7 +141,7 @@ def normalise_sft(record: dict[str, Any]) -> dict[str, Any]:
     if "messages" in record:
         return {"id": record_id, "messages": validate_messages(record["messages"])}
     if "prompt" in record or "response" in record:
-        prompt, response = _text(record, "prompt"), _text(record, "response")
+        prompt, response = text_field(record, "prompt"), text_field(record, "response")
         return {
             "id": record_id,
             "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
@@ -141,33 +161,25 @@ def _score(response: dict[str, Any], path: str) -> float:
     return float(score)
 
 
-def normalise_comparison(record: dict[str, Any]) -> dict[str, Any]:
-    """Scored responses become every (better, worse) pair, with the score gap kept for the margin."""
+def normalise_comparison(record: dict[str, Any], max_pairs: int = DEFAULT_MAX_PAIRS, seed: int = 0) -> dict[str, Any]:
+    """Scored (or labelled) responses become (better, worse) pairs, at most `max_pairs` of them, with the score
+    gap kept for the margin (null for labels)."""
     record_id, prompt = _record_id(record), _prompt(record)
     if "responses" in record:
-        responses = record["responses"]
-        if not isinstance(responses, list):
-            raise FieldError("responses", f"expected a list, found {type(responses).__name__}")
-        if len(responses) < 2:
-            raise FieldError("responses", f"need at least 2 responses to compare, found {len(responses)}")
-        scored = []
-        for index, response in enumerate(responses):
-            if not isinstance(response, dict):
-                raise FieldError(f"responses[{index}]", "expected an object with text and score")
-            scored.append(
-                (
-                    _text(response, "text", f"responses[{index}].text"),
-                    _score(response, f"responses[{index}].score"),
-                    _category(response, f"responses[{index}].category"),
-                )
-            )
+        texts, values, categories, labelled = _responses(record["responses"])
+        chosen = ordered_pairs(values, max_pairs, f"{seed}-{record_id}")
+        if not chosen:
+            what = "labels" if labelled else "scores"
+            raise FieldError("responses", f"all {what} are equal, so there is no preference to learn")
         pairs = [
-            {"chosen": a, "rejected": b, "score_gap": sa - sb, "category": cb}
-            for (a, sa, _), (b, sb, cb) in itertools.permutations(scored, 2)
-            if sa > sb
+            {
+                "chosen": texts[better],
+                "rejected": texts[worse],
+                "score_gap": None if labelled else values[better] - values[worse],
+                "category": categories[worse],
+            }
+            for better, worse in chosen
         ]
-        if not pairs:
-            raise FieldError("responses", "all scores are equal, so there is no preference to learn")
         return {"id": record_id, **prompt, "pairs": pairs}
     if "pairs" in record:  # the canonical form itself, as re-read by later stages
         pairs = record["pairs"]
@@ -179,10 +191,37 @@ def normalise_comparison(record: dict[str, Any]) -> dict[str, Any]:
     raise FieldError("responses", "missing (expected `responses` with scores, or `chosen` and `rejected`)")
 
 
+def _responses(responses: Any) -> tuple[list[str], list[float], list[str | None], bool]:
+    """(texts, scores, categories, labelled): a `label` counts as score 1 (desirable) or 0; a group is all
+    scored or all labelled."""
+    if not isinstance(responses, list):
+        raise FieldError("responses", f"expected a list, found {type(responses).__name__}")
+    if len(responses) < 2:
+        raise FieldError("responses", f"need at least 2 responses to compare, found {len(responses)}")
+    texts, values, categories = [], [], []
+    labelled = isinstance(responses[0], dict) and "label" in responses[0] and "score" not in responses[0]
+    for index, response in enumerate(responses):
+        where = f"responses[{index}]"
+        if not isinstance(response, dict):
+            raise FieldError(where, "expected an object with text and score")
+        texts.append(text_field(response, "text", f"{where}.text"))
+        values.append(_label(response, f"{where}.label") if labelled else _score(response, f"{where}.score"))
+        categories.append(_category(response, f"{where}.category"))
+    return texts, values, categories, labelled
+
+
+def _label(response: dict[str, Any], path: str) -> float:
+    if "label" not in response:
+        raise FieldError(path, "missing (a group is all labelled or all scored)")
+    if not isinstance(response["label"], bool):
+        raise FieldError(path, f"expected true or false, found {show(response['label'])}")
+    return float(response["label"])
+
+
 def _pair(pair: Any, prefix: str) -> dict[str, Any]:
     if not isinstance(pair, dict):
         raise FieldError(prefix.rstrip("."), "expected an object with chosen and rejected")
-    chosen, rejected = _text(pair, "chosen", f"{prefix}chosen"), _text(pair, "rejected", f"{prefix}rejected")
+    chosen, rejected = text_field(pair, "chosen", f"{prefix}chosen"), text_field(pair, "rejected", f"{prefix}rejected")
     if chosen == rejected:
         raise FieldError(f"{prefix}rejected", "identical to chosen")
     gap = pair.get("score_gap")
@@ -197,7 +236,7 @@ def _category(item: dict[str, Any], path: str) -> str | None:
     """An optional quality label (e.g. "rude", "off_topic"), for per-category reward-model accuracy."""
     if item.get("category") is None:
         return None
-    return _text(item, "category", path)
+    return text_field(item, "category", path)
 
 
 def normalise_prompt(record: dict[str, Any]) -> dict[str, Any]:

@@ -4,18 +4,21 @@ Every record comes with its location (its first line in JSONL and CSV, `record 1
 `row 12` in Parquet, all 1-based) so that a contract violation can be reported as `file:12: field: problem`.
 Whatever cannot be read at all (bad bytes, broken syntax, an unreadable Parquet file) is one such line too.
 
-Text files are UTF-8. A UTF-8 byte-order mark at the start is accepted and dropped; a UTF-16/32 one is an error
-that says to re-save the file as UTF-8. CRLF line endings are accepted (in CSV, also inside quoted fields).
-NUL bytes are an error naming their line and column.
+Text files are UTF-8, and may be gzipped (`test.jsonl.gz`, as hh-rlhf is published). A UTF-8 byte-order mark
+at the start is accepted and dropped; a UTF-16/32 one is an error that says to re-save the file as UTF-8. CRLF
+line endings are accepted (in CSV, also inside quoted fields). NUL bytes are an error naming their line and column.
 `datasets` is imported only when a hub dataset is read, so that local sources do not pay for it.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import itertools
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,29 +54,37 @@ class RawRecord:
 
 
 def read_source(source: SourceParams) -> Iterator[RawRecord]:
-    """Yield the source's records with field mapping applied, up to `source.limit`."""
+    """Yield the source's records with field mapping applied, from `source.skip` on, up to `source.limit`."""
     records = _read_hub(source) if source.path.startswith(HUB_PREFIX) else _read_file(Path(source.path))
-    for count, record in enumerate(records):
-        if source.limit is not None and count >= source.limit:
-            return
+    end = None if source.limit is None else source.skip + source.limit
+    for record in itertools.islice(records, source.skip, end):
         if record.problem:
             yield record
             continue
         data = map_fields(record.data, source)
-        if source.generate_ids and "id" not in data:
-            data["id"] = f"{Path(source.path).stem}-{record.location}"
+        if (source.generate_ids or source.preset) and "id" not in data:
+            data["id"] = generated_id(source, record.location)
         yield RawRecord(record.location, data, unit=record.unit)
 
 
+def generated_id(source: SourceParams, location: int) -> str:
+    """`<file stem>-<location>`; a hub dataset's id also names the split, as two splits share locations."""
+    name = Path(source.path.removesuffix(".gz")).stem
+    return f"{name}-{source.split}-{location}" if source.path.startswith(HUB_PREFIX) else f"{name}-{location}"
+
+
 def map_fields(row: dict[str, Any], source: SourceParams) -> dict[str, Any]:
-    """Rename source columns to contract fields; a `transcript` column becomes `messages`."""
+    """Rename source columns to contract fields (or, with a preset, to the preset's columns); a `transcript`
+    column becomes `messages`."""
     if not source.fields:
         return row
     mapped = {k: v for k, v in row.items() if k not in source.fields.values()}
     for target, column in source.fields.items():
         if column not in row:
             continue  # the validator reports the missing contract field
-        if target == "transcript":
+        if source.preset:
+            mapped[target] = row[column]
+        elif target == "transcript":
             mapped["messages"] = parse_transcript(row[column], source.human_marker, source.assistant_marker)
         elif target in ("chosen_transcript", "rejected_transcript"):
             prompt, reply = split_last_reply(row[column], source.human_marker, source.assistant_marker)
@@ -109,6 +120,11 @@ def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise DataError(path, None, None, "file not found")
     raw = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(path, None, None, f"not a readable gzip file, truncated? ({first_line(exc)})") from None
     if not raw.strip():
         raise DataError(path, None, None, "file is empty")
     for bom, encoding in UNICODE_BOMS:
@@ -142,7 +158,7 @@ def _decode(path: Path) -> str:
 
 
 def _read_file(path: Path) -> Iterator[RawRecord]:
-    suffix = path.suffix.lower()
+    suffix = Path(path.name.removesuffix(".gz")).suffix.lower()
     if suffix == ".parquet":
         rows = _read_parquet(path)
         yield from (RawRecord(i, row, unit="row") for i, row in enumerate(rows, start=1))
@@ -168,7 +184,10 @@ def _read_file(path: Path) -> Iterator[RawRecord]:
         yield from _read_jsonl(path)
     else:
         raise DataError(
-            path, None, None, f"unsupported format {suffix or '(none)'}; use .jsonl, .json, .csv or .parquet"
+            path,
+            None,
+            None,
+            f"unsupported format {suffix or '(none)'}; use .jsonl, .json, .csv (each may be gzipped) or .parquet",
         )
 
 

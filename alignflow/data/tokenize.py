@@ -83,8 +83,10 @@ def tokenize_sft(
 def reward_pairs(
     records: list[dict[str, Any]], tokenizer, max_length: int
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """One row per (chosen, rejected) pair, encoded for the reward model; score_gap is null when unscored."""
+    """One row per (chosen, rejected) pair, encoded for the reward model; score_gap is null when unscored. Rows keep
+    a multi-turn prompt's earlier turns (`context`), which offline policy methods render before the prompt."""
     rows, truncated = [], 0
+    multi_turn = any(record.get("context") for record in records)
     for record in records:
         for index, pair in enumerate(record["pairs"]):
             row = {
@@ -95,6 +97,7 @@ def reward_pairs(
                 "rejected": pair["rejected"],
                 "score_gap": pair["score_gap"],
                 "category": pair.get("category") or "unlabelled",
+                **({"context": record.get("context", [])} if multi_turn else {}),
             }
             for side in ("chosen", "rejected"):
                 encoded = reward_inputs(tokenizer, conversation(record), pair[side], max_length)

@@ -12,8 +12,9 @@ from typing import Any
 
 from alignflow import paths, tracking
 from alignflow.config import DATASETS, Params, SourceParams, section_dict
+from alignflow.data.presets import converter, validate_mapped
 from alignflow.data.records import prompt_text
-from alignflow.data.validate import check_ids_across_sources, validate_source
+from alignflow.data.validate import check_ids_across_sources
 from alignflow.io import staged_outputs, write_json, write_jsonl
 from alignflow.models.sources import materialise_encoder, materialise_policy
 from alignflow.stages.common import cli
@@ -29,7 +30,13 @@ def source_fingerprint(source: SourceParams) -> str:
 def run(params: Params) -> dict[str, Any]:
     config = params.ingest
     sources = {name: getattr(config, name) for name in DATASETS}
-    validated = {name: validate_source(name, source, config.on_error) for name, source in sources.items()}
+    for name, source in sources.items():  # a misnamed preset stops the stage before any file is read
+        if source.preset:
+            converter(name, source.path, source.preset)
+    validated = {
+        name: validate_mapped(name, source, config.on_error, config.max_pairs_per_group, params.common.seed)
+        for name, source in sources.items()
+    }
     check_ids_across_sources(validated, sources, config.on_error)
     metrics: dict[str, Any] = {}
     for name, result in validated.items():

@@ -92,6 +92,7 @@ def test_a_three_turn_preference_transcript_keeps_its_turns_for_the_policy_and_t
     from alignflow.data.formatting import conversation
     from alignflow.data.tokenize import reward_pairs, tokenize_prompts
     from alignflow.data.validate import validate_source
+    from alignflow.training.preference import preference_examples
 
     path = tmp_path / "hh.jsonl"
     head = "\n\nHuman: How do I keep basil?\n\nAssistant: In water on the counter.\n\nHuman: And mint?"
@@ -127,6 +128,10 @@ def test_a_three_turn_preference_transcript_keeps_its_turns_for_the_policy_and_t
         "mint keeps the same way. [SEP]"
     )
     assert pair["chosen_ids"] == reward_inputs(bert, conversation(row), "Mint keeps the same way.", 128)["input_ids"]
+    (example,) = preference_examples([pair], tokenizer, chat, stop="")  # what DPO and its relatives train on
+    assert example["prompt"] == turns and example["chosen"] == [
+        {"role": "assistant", "content": "Mint keeps the same way."}
+    ]
     decoder = reward_inputs(tokenizer, conversation(row), "Mint keeps the same way.", 512)
     rendered = tokenizer.apply_chat_template(
         [*turns, {"role": "assistant", "content": "Mint keeps the same way."}], tokenize=False

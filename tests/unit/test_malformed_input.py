@@ -134,6 +134,20 @@ CASES = [
         r":1: prompt: contains a NUL character \(at position 1\)$",
     ),
     jsonl_case(
+        "jsonl_unpaired_surrogate_in_a_reply",
+        "sft",
+        jsonl(SFT) + b'{"id": "s-2", "messages": [{"role": "user", "content": "Hi"}, '
+        b'{"role": "assistant", "content": "ok \\ud83d then"}]}\n',
+        r":2: messages\[1\]\.content: contains an unpaired surrogate '\\ud83d' at position 3, which cannot be "
+        r"encoded as UTF-8",
+    ),
+    jsonl_case(
+        "jsonl_unpaired_surrogate_in_an_id",
+        "prompts",
+        jsonl(PROMPT) + b'{"id": "p-\\udc00", "prompt": "q"}\n',
+        r":2: id: contains an unpaired surrogate '\\udc00' at position 2",
+    ),
+    jsonl_case(
         "jsonl_5mb_line",
         "prompts",
         lambda: jsonl({"id": {"blob": "x" * 5_000_000}, "prompt": "q"}),
