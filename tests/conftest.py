@@ -1,8 +1,12 @@
-"""Shared fixtures: a tiny causal LM and tokenizer trained in-process on a few KB of text."""
+"""Shared fixtures: a tiny causal LM and tokenizer trained in-process on a few KB of text, and the tiny pipeline
+run once per test run through the Prefect flow, which end-to-end modules copy instead of running it again."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -23,3 +27,19 @@ def tiny_lm():
     from alignflow.models.tiny import build_tiny_causal_lm
 
     return build_tiny_causal_lm(CORPUS, seed=0)
+
+
+@dataclass(frozen=True)
+class BuiltProject:
+    path: Path
+    flow: subprocess.CompletedProcess
+    """The `alignflow run` that built it (its stdout names what ran)."""
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> BuiltProject:
+    """The tiny profile, run once to a registered version; use it through `tests.project.copy_project`."""
+    from tests.project import make_project, run
+
+    project = make_project(tmp_path_factory.mktemp("tiny_pipeline") / "project")
+    return BuiltProject(project, run(["alignflow", "run"], project))

@@ -1,9 +1,11 @@
-"""A throwaway copy of the project (git + DVC initialised) for integration and end-to-end tests."""
+"""A throwaway copy of the project (git + DVC initialised) for integration and end-to-end tests, and copies of a
+project the tiny pipeline already ran in, so that the e2e modules share one run (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -14,6 +16,7 @@ PROJECT_FILES = (
     "tasks",
     "configs",
     "data/samples",
+    "data/hh-rlhf",
     "params.yaml",
     "dvc.yaml",
     ".dvc/config",
@@ -23,8 +26,15 @@ PROJECT_FILES = (
 )
 
 
+REMOTE = "alignflow-dvc-remote"
+"""The default DVC remote's folder, beside the project (.dvc/config: ../../alignflow-dvc-remote)."""
+NOT_COPIED = (".dvc-site", ".prefect", "tmp")
+"""Per-checkout state a copy starts without: DVC's site cache and state database, Prefect's home."""
+
+
 def make_project(target: Path, profile: str | None = "tiny") -> Path:
-    """Copy the project's tracked inputs to `target`, init git + DVC there, apply `profile`, commit."""
+    """Copy the project's tracked inputs to `target`, init git + DVC there, apply `profile`, commit. The DVC
+    remote is `target`'s sibling: give each project a folder of its own (`mktemp(...) / "project"`)."""
     for name in PROJECT_FILES:
         source = ROOT / name
         if source.is_dir():
@@ -68,3 +78,37 @@ def run(
             f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
         )
     return result
+
+
+def copy_project(built: Path, target: Path) -> Path:
+    """A copy of a project the pipeline ran in that shares nothing writable with it: files and git history
+    copied, the DVC cache and remote hard-linked (DVC never rewrites an object in place), and its own MLflow store
+    (the SQLite database and artifacts copied, every recorded path moved to the copy)."""
+
+    def link_objects(source: str, destination: str) -> None:
+        if f"{os.sep}.dvc{os.sep}cache{os.sep}" in source:
+            os.link(source, destination)
+        else:
+            shutil.copy2(source, destination)
+
+    shutil.copytree(
+        built, target, symlinks=True, ignore=shutil.ignore_patterns(*NOT_COPIED), copy_function=link_objects
+    )
+    if (built.parent / REMOTE).is_dir():
+        shutil.copytree(built.parent / REMOTE, target.parent / REMOTE, copy_function=os.link)
+    if (target / "mlflow.db").is_file():
+        _move_recorded_paths(target / "mlflow.db", str(built), str(target))
+    return target
+
+
+def _move_recorded_paths(database: Path, old: str, new: str) -> None:
+    """Rewrite `old` to `new` in every text column of an MLflow SQLite store (artifact locations, model sources)."""
+    with sqlite3.connect(database) as connection:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for _, column, kind, *_ in connection.execute(f'PRAGMA table_info("{table}")').fetchall():
+                if "CHAR" in kind.upper() or "TEXT" in kind.upper():
+                    connection.execute(
+                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) WHERE instr("{column}", ?) > 0',
+                        (old, new, old),
+                    )

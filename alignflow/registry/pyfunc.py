@@ -1,23 +1,22 @@
 """MLflow pyfunc wrappers: the policy generates text from prompts; the reward model scores (prompt, response).
 
-transformers, torch and alignflow's model code are imported in `load_context`/`predict`, so that importing this
-module to register a model does not load them.
+`predict` is type-hinted, so MLflow infers each model's signature and checks inputs against it: the policy takes
+a list of prompts (or a one-column DataFrame), the reward model a list of {prompt, response} records (or a
+DataFrame with those columns). transformers, torch and alignflow's model code are imported in
+`load_context`/`predict`, so that importing this module to register a model does not load them.
 """
-
-from __future__ import annotations
 
 from typing import Any
 
 import mlflow.pyfunc
+import pydantic
 
 
-def _column(model_input: Any, name: str) -> list[str]:
-    """Accept a list of strings, a dict of lists, or a pandas DataFrame."""
-    if hasattr(model_input, "columns"):
-        return [str(v) for v in (model_input[name] if name in model_input.columns else model_input.iloc[:, 0])]
-    if isinstance(model_input, dict):
-        return [str(v) for v in model_input[name]]
-    return [str(v) for v in model_input]
+class Exchange(pydantic.BaseModel):
+    """One (prompt, response) pair for the reward model to score."""
+
+    prompt: str
+    response: str
 
 
 class PolicyGenerator(mlflow.pyfunc.PythonModel):
@@ -37,15 +36,15 @@ class PolicyGenerator(mlflow.pyfunc.PythonModel):
         self.stop_id = self.tokenizer.convert_tokens_to_ids(config["stop_token"])
         self.max_new_tokens = int(config["max_new_tokens"])
 
-    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
+    def predict(self, context, model_input: list[str], params: dict[str, Any] | None = None) -> list[str]:
         import torch
 
         from alignflow.rl.sampling import pad_left
 
         params = params or {}
-        prompts = _column(model_input, "prompt")
         ids = [
-            self.tokenizer(self.chat.prompt(self.tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts
+            self.tokenizer(self.chat.prompt(self.tokenizer, p), add_special_tokens=False)["input_ids"]
+            for p in model_input
         ]
         queries, mask = pad_left(ids, self.tokenizer.pad_token_id)
         temperature = float(params.get("temperature", 0.0))
@@ -70,5 +69,5 @@ class RewardModelScorer(mlflow.pyfunc.PythonModel):
 
         self.scorer = RewardScorer(context.artifacts["reward"], int(context.model_config["max_length"]))
 
-    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[float]:
-        return self.scorer(_column(model_input, "prompt"), _column(model_input, "response")).tolist()
+    def predict(self, context, model_input: list[Exchange], params: dict[str, Any] | None = None) -> list[float]:
+        return self.scorer([e.prompt for e in model_input], [e.response for e in model_input]).tolist()

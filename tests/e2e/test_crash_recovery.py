@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-from tests.project import make_project, project_env, run
+from tests.project import copy_project, project_env
 
 pytestmark = pytest.mark.slow
 SEED = 20261201
@@ -33,10 +34,13 @@ TIMED_KEYS = ("runtime", "per_second", "seconds", "wall")
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    target = make_project(tmp_path_factory.mktemp("crash"))
-    run(["dvc", "repro", "tokenize"], target)
-    return target
+def project(tmp_path_factory, tiny_pipeline):
+    """A copy of the session's tiny pipeline run, with every stage's inputs there (each test runs its stage again)
+    and an empty MLflow store, so that the register test starts with no version."""
+    project = copy_project(tiny_pipeline.path, tmp_path_factory.mktemp("crash") / "project")
+    (project / "mlflow.db").unlink()
+    shutil.rmtree(project / "mlruns", ignore_errors=True)
+    return project
 
 
 def ensure_upstream(project: Path, stage: str, env: dict[str, str]) -> None:

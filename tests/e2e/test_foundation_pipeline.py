@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from flows.pipeline import STAGES
-from tests.project import make_project, run
+from tests.project import copy_project, make_project, run
 
 pytestmark = pytest.mark.slow
 DATA_STAGES = ["ingest", "dedup", "tokenize"]
@@ -36,16 +36,17 @@ def mlflow_runs(project):
 
 
 @pytest.fixture(scope="module")
-def projects(tmp_path_factory):
-    return make_project(tmp_path_factory.mktemp("by_dvc")), make_project(tmp_path_factory.mktemp("by_prefect"))
+def projects(tmp_path_factory, tiny_pipeline):
+    """A fresh project for `dvc repro`, and a copy of the session's flow-built project (tests/conftest.py)."""
+    by_dvc = make_project(tmp_path_factory.mktemp("by_dvc") / "project")
+    return by_dvc, copy_project(tiny_pipeline.path, tmp_path_factory.mktemp("by_prefect") / "project")
 
 
-def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects):
+def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects, tiny_pipeline):
     by_dvc, by_prefect = projects
     run(["dvc", "repro"], by_dvc)
-    flow = run(["alignflow", "run"], by_prefect)
     assert [f"{name}: ran" for name in STAGES] == [
-        entry for entry in flow.stdout.splitlines() if entry.endswith(": ran")
+        entry for entry in tiny_pipeline.flow.stdout.splitlines() if entry.endswith(": ran")
     ]
 
     assert locked_outputs(by_dvc, STAGES) == locked_outputs(by_prefect, STAGES)

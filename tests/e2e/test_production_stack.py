@@ -49,7 +49,7 @@ def users(stack):
 
 @pytest.fixture(scope="module")
 def pipeline_run(stack, users, tmp_path_factory):
-    project = make_project(tmp_path_factory.mktemp("stack"))
+    project = make_project(tmp_path_factory.mktemp("stack") / "project")
     env = {**project_env(project), **stack.client_env("pipeline", users["pipeline"])}
     run(["alignflow", "run"], project, env)
     return project, env

@@ -58,7 +58,7 @@ ACCELERATE_2 += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_bac
 @pytest.fixture(scope="module")
 def ray_project(tmp_path_factory):
     """A tiny project whose whole flow ran on Ray; its outputs are the reference of the tests below."""
-    project = make_project(tmp_path_factory.mktemp("on_ray"))
+    project = make_project(tmp_path_factory.mktemp("on_ray") / "project")
     flow = run(["alignflow", "run", *ON_RAY], project)
     return project, flow
 

@@ -11,9 +11,11 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -115,9 +117,20 @@ def test_registered_policy_loads_by_alias_and_generates_with_lineage_tags(projec
     assert tags["gate.staging.decision"] == "promoted" and "no @staging yet" in tags["gate.staging.reason"]
     assert "alignflow-policy" in version.description
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    replies = mlflow.pyfunc.load_model("models:/alignflow-policy@staging").predict(["How do I keep basil fresh?"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        policy = mlflow.pyfunc.load_model("models:/alignflow-policy@staging")
+        reward = mlflow.pyfunc.load_model("models:/alignflow-reward/1")
+    assert not [w for w in caught if "type hint" in str(w.message).lower()]
+    assert policy.metadata.signature.inputs.to_dict() == [{"type": "string", "required": True}]
+    replies = policy.predict(["How do I keep basil fresh?"])
     assert isinstance(replies, list) and len(replies) == 1 and isinstance(replies[0], str)
-    assert client().get_registered_model("alignflow-reward").name == "alignflow-reward"
+    scores = reward.predict(pd.DataFrame({"prompt": ["Tea?", "Tea?"], "response": ["Yes, please.", "No."]}))
+    assert len(scores) == 2 and scores == reward.predict(
+        [{"prompt": "Tea?", "response": r} for r in ("Yes, please.", "No.")]
+    )
+    with pytest.raises(Exception, match="response"):  # the signature is checked: a missing field is refused
+        reward.predict([{"prompt": "Tea?"}])
     assert register()["version"] == 1  # same candidate again: no duplicate version
 
 

@@ -167,6 +167,13 @@ def test_candidate_must_not_fall_behind_the_current_alias():
     assert better.promote and "not behind @staging (version 3)" in better.reason
 
 
+def test_a_candidate_tied_with_the_current_alias_is_promoted_as_the_newer_run():
+    """Intended: "not behind" is >=. A retrain that matches @staging on every gate metric passed every absolute
+    bound on its own, and it is the newer run (newer data or code); rolling back is an explicit `promote --force`."""
+    decision = decide_promotion(GOOD, dict(GOOD), GATE, current_version="3")
+    assert decision.promote and "not behind @staging (version 3)" in decision.reason
+
+
 def test_a_current_holder_without_intervals_does_not_block():
     older = {"reward_policy_mean": 0.5, "win_rate_policy_vs_sft": 0.9}
     assert decide_promotion(GOOD, older, GATE, "1").promote
