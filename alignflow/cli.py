@@ -282,10 +282,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     print(f"{name} version {args.version}: commit {result.commit[:12]} checked out in {result.worktree}")
     for note in result.notes:
         print(f"  note: {note}")
-    for path, recorded, restored in result.checks:
-        print(
-            f"  {'match   ' if recorded == restored else 'MISMATCH'} {path}: recorded {recorded}, restored {restored}"
-        )
+    for what, recorded, found in result.checks:
+        print(f"  {'match   ' if recorded == found else 'MISMATCH'} {what}: recorded {recorded}, found {found}")
     if args.verify:
         verdict = "every recorded output matched" if result.matched else "some outputs differ from the record"
         print(f"{name} version {args.version}: {verdict}")

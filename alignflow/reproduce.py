@@ -1,13 +1,18 @@
 """Reproduce a registered version: its commit in a fresh work tree, its run's dvc.lock and params, its outputs.
 
 `alignflow reproduce --version N [--verify]`: reads the version's lineage tags, adds a detached git worktree at
-the recorded commit, restores the run's dvc.lock and params.yaml (logged by the flow on the pipeline run; the
-commit's own files otherwise), `dvc pull`s the outputs (sharing this checkout's DVC cache) and `dvc repro`s what
-no remote or cache holds. `--verify` then checks each output the version recorded against what was restored.
+the recorded commit, restores the run's record (dvc.lock, params.yaml and the metrics and plots kept in git,
+logged by the flow on the pipeline run; the commit's own files otherwise), `dvc pull`s the outputs (sharing this
+checkout's DVC cache) and `dvc repro`s what no remote or cache holds. `--verify` then hashes every output the
+version recorded, as the work tree holds it, against the recorded hash, compares the restored metrics/eval.json
+with the version's `eval.*` tags, and requires `dvc status` to run and find nothing changed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import shutil
 import subprocess
 import tempfile
@@ -17,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from alignflow.errors import AlignflowError, first_line
-from alignflow.registry.lineage import dvc_hashes, params_hash
+from alignflow.registry.lineage import params_hash
 
 LINEAGE_PREFIX = "lineage.dvc."
 
@@ -63,13 +68,63 @@ def reproduce(client, name: str, version: str, verify: bool, target: Path | None
     if missing:
         result.notes.append(f"not on the remote or in the cache, so rebuilt with dvc repro: {', '.join(missing)}")
         _run(["dvc", "repro", *missing], worktree)
-    if verify:  # the restored dvc.lock's hashes count only if the files on disk match it (dvc status)
-        restored = dvc_hashes(worktree / "dvc.lock", outputs=_recorded_outputs(tags))
-        changed = _changed_outputs(worktree)
-        for path in _recorded_outputs(tags):
-            found = "workspace differs from dvc.lock" if path in changed else restored.get(path, "missing")
-            result.checks.append((path, tags[f"{LINEAGE_PREFIX}{path}"], found))
+    if verify:
+        result.checks = verification(worktree, tags, f"{name} version {version}")
     return result
+
+
+def verification(worktree: Path, tags: dict[str, str], version: str) -> list[tuple[str, str, str]]:
+    """(what, recorded, found) for every recorded output hashed as it lies in `worktree`, for the version's
+    evaluation and for `dvc status`; a version that recorded no output hash has nothing to verify."""
+    outputs = _recorded_outputs(tags)
+    if not outputs:
+        raise ReproduceError(f"{version}: no lineage.dvc.* tags, so there is no recorded output to verify against")
+    checks = [(path, tags[f"{LINEAGE_PREFIX}{path}"], dvc_md5(worktree / path)) for path in outputs]
+    checks.append(("metrics/eval.json", "the version's eval.* tags", _evaluation_found(worktree, tags)))
+    changed = _changed_stages(worktree)
+    checks.append(("dvc status", "up to date", "up to date" if not changed else f"changed: {', '.join(changed)}"))
+    return checks
+
+
+def dvc_md5(path: Path) -> str:
+    """DVC's md5 of a file, or of a folder (`<md5 of its sorted file list>.dir`); `missing` when absent."""
+    if path.is_file():
+        return _file_md5(path)
+    if not path.is_dir():
+        return "missing"
+    entries = [
+        {"md5": _file_md5(file), "relpath": file.relative_to(path).as_posix()}
+        for file in sorted(path.rglob("*"))
+        if file.is_file()
+    ]
+    entries.sort(key=lambda entry: entry["relpath"])
+    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _evaluation_found(worktree: Path, tags: dict[str, str]) -> str:
+    """`the version's eval.* tags` when metrics/eval.json holds the same numbers, else what differs."""
+    path = worktree / "metrics" / "eval.json"
+    if not path.is_file():
+        return "missing"
+    found = json.loads(path.read_text())
+    recorded = {key.removeprefix("eval."): float(value) for key, value in tags.items() if key.startswith("eval.")}
+    differ = [
+        key
+        for key, value in recorded.items()
+        if not isinstance(found.get(key), (int, float))
+        or not math.isclose(found[key], value, rel_tol=1e-9, abs_tol=1e-12)
+    ]
+    if not recorded:
+        return "no eval.* tags on the version"
+    return "the version's eval.* tags" if not differ else f"differs in {', '.join(sorted(differ)[:5])}"
 
 
 def _recorded_outputs(tags: dict[str, str]) -> list[str]:
@@ -77,7 +132,7 @@ def _recorded_outputs(tags: dict[str, str]) -> list[str]:
 
 
 def _restore_run_record(client, run_id: str, worktree: Path, result: Reproduction) -> None:
-    """The run's dvc.lock and params.yaml, from the pipeline (parent) run the flow logged them to."""
+    """The run's dvc.lock, params.yaml, metrics and plots, from the pipeline (parent) run the flow logged them to."""
     run = client.get_run(run_id)
     parent = run.data.tags.get("mlflow.parentRunId")
     if parent:
@@ -86,9 +141,10 @@ def _restore_run_record(client, run_id: str, worktree: Path, result: Reproductio
         except Exception as exc:  # the run predates run records, or its artifacts are unreachable
             result.notes.append(f"no run record on pipeline run {parent} ({first_line(exc)})")
         else:
-            for name in ("dvc.lock", "params.yaml"):
-                if (folder / name).is_file():
-                    shutil.copy(folder / name, worktree / name)
+            for file in folder.rglob("*"):
+                if file.is_file():
+                    (worktree / file.relative_to(folder)).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(file, worktree / file.relative_to(folder))
             return
     result.notes.append("the run left no dvc.lock record: using the commit's dvc.lock and params.yaml")
 
@@ -109,7 +165,7 @@ def _pull(worktree: Path) -> list[str]:
     if pulled.returncode != 0:
         raise ReproduceError(f"dvc pull in {worktree} failed: {first_line(pulled.stderr or pulled.stdout)}")
     lock = yaml.safe_load((worktree / "dvc.lock").read_text()) if (worktree / "dvc.lock").is_file() else {}
-    stages, uncached = (lock or {}).get("stages", {}), _uncached_outputs(worktree / "dvc.yaml")
+    stages, uncached = (lock or {}).get("stages", {}), uncached_outputs(worktree / "dvc.yaml")
     return sorted(
         name
         for name, stage in stages.items()
@@ -117,12 +173,14 @@ def _pull(worktree: Path) -> list[str]:
     )
 
 
-def _uncached_outputs(pipeline: Path) -> set[str]:
-    """Outputs with `cache: false` (metrics, plots): kept in git, never on a DVC remote, so never pulled."""
-    stages = (yaml.safe_load(pipeline.read_text()) or {}).get("stages", {}) if pipeline.is_file() else {}
-    return {
+def uncached_outputs(pipeline: Path) -> set[str]:
+    """Outputs with `cache: false` (metrics, plots) and top-level metrics: kept in git and in the run record,
+    never on a DVC remote, so never pulled."""
+    definition = (yaml.safe_load(pipeline.read_text()) or {}) if pipeline.is_file() else {}
+    declared = {entry for entry in definition.get("metrics", []) if isinstance(entry, str)}
+    return declared | {
         path
-        for stage in stages.values()
+        for stage in definition.get("stages", {}).values()
         for kind in ("outs", "metrics", "plots")
         for entry in stage.get(kind, [])
         if isinstance(entry, dict)
@@ -131,16 +189,10 @@ def _uncached_outputs(pipeline: Path) -> set[str]:
     }
 
 
-def _changed_outputs(worktree: Path) -> set[str]:
-    """Outputs whose files differ from dvc.lock (`dvc status`: modified, deleted, not in cache)."""
-    status = yaml.safe_load(_run(["dvc", "status", "--json"], worktree, check=False).stdout.strip() or "{}") or {}
-    return {
-        path
-        for changes in status.values()
-        for change in changes
-        if isinstance(change, dict)
-        for path in change.get("changed outs", {})
-    }
+def _changed_stages(worktree: Path) -> list[str]:
+    """The stages `dvc status` finds changed (deps, params, outs); a `dvc status` that fails is an error."""
+    status = _run(["dvc", "status", "--json"], worktree)
+    return sorted(json.loads(status.stdout.strip() or "{}"))
 
 
 def _run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

@@ -8,19 +8,24 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from alignflow import remote
+from alignflow.reproduce import uncached_outputs
 
 RUN_RECORD = ("dvc.lock", "params.yaml")
-"""Logged to the pipeline's MLflow run: what `alignflow reproduce` restores in a fresh work tree."""
+"""Logged to the pipeline's MLflow run with the metrics and plots git keeps: what `alignflow reproduce` restores
+in a fresh work tree, so that a version's own evaluation comes back with it."""
 
 
 @task(name="record-run", tags=["alignflow"], cache_policy=NO_CACHE)
 def record_run() -> list[str]:
-    """Log dvc.lock and params.yaml (as the run left them) to the active MLflow run, under `pipeline/`."""
+    """Log dvc.lock, params.yaml and the `cache: false` outputs (as the run left them) to the active MLflow run,
+    under `pipeline/`, each at its path in the project."""
     import mlflow
 
-    logged = [name for name in RUN_RECORD if Path(name).is_file()]
+    names = [*RUN_RECORD, *sorted(uncached_outputs(Path("dvc.yaml")))]
+    logged = [name for name in names if Path(name).is_file()]
     for name in logged:
-        mlflow.log_artifact(name, "pipeline")
+        folder = Path("pipeline") / Path(name).parent
+        mlflow.log_artifact(name, folder.as_posix())
     return logged
 
 

@@ -141,10 +141,12 @@ def log_and_register(
     artifacts: dict[str, str],
     model_config: dict[str, Any],
     tags: dict[str, str],
+    input_example: Any = None,
 ) -> ModelVersion:
     """Log a pyfunc model in the active run and register it as a new version of `name`, tags included (one
     request, so a version never exists without its candidate key and lineage). The model ships a copy of the
-    alignflow package without the pipeline code (SHIPPED_CODE_EXCLUDES)."""
+    alignflow package without the pipeline code (SHIPPED_CODE_EXCLUDES). MLflow runs the model on
+    `input_example` once before logging it, and reads the `predict` params' names, types and defaults from it."""
     import mlflow
 
     with tempfile.TemporaryDirectory(prefix="alignflow-code-") as staging:
@@ -159,6 +161,7 @@ def log_and_register(
             model_config=model_config,
             code_paths=[str(code)],
             pip_requirements=requirements(),
+            input_example=input_example,
         )
     return mlflow.register_model(info.model_uri, name, tags=tags)
 

@@ -106,6 +106,7 @@ def register_candidate(params: Params, eval_metrics: dict[str, Any]) -> dict[str
                 {"policy": str(paths.POLICY)},
                 model_config,
                 tags,
+                PolicyGenerator.input_example(config.max_new_tokens),
             )
         reward_version = registry.find_version(client, config.reward_model_name, key)
         if reward_version is None:
@@ -115,6 +116,7 @@ def register_candidate(params: Params, eval_metrics: dict[str, Any]) -> dict[str
                 {"reward": str(paths.REWARD_MODEL)},
                 {"max_length": params.tokenize.reward_max_length},
                 tags,
+                RewardModelScorer.INPUT_EXAMPLE,
             )
         # descriptions are (re)written every time, so a rerun completes a registration a kill cut short
         client.update_model_version(

@@ -184,6 +184,40 @@ def test_version_1_is_reproduced_after_version_2_was_made_with_other_params(proj
     assert "learning_rate: 0.0\n" not in (target / "params.yaml").read_text()  # version 1's params, not the checkout's
 
 
+def test_verify_fails_on_a_tampered_output_and_on_a_version_without_recorded_hashes(projects, tmp_path):
+    import mlflow
+
+    _, by_prefect = projects
+    entry = next(o for o in yaml.safe_load((by_prefect / "dvc.lock").read_text())["stages"]["align"]["outs"])
+    digest = entry["md5"].removesuffix(".dir")
+    cache = by_prefect / ".dvc/cache/files/md5"
+    listing = json.loads((cache / digest[:2] / f"{digest[2:]}.dir").read_text())
+    weights = next(item["md5"] for item in listing if item["relpath"] == "model.safetensors")
+    obj = cache / weights[:2] / weights[2:]
+    obj.unlink()  # replaced, never rewritten in place: cache objects are hard links shared with the template
+    obj.write_bytes(b"tampered weights")
+    tampered = run(
+        ["alignflow", "reproduce", "--version", "1", "--verify", "--into", str(tmp_path / "v1")],
+        by_prefect,
+        check=False,
+    )
+    assert tampered.returncode == 1 and "some outputs differ from the record" in tampered.stdout
+    assert "MISMATCH models/policy: recorded" in tampered.stdout and "match    data/tokenized" in tampered.stdout
+
+    client = mlflow.MlflowClient(f"sqlite:///{by_prefect / 'mlflow.db'}")
+    for key in [k for k in client.get_model_version("alignflow-policy", "2").tags if k.startswith("lineage.dvc.")]:
+        client.delete_model_version_tag("alignflow-policy", "2", key)
+    bare = run(
+        ["alignflow", "reproduce", "--version", "2", "--verify", "--into", str(tmp_path / "v2")],
+        by_prefect,
+        check=False,
+    )
+    errors = [line for line in bare.stderr.splitlines() if line.startswith("error:")]
+    assert bare.returncode == 1 and errors == [
+        "error: alignflow-policy version 2: no lineage.dvc.* tags, so there is no recorded output to verify against"
+    ]
+
+
 def test_outputs_come_back_from_the_remote_and_a_dead_remote_is_one_line(projects, tmp_path):
     _, by_prefect = projects
     shutil.rmtree(by_prefect / ".dvc/cache")

@@ -123,8 +123,14 @@ def test_registered_policy_loads_by_alias_and_generates_with_lineage_tags(projec
         reward = mlflow.pyfunc.load_model("models:/alignflow-reward/1")
     assert not [w for w in caught if "type hint" in str(w.message).lower()]
     assert policy.metadata.signature.inputs.to_dict() == [{"type": "string", "required": True}]
+    assert {p.name: p.default for p in policy.metadata.signature.params} == {"max_new_tokens": 64, "temperature": 0.0}
     replies = policy.predict(["How do I keep basil fresh?"])
     assert isinstance(replies, list) and len(replies) == 1 and isinstance(replies[0], str)
+    assert len(policy.predict(["Hi"], params={"max_new_tokens": 3, "temperature": 0.7})) == 1
+    with pytest.raises(ValueError, match=r"temperature: expected 0 \(greedy\) to 5.0, got -1.0"):
+        policy.predict(["Hi"], params={"temperature": -1.0})
+    with pytest.raises(ValueError, match="max_new_tokens: expected 1 to 4096, got 0"):
+        policy.predict(["Hi"], params={"max_new_tokens": 0})
     scores = reward.predict(pd.DataFrame({"prompt": ["Tea?", "Tea?"], "response": ["Yes, please.", "No."]}))
     assert len(scores) == 2 and scores == reward.predict(
         [{"prompt": "Tea?", "response": r} for r in ("Yes, please.", "No.")]
