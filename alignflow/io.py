@@ -6,10 +6,15 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+KILL_POINT_ENV = "ALIGNFLOW_KILL_AT"
+"""For crash tests: `replace` SIGKILLs the process right after it moves an old output folder aside, the one moment
+at which no output lies at the target path (`recover_output` puts the old one back)."""
 
 
 @contextlib.contextmanager
@@ -63,6 +68,8 @@ def _replace(source: Path, target: Path) -> None:
         old = _set_aside(target)
         shutil.rmtree(old, ignore_errors=True)
         target.rename(old)
+        if os.environ.get(KILL_POINT_ENV) == "replace":
+            os.kill(os.getpid(), signal.SIGKILL)
         source.rename(target)
         shutil.rmtree(old, ignore_errors=True)
     else:

@@ -145,10 +145,12 @@ def _param_value(value: Any) -> str:
 
 
 def _dvc_parent_run(experiment_id: str) -> str | None:
-    """The parent run of the `dvc repro`/`dvc exp run` process that launched this stage, if any."""
+    """The parent run of the `dvc repro`/`dvc exp run` process that launched this stage, if any: the outermost
+    dvc among the stage's ancestors, so that a dvc that runs some stages through a dvc child process of its own
+    still gives one parent run per command."""
     import mlflow
 
-    launcher = next((p for p in psutil.Process().parents() if _is_dvc(p)), None)
+    launcher = next((p for p in reversed(psutil.Process().parents()) if _is_dvc(p)), None)
     if launcher is None:
         return None
     key = f"{launcher.pid}-{launcher.create_time():.0f}"

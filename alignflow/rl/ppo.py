@@ -363,6 +363,8 @@ class PolicyGradientTrainer:
         state = json.loads((newest / "state.json").read_text())
         self.kl.value, self.update, self.history = state["kl_coef"], state["update"], state["history"]
         set_rng_state(rng_from_json(json.loads((newest / f"rng-{self.accelerator.process_index}.json").read_text())))
+        if self.accelerator.is_main_process:
+            print(f"resuming from {newest} (update {self.update})", flush=True)
 
     def trained_model(self) -> tuple[nn.Module, nn.Module]:
         """(policy LM with any adapter merged, value head)."""
@@ -382,8 +384,7 @@ def merged_adapter(lm: nn.Module) -> Iterator[nn.Module]:
     originals = [layer.get_base_layer().weight.data for layer in layers]
     with torch.no_grad():
         for layer, weight in zip(layers, originals):
-            delta = sum(layer.get_delta_weight(a) for a in layer.active_adapters)
-            layer.get_base_layer().weight.data = weight + delta
+            layer.get_base_layer().weight.data = weight + lora_delta(layer)
     try:
         with lm.disable_adapter():
             yield lm
@@ -417,9 +418,14 @@ def copy_weights(source: nn.Module, target: nn.Module, with_adapter: bool) -> No
         for name, module in source.named_modules():
             if isinstance(module, LoraLayer):
                 key = f"{name.removeprefix('base_model.model.')}.weight"
-                weights[key] = weights[key] + sum(module.get_delta_weight(a) for a in module.active_adapters)
+                weights[key] = weights[key] + lora_delta(module)
     for name, tensor in target.state_dict().items():
         tensor.copy_(weights[name])
+
+
+def lora_delta(layer) -> torch.Tensor:
+    """A LoRA layer's weight update: the sum of its active adapters' deltas."""
+    return sum(layer.get_delta_weight(adapter) for adapter in layer.active_adapters)
 
 
 def set_seed(seed: int) -> None:

@@ -157,4 +157,6 @@ def last_checkpoint(directory: Path) -> str | None:
     complete = complete_checkpoints(directory, HF_CHECKPOINT_MARKER)
     for folder in set(directory.glob("checkpoint-*")) - set(complete):
         shutil.rmtree(folder)
+    if complete and is_main_process():
+        print(f"resuming from {complete[-1]}", flush=True)
     return str(complete[-1]) if complete else None

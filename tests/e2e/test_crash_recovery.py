@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 import torch
 import yaml
 
+from alignflow.io import KILL_POINT_ENV
 from tests.project import copy_project, project_env
 
 pytestmark = pytest.mark.slow
@@ -66,18 +68,15 @@ def complete_checkpoints(project: Path, stage: str) -> set[Path]:
 
 
 def start(project: Path, stage: str, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", f"alignflow.stages.{stage}"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    """The stage in a subprocess writing to `<project>/<stage>.log` (a file: a full pipe would stall it)."""
+    with (project / f"{stage}.log").open("w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", f"alignflow.stages.{stage}"], cwd=project, env=env, stdout=log, stderr=log
+        )
 
 
-def uninterrupted(project: Path, stage: str, env: dict[str, str]) -> tuple[float, list[float]]:
-    """Run the stage to the end: (its duration, when each new complete checkpoint appeared)."""
+def uninterrupted(project: Path, stage: str, env: dict[str, str]) -> tuple[float, list[float], str]:
+    """Run the stage to the end: (its duration, when each new complete checkpoint appeared, its output)."""
     began, seen, appeared = time.monotonic(), set(), []
     process = start(project, stage, env)
     while process.poll() is None:
@@ -86,9 +85,9 @@ def uninterrupted(project: Path, stage: str, env: dict[str, str]) -> tuple[float
             appeared.append(time.monotonic() - began)
         seen |= now
         time.sleep(0.02)
-    output = process.stdout.read()
+    output = (project / f"{stage}.log").read_text()
     assert process.returncode == 0, f"{stage} failed:\n{output[-3000:]}"
-    return time.monotonic() - began, appeared
+    return time.monotonic() - began, appeared, output
 
 
 def killed(project: Path, stage: str, env: dict[str, str], delay: float, checkpoints: int = 0) -> None:
@@ -98,7 +97,7 @@ def killed(project: Path, stage: str, env: dict[str, str], delay: float, checkpo
     process = start(project, stage, env)
     seen: set[Path] = set()
     while checkpoints and not seen:
-        assert process.poll() is None, f"{stage} ended before writing a checkpoint:\n{process.stdout.read()[-3000:]}"
+        assert process.poll() is None, f"{stage} ended before writing a checkpoint:\n{log(project, stage)}"
         seen |= complete_checkpoints(project, stage)
         time.sleep(0.01)
     deadline = time.monotonic() + delay
@@ -108,7 +107,10 @@ def killed(project: Path, stage: str, env: dict[str, str], delay: float, checkpo
     assert process.poll() is None, f"{stage} finished before the kill after {delay:.2f}s"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    process.stdout.close()
+
+
+def log(project: Path, stage: str) -> str:
+    return (project / f"{stage}.log").read_text()[-3000:]
 
 
 def snapshot(paths: list[Path]) -> dict[str, bytes]:
@@ -167,7 +169,8 @@ def test_a_stage_killed_at_a_random_moment_leaves_whole_outputs_and_its_rerun_ma
     env, rng = project_env(project), random.Random(f"{SEED}-{stage}")
     ensure_upstream(project, stage, env)
     outputs = stage_outputs(project, stage)
-    duration, checkpoints = uninterrupted(project, stage, env)
+    duration, checkpoints, first = uninterrupted(project, stage, env)
+    assert "resuming from" not in first
     reference = snapshot(outputs)
     mark_previous(outputs)
     previous = snapshot(outputs)
@@ -178,9 +181,32 @@ def test_a_stage_killed_at_a_random_moment_leaves_whole_outputs_and_its_rerun_ma
     else:
         killed(project, stage, env, rng.uniform(0.1, 0.9) * duration)
     assert_previous_or_new(outputs, previous, reference)
-    uninterrupted(project, stage, env)
+    _, _, rerun = uninterrupted(project, stage, env)
+    if stage in TRAINING:  # it resumed, from a checkpoint past step 0 (a retrain from scratch would match too)
+        assert re.search(r"resuming from \S*checkpoints/\S+/checkpoint-[1-9]", rerun), rerun[-3000:]
     assert_same_outputs(snapshot(outputs), reference)
     assert not any((project / "checkpoints" / name).exists() for name in TRAINING.get(stage, []))
+
+
+def test_a_stage_killed_between_setting_its_old_output_aside_and_moving_the_new_one_in_recovers(project):
+    """The narrowest window of the final write, hit on purpose (a timed kill cannot aim at it): the old output
+    waits beside the target, and the rerun puts it back before it replaces it."""
+    env = project_env(project)
+    ensure_upstream(project, "sft", env)
+    uninterrupted(project, "sft", env)
+    target = project / "models/sft"
+    reference = snapshot([target])
+    mark_previous([target])
+    previous = {name.replace(str(target), ""): content for name, content in snapshot([target]).items()}
+    died = subprocess.run(
+        [sys.executable, "-m", "alignflow.stages.sft"], cwd=project, env={**env, KILL_POINT_ENV: "replace"}
+    )
+    assert died.returncode == -signal.SIGKILL and not target.exists()
+    aside = target.with_name(".sft.old")
+    assert {name.replace(str(aside), ""): content for name, content in snapshot([aside]).items()} == previous
+    uninterrupted(project, "sft", env)
+    assert_same_outputs(snapshot([target]), reference)
+    assert not aside.exists()
 
 
 def test_register_killed_at_a_random_moment_leaves_no_half_registered_version(project):
@@ -189,7 +215,7 @@ def test_register_killed_at_a_random_moment_leaves_no_half_registered_version(pr
     env, rng = project_env(project), random.Random(f"{SEED}-register")
     ensure_upstream(project, "register", env)
     reference_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'reference.db'}"}
-    duration, _ = uninterrupted(project, "register", reference_env)
+    duration, _, _ = uninterrupted(project, "register", reference_env)
     expected = json.loads((project / "metrics" / "register.json").read_text())
     (project / "metrics" / "register.json").unlink()
 

@@ -120,29 +120,6 @@ def test_a_wrong_password_is_one_line_and_registers_nothing(stack, pipeline_run)
     assert versions.stdout.strip() == "1", versions.stderr[-2000:]
 
 
-def test_no_password_is_stored_in_the_databases_the_bucket_or_the_project(stack, pipeline_run):
-    project, _ = pipeline_run
-    passwords = [*USERS.values(), stack.secrets["MLFLOW_AUTH_ADMIN_PASSWORD"]]
-    dump_env = {**os.environ, "PGPASSWORD": stack.secrets["POSTGRES_PASSWORD"]}
-    for database in ("mlflow", "prefect"):
-        dump = subprocess.run(
-            ["pg_dump", "-h", "127.0.0.1", "-p", str(stack.postgres_port), "-U", "alignflow", database],
-            capture_output=True,
-            text=True,
-            env=dump_env,
-            check=True,
-        ).stdout
-        assert "CREATE TABLE" in dump and not [p for p in passwords if p in dump], database
-    s3 = stack.s3()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-        for item in page.get("Contents", []):
-            body = s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
-            assert not [p for p in passwords if p.encode() in body], item["Key"]
-    for file in (p for p in project.rglob("*") if p.is_file() and ".git" not in p.parts):
-        content = file.read_bytes()
-        assert not [p for p in passwords if p.encode() in content], file
-
-
 def test_outputs_pushed_to_the_s3_remote_pull_into_a_fresh_clone_with_the_recorded_hashes(stack, pipeline_run):
     project, env = pipeline_run
     stack.s3().create_bucket(Bucket="alignflow-dvc")
@@ -193,3 +170,32 @@ def test_the_model_version_page_behind_auth_shows_lineage_and_the_gate_decision(
             browser.close()
     for key in ("lineage.git_commit", "lineage.params_hash", "gate.staging.decision", "gate.staging.reason"):
         assert key in body and tags[key][:40] in body, key
+
+
+def test_no_secret_is_stored_in_the_databases_the_buckets_or_the_project(stack, pipeline_run):
+    """Last in the module, after every push: every secret the stack was given (all but the S3 user name) and
+    every user's password, searched for in both databases, every bucket (the MLflow artifacts and the DVC remote)
+    and the project, `.git` included."""
+    project, _ = pipeline_run
+    secrets_given = [*USERS.values(), *(v for k, v in stack.secrets.items() if k != "MINIO_ROOT_USER")]
+    dump_env = {**os.environ, "PGPASSWORD": stack.secrets["POSTGRES_PASSWORD"]}
+    for database in ("mlflow", "prefect"):
+        dump = subprocess.run(
+            ["pg_dump", "-h", "127.0.0.1", "-p", str(stack.postgres_port), "-U", "alignflow", database],
+            capture_output=True,
+            text=True,
+            env=dump_env,
+            check=True,
+        ).stdout
+        assert "CREATE TABLE" in dump and not [p for p in secrets_given if p in dump], database
+    s3 = stack.s3()
+    buckets = [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
+    assert {BUCKET, "alignflow-dvc"} <= set(buckets)
+    for bucket in buckets:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                assert not [p for p in secrets_given if p.encode() in body], f"{bucket}/{item['Key']}"
+    for file in (p for p in project.rglob("*") if p.is_file()):
+        content = file.read_bytes()
+        assert not [p for p in secrets_given if p.encode() in content], file

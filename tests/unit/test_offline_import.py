@@ -38,7 +38,7 @@ def test_importing_the_training_code_makes_no_network_call_and_prints_no_kernel_
 def test_bitsandbytes_without_the_guard_is_what_the_guard_prevents():
     """The control: imported before alignflow, bitsandbytes reaches for the hub on CPUs with AVX512-BF16."""
     if not _has_avx512_bf16():
-        pytest.skip("bitsandbytes asks the hub only on CPUs with AVX512-BF16")
+        pytest.skip("machine: bitsandbytes asks the hub only on CPUs with AVX512-BF16")
     result = probe("bitsandbytes first")
     assert "network attempts: 0" not in result.stdout, result.stdout
 
