@@ -118,8 +118,10 @@ def reward_inputs(tokenizer, prompt: Prompt, response: str, max_length: int) -> 
     """Encode (prompt, response) for a reward model exactly as training and scoring both will.
 
     Encoders (BERT-like, with [CLS]/[SEP]) get a sentence pair, a multi-turn prompt as `User: …` /
-    `Assistant: …` lines; decoders get the chat-rendered exchange, truncated from the left so the end of the
-    response, which the head reads, survives. Returns input_ids, attention_mask and whether anything was cut.
+    `Assistant: …` lines; a pair too long keeps the end of the context (the question, not the oldest turns) and the
+    start of the response, which gets at least half the room. Decoders get the chat-rendered exchange, truncated
+    from the left so the end of the response, which the head reads, survives. Returns input_ids, attention_mask
+    and whether anything was cut.
     """
     turns = prompt_turns(prompt)
     if tokenizer.cls_token is not None and tokenizer.sep_token is not None:
@@ -131,7 +133,7 @@ def reward_inputs(tokenizer, prompt: Prompt, response: str, max_length: int) -> 
         ids = tokenizer(context, response)["input_ids"]
         truncated = len(ids) > max_length
         if truncated:
-            ids = tokenizer(context, response, truncation="longest_first", max_length=max_length)["input_ids"]
+            ids = _pair_within(tokenizer, context, response, max_length)
     else:
         messages = [*turns, {"role": "assistant", "content": response}]
         if tokenizer.chat_template:
@@ -143,6 +145,18 @@ def reward_inputs(tokenizer, prompt: Prompt, response: str, max_length: int) -> 
         truncated = len(ids) > max_length
         ids = ids[-max_length:]
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "truncated": truncated}
+
+
+def _pair_within(tokenizer, context: str, response: str, max_length: int) -> list[int]:
+    """Cut each side of the pair on its own, then add the special tokens as the tokenizer's template places them."""
+    backend = tokenizer.backend_tokenizer
+    first = backend.encode(context, add_special_tokens=False)
+    second = backend.encode(response, add_special_tokens=False)
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True)
+    keep_reply = min(len(second.ids), max(room // 2, room - len(first.ids)))
+    first.truncate(min(len(first.ids), room - keep_reply), direction="left")
+    second.truncate(keep_reply)
+    return backend.post_processor.process(first, second, add_special_tokens=True).ids
 
 
 def policy_stop_token(params: Params, tokenizer) -> str:

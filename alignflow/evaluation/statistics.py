@@ -57,18 +57,26 @@ def paired_mean_difference(
 
 def bootstrap_mean(per_prompt: np.ndarray, resamples: int, confidence: float, seed: int) -> dict[str, float]:
     """Mean of a per-prompt quantity and its percentile interval from one (resamples, n) index draw."""
+    values = np.asarray(per_prompt, dtype=float)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError(f"expected a non-empty 1-D array of per-prompt values, found shape {values.shape}")
+    means = values[resample_indices(len(values), resamples, confidence, seed)].mean(axis=1)
+    return {"value": float(values.mean()), **percentile_interval(means, confidence)}
+
+
+def resample_indices(count: int, resamples: int, confidence: float, seed: int) -> np.ndarray:
+    """A (resamples, count) draw of prompt indices with replacement: the paired bootstrap every interval uses."""
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    values = np.asarray(per_prompt, dtype=float)
-    if values.ndim != 1 or len(values) == 0:
-        raise ValueError(f"expected a non-empty 1-D array of per-prompt values, found shape {values.shape}")
-    indices = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
-    means = values[indices].mean(axis=1)
+    return np.random.default_rng(seed).integers(0, count, size=(resamples, count))
+
+
+def percentile_interval(estimates: np.ndarray, confidence: float) -> dict[str, float]:
     tail = (1 - confidence) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
-    return {"value": float(values.mean()), "ci_low": float(low), "ci_high": float(high)}
+    low, high = np.quantile(estimates, [tail, 1 - tail])
+    return {"ci_low": float(low), "ci_high": float(high)}
 
 
 def interval_metrics(prefix: str, result: dict[str, float]) -> dict[str, float]:
@@ -109,12 +117,9 @@ def length_controlled_win_rate(
         raise ValueError(f"expected one length per prompt for both models ({len(wins)}), found {difference.shape}")
     spread = difference.std()
     x = difference / spread if spread > 0 else np.zeros_like(difference)
-    indices = np.random.default_rng(seed).integers(0, len(wins), size=(resamples, len(wins)))
+    indices = resample_indices(len(wins), resamples, confidence, seed)
     fitted = logistic_intercept(wins[None, :], x[None, :])[0]
-    resampled = logistic_intercept(wins[indices], x[indices])
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(resampled, [tail, 1 - tail])
-    return {"value": float(fitted), "ci_low": float(low), "ci_high": float(high)}
+    return {"value": float(fitted), **percentile_interval(logistic_intercept(wins[indices], x[indices]), confidence)}
 
 
 LOGISTIC_SLOPE_PENALTY = 1e-3

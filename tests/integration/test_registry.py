@@ -262,11 +262,11 @@ def test_serve_model_answers_http_invocations_with_completions(project):
     assert len(predictions) == 2 and all(isinstance(p, str) for p in predictions)
 
 
-def test_a_model_server_killed_mid_request_fails_the_request_and_leaves_the_registry_as_it_was(project):
+def test_a_model_server_killed_mid_request_fails_that_request_and_a_restarted_one_answers_as_before(project):
     import requests
 
     register()
-    before = list_versions(client(), "alignflow-policy")
+    question = {"inputs": ["How do I keep basil fresh?"]}
     outcome: dict[str, object] = {}
 
     def ask(url: str) -> None:
@@ -276,6 +276,7 @@ def test_a_model_server_killed_mid_request_fails_the_request_and_leaves_the_regi
             outcome["error"] = exc
 
     with model_server() as (url, server):
+        before = requests.post(f"{url}/invocations", json=question, timeout=120).json()
         asking = threading.Thread(target=ask, args=(url,))
         asking.start()
         time.sleep(2)
@@ -283,5 +284,7 @@ def test_a_model_server_killed_mid_request_fails_the_request_and_leaves_the_regi
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
         asking.join(timeout=60)
+        assert not asking.is_alive(), "the request hung on a dead server"
     assert isinstance(outcome.get("error"), requests.ConnectionError), outcome
-    assert list_versions(client(), "alignflow-policy") == before
+    with model_server() as (url, _):  # the registry and the model files are untouched: the same greedy answer
+        assert requests.post(f"{url}/invocations", json=question, timeout=120).json() == before
