@@ -154,9 +154,10 @@ def _share_cache(worktree: Path) -> None:
     as this checkout resolves them: a relative remote URL would otherwise resolve from the work tree's folder."""
     cache = (Path.cwd() / _run(["dvc", "cache", "dir"], Path.cwd()).stdout.strip()).resolve()
     _run(["dvc", "config", "--local", "cache.dir", str(cache)], worktree)
-    for line in _run(["dvc", "remote", "list"], Path.cwd()).stdout.splitlines():
-        name, url = line.split()[:2]
-        _run(["dvc", "remote", "add", "--local", "--force", name, url], worktree)
+    for line in _run(["dvc", "config", "--list"], Path.cwd()).stdout.splitlines():  # one key=value a line
+        key, _, url = line.partition("=")
+        if key.startswith("remote.") and key.endswith(".url"):
+            _run(["dvc", "remote", "add", "--local", "--force", key[len("remote.") : -len(".url")], url], worktree)
 
 
 def _pull(worktree: Path) -> list[str]:

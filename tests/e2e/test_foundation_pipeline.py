@@ -188,7 +188,8 @@ def test_verify_fails_on_a_tampered_output_and_on_a_version_without_recorded_has
     import mlflow
 
     _, by_prefect = projects
-    entry = next(o for o in yaml.safe_load((by_prefect / "dvc.lock").read_text())["stages"]["align"]["outs"])
+    outs = yaml.safe_load((by_prefect / "dvc.lock").read_text())["stages"]["align"]["outs"]
+    entry = next(o for o in outs if o["path"] == "models/policy")
     digest = entry["md5"].removesuffix(".dir")
     cache = by_prefect / ".dvc/cache/files/md5"
     listing = json.loads((cache / digest[:2] / f"{digest[2:]}.dir").read_text())
