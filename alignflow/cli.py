@@ -291,6 +291,33 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """A registered version as a GGUF file (+ Ollama Modelfile), logged back on the version."""
+    import time
+
+    from alignflow.gguf_export import export_registered
+
+    name = args.name or load_params().register.model_name
+    started = time.monotonic()
+    version, exported = export_registered(
+        tracking.client(), name, args.version, args.alias, args.quant, args.out, args.force
+    )
+    print(
+        f"{name} version {version}: {exported.path} ({exported.size_bytes / 1e6:.1f} MB, sha256 "
+        f"{exported.sha256[:16]}, {time.monotonic() - started:.1f} s), logged on the version under gguf/"
+    )
+    print(f"  ollama create {name} -f {exported.modelfile}   # then: ollama run {name}")
+    print(f"  llama-cli -m {exported.path} -cnv                # llama.cpp, chat template from the file")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from alignflow.chat import chat
+
+    chat(args.model or f"models:/{load_params().register.model_name}@staging", args.max_new_tokens, args.temperature)
+    return 0
+
+
 def cmd_serve_model(args: argparse.Namespace) -> int:
     """MLflow's model server on a registry alias: `POST /invocations {"inputs": ["a prompt"]}` -> completions."""
     name = args.name or load_params().register.model_name
@@ -340,6 +367,23 @@ def build_parser() -> argparse.ArgumentParser:
     registry = commands.add_parser("registry", help="list registered versions, aliases and gate decisions")
     registry.add_argument("--name", help="registered model (default: params register.model_name)")
     registry.set_defaults(func=cmd_registry)
+
+    export = commands.add_parser("export", help="write a registered version as a GGUF file for llama.cpp / Ollama")
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--version", help="registry version number")
+    which.add_argument("--alias", help="registry alias, e.g. staging")
+    export.add_argument("--format", choices=("gguf",), default="gguf")
+    export.add_argument("--quant", choices=("f16", "q8_0"), default="f16", help="matrix precision (norms stay f32)")
+    export.add_argument("--out", type=Path, help="output file (default: exports/<name>-v<N>.<quant>.gguf)")
+    export.add_argument("--force", action="store_true", help="replace an existing output file")
+    export.add_argument("--name", help="registered model (default: params register.model_name)")
+    export.set_defaults(func=cmd_export)
+
+    talk = commands.add_parser("chat", help="chat in the terminal with a registered version or a model folder")
+    talk.add_argument("--model", help="models:/<name>@<alias>, models:/<name>/<N> or a folder (default: @staging)")
+    talk.add_argument("--max-new-tokens", type=int, default=256)
+    talk.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    talk.set_defaults(func=cmd_chat)
 
     presets = commands.add_parser("presets", help="list the public dataset schemas ingest reads, and their columns")
     presets.set_defaults(func=cmd_presets)

@@ -249,6 +249,7 @@ def model_server():
             server.wait(timeout=30)
 
 
+@pytest.mark.slow  # starts MLflow's model server
 def test_serve_model_answers_http_invocations_with_completions(project):
     import requests
 
@@ -262,6 +263,7 @@ def test_serve_model_answers_http_invocations_with_completions(project):
     assert len(predictions) == 2 and all(isinstance(p, str) for p in predictions)
 
 
+@pytest.mark.slow  # starts MLflow's model server
 def test_a_model_server_killed_mid_request_fails_that_request_and_a_restarted_one_answers_as_before(project):
     import requests
 

@@ -84,6 +84,7 @@ def mean(history, key, part):
     return sum(values[part]) / len(values[part])
 
 
+@pytest.mark.slow  # tens of seconds: out of the quick loop, in every full run
 def test_ppo_raises_reward_while_kl_penalty_bounds_drift(setup):
     history = trainer(setup).train()
     start, end = mean(history, "reward_mean", slice(0, 5)), mean(history, "reward_mean", slice(-5, None))
@@ -93,6 +94,7 @@ def test_ppo_raises_reward_while_kl_penalty_bounds_drift(setup):
     assert all(0 <= h["clipfrac"] <= 1 and h["entropy"] > 0 for h in history)
 
 
+@pytest.mark.slow  # tens of seconds: out of the quick loop, in every full run
 def test_resume_continues_from_checkpoint_and_matches_uninterrupted_run(setup, tmp_path):
     overrides = dict(updates=8, checkpoint_every=2)
     uninterrupted = trainer(setup, **overrides)
@@ -189,6 +191,7 @@ def test_checkpoint_from_different_params_is_refused(tmp_path):
         prepare_checkpoint_dir(tmp_path / "ppo", {"ppo.learning_rate": 1e-4, "ppo.updates": 20})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("advantage", ["rloo", "grpo"])
 def test_critic_free_estimators_raise_reward(setup, advantage):
     history = trainer(setup, advantage=advantage, samples_per_prompt=4).train()
@@ -251,6 +254,7 @@ def test_the_bf16_sampler_holds_the_policy_or_the_reference_weights(setup):
     assert all(torch.equal(before[k], v) for k, v in lm.state_dict().items())
 
 
+@pytest.mark.slow  # tens of seconds: out of the quick loop, in every full run
 def test_a_probe_records_the_curve_without_changing_training(setup):
     calls = []
 
