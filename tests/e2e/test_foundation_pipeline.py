@@ -193,9 +193,10 @@ def test_verify_fails_on_a_tampered_output_and_on_a_version_without_recorded_has
     cache = by_prefect / ".dvc/cache/files/md5"
     listing = json.loads((cache / digest[:2] / f"{digest[2:]}.dir").read_text())
     weights = next(item["md5"] for item in listing if item["relpath"] == "model.safetensors")
-    obj = cache / weights[:2] / weights[2:]
-    obj.unlink()  # replaced, never rewritten in place: cache objects are hard links shared with the template
-    obj.write_bytes(b"tampered weights")
+    for storage in (cache, by_prefect.parent / "alignflow-dvc-remote/files/md5"):  # DVC refetches a bad cache object
+        obj = storage / weights[:2] / weights[2:]
+        obj.unlink()  # replaced, never rewritten in place: objects are hard links shared with the template
+        obj.write_bytes(b"tampered weights")
     tampered = run(
         ["alignflow", "reproduce", "--version", "1", "--verify", "--into", str(tmp_path / "v1")],
         by_prefect,
@@ -203,6 +204,7 @@ def test_verify_fails_on_a_tampered_output_and_on_a_version_without_recorded_has
     )
     assert tampered.returncode == 1 and "some outputs differ from the record" in tampered.stdout
     assert "MISMATCH models/policy: recorded" in tampered.stdout and "match    data/tokenized" in tampered.stdout
+    assert "match    dvc status" in tampered.stdout  # DVC trusts its storage: only hashing the files finds this
 
     for key in [k for k in client.get_model_version("alignflow-policy", "2").tags if k.startswith("lineage.dvc.")]:
         client.delete_model_version_tag("alignflow-policy", "2", key)
