@@ -9,7 +9,6 @@ the file, an Ollama `Modelfile` names it, its chat template (ChatML) and its sto
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from alignflow.errors import AlignflowError
+from alignflow.io import file_digest
 
 ARCHITECTURES = {"LlamaForCausalLM": "llama"}
 """Hugging Face architectures this exporter writes, and their GGUF name."""
@@ -82,7 +82,7 @@ def export_gguf(model_dir: Path, out: Path, quant: str = "f16", name: str = "ali
     modelfile = out.with_name(f"{out.stem}.Modelfile")
     modelfile.write_text(_modelfile(out.name, tokenizer))
     os.replace(partial, out)
-    return Exported(out, modelfile, _sha256(out), out.stat().st_size)
+    return Exported(out, modelfile, file_digest(out, "sha256"), out.stat().st_size)
 
 
 def _vocabulary(tokenizer, model_dir: Path) -> dict[str, Any]:
@@ -188,14 +188,6 @@ def _modelfile(gguf_name: str, tokenizer) -> str:
     )
     lines += [f'PARAMETER stop "{stop}"', "PARAMETER temperature 0.7", ""]
     return "\n".join(lines)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export_registered(

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from alignflow.errors import AlignflowError, first_line
+from alignflow.io import file_digest
 from alignflow.registry.lineage import params_hash
 
 LINEAGE_PREFIX = "lineage.dvc."
@@ -89,24 +90,16 @@ def verification(worktree: Path, tags: dict[str, str], version: str) -> list[tup
 def dvc_md5(path: Path) -> str:
     """DVC's md5 of a file, or of a folder (`<md5 of its sorted file list>.dir`); `missing` when absent."""
     if path.is_file():
-        return _file_md5(path)
+        return file_digest(path, "md5")
     if not path.is_dir():
         return "missing"
     entries = [
-        {"md5": _file_md5(file), "relpath": file.relative_to(path).as_posix()}
+        {"md5": file_digest(file, "md5"), "relpath": file.relative_to(path).as_posix()}
         for file in sorted(path.rglob("*"))
         if file.is_file()
     ]
     entries.sort(key=lambda entry: entry["relpath"])
     return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
-
-
-def _file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _evaluation_found(worktree: Path, tags: dict[str, str]) -> str:

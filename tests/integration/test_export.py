@@ -4,7 +4,6 @@ ingest reads GGUF with) against the registered safetensors model; and the termin
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,27 +99,18 @@ def test_chat_keeps_history_resets_and_exits_with_piped_input(project):  # noqa:
     assert shown.getvalue().count("assistant: ") == 3 and "(conversation reset)" in shown.getvalue()
 
 
+def chat_command(*arguments: str, stdin: str) -> subprocess.CompletedProcess:
+    """`alignflow chat` in a subprocess (it inherits the test's MLFLOW_TRACKING_URI), fed `stdin`."""
+    command = [sys.executable, "-m", "alignflow.cli", "chat", *arguments]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=300)
+
+
 def test_the_chat_command_talks_to_the_staging_version_through_a_pipe(project):  # noqa: F811
     register()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": os.environ["MLFLOW_TRACKING_URI"]}
-    done = subprocess.run(
-        [sys.executable, "-m", "alignflow.cli", "chat", "--max-new-tokens", "4"],
-        input="Hello\n",
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    done = chat_command("--max-new-tokens", "4", stdin="Hello\n")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "chatting with models:/alignflow-policy@staging" in done.stdout and "assistant: " in done.stdout
-    unknown = subprocess.run(
-        [sys.executable, "-m", "alignflow.cli", "chat", "--model", "models:/alignflow-policy@nowhere"],
-        input="",
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    unknown = chat_command("--model", "models:/alignflow-policy@nowhere", stdin="")
     errors = [line for line in unknown.stderr.splitlines() if line.startswith("error:")]
     assert unknown.returncode == 1 and len(errors) == 1 and "Traceback" not in unknown.stderr, unknown.stderr[-2000:]
     assert errors[0].startswith("error: --model models:/alignflow-policy@nowhere: not found in the registry")
