@@ -140,8 +140,8 @@ def prepare_checkpoint_dir(directory: Path, snapshot: dict[str, Any]) -> bool:
                 )
         return any(directory.glob("checkpoint-*"))
     if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+        shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)  # another process may have created it meanwhile
     marker.write_text(json.dumps(snapshot, indent=1, sort_keys=True))
     return False
 
