@@ -24,6 +24,9 @@ def metrics_file(stage: str) -> Path:
     return METRICS / f"{'eval' if stage == 'evaluate' else stage}.json"
 
 
+MACHINE = metrics_file("machine")
+"""The arithmetic the training and evaluation stages ran with (the `machine` stage writes it; they depend on it)."""
+
 SFT_MODEL = Path("models/sft")
 REWARD_MODEL = Path("models/reward")
 JUDGE_MODEL = Path("models/judge")

@@ -55,3 +55,30 @@ def warn_if_slow(setting: str) -> None:
             "precision; set it to auto",
             setting,
         )
+
+
+def arithmetic() -> dict[str, str | bool]:
+    """What decides this machine's numbers: the device, the kernel family it dispatches to (ATen's CPU capability,
+    or the GPU's compute capability) and whether bf16 is native (what `auto` resolves by). Two machines that agree
+    on all three compute the same results; the `machine` stage writes this for DVC to track."""
+    import torch
+
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        kind: dict[str, str | bool] = {"device": "cuda", "capability": f"sm_{major}{minor}"}
+    else:
+        kind = {"device": "cpu", "capability": torch.backends.cpu.get_cpu_capability()}
+    return {**kind, "native_bf16": bf16_is_fast()}
+
+
+def resolved_precisions(params) -> dict[str, str]:
+    """What each training and evaluation section's `auto` became here: part of a version's lineage."""
+    method = params.align.method
+    resolved = {
+        section: mixed_precision(f"{section}.mixed_precision", getattr(params, section).mixed_precision)
+        for section in ("sft", "reward", method)
+    }
+    if method == "ppo":
+        resolved["ppo.sampling"] = weights_dtype("ppo.sampling_dtype", params.ppo.sampling_dtype)
+    resolved["evaluate"] = weights_dtype("evaluate.dtype", params.evaluate.dtype)
+    return resolved

@@ -23,9 +23,11 @@ import yaml
 
 from alignflow.errors import AlignflowError, first_line
 from alignflow.io import file_digest
+from alignflow.precision import arithmetic
 from alignflow.registry.lineage import params_hash
 
 LINEAGE_PREFIX = "lineage.dvc."
+MACHINE_PREFIX = "lineage.machine."
 
 
 class ReproduceError(AlignflowError):
@@ -64,6 +66,9 @@ def reproduce(client, name: str, version: str, verify: bool, target: Path | None
     recorded_params = tags.get("lineage.params_hash")
     if recorded_params and params_hash(worktree / "params.yaml") != recorded_params:
         result.notes.append("params.yaml differs from the one the version was trained with (params hash)")
+    differs = machine_difference(tags)
+    if differs:
+        result.notes.append(differs)
     _share_cache(worktree)
     missing = _pull(worktree)
     if missing:
@@ -85,6 +90,17 @@ def verification(worktree: Path, tags: dict[str, str], version: str) -> list[tup
     changed = _changed_stages(worktree)
     checks.append(("dvc status", "up to date", "up to date" if not changed else f"changed: {', '.join(changed)}"))
     return checks
+
+
+def machine_difference(tags: dict[str, str]) -> str | None:
+    """A note when this machine computes differently from the one that made the version (`lineage.machine.*`):
+    what `dvc repro` rebuilds here will not match bitwise, and `auto` may resolve to another precision."""
+    recorded = {key.removeprefix(MACHINE_PREFIX): value for key, value in tags.items() if key.startswith(MACHINE_PREFIX)}
+    here = {key: str(value).lower() for key, value in arithmetic().items()}
+    if not recorded or recorded == here:
+        return None
+    made, this = (", ".join(f"{k}={kind.get(k, '?')}" for k in sorted(here)) for kind in (recorded, here))
+    return f"made on another kind of machine ({made}; here {this}): stages rebuilt here give other outputs"
 
 
 def dvc_md5(path: Path) -> str:
@@ -184,9 +200,10 @@ def uncached_outputs(pipeline: Path) -> set[str]:
 
 
 def _changed_stages(worktree: Path) -> list[str]:
-    """The stages `dvc status` finds changed (deps, params, outs); a `dvc status` that fails is an error."""
-    status = _run(["dvc", "status", "--json"], worktree)
-    return sorted(json.loads(status.stdout.strip() or "{}"))
+    """The stages `dvc status` finds changed (deps, params, outs), leaving out the `machine` probe, which is always
+    changed by design; a `dvc status` that fails is an error."""
+    status = json.loads(_run(["dvc", "status", "--json"], worktree).stdout.strip() or "{}")
+    return sorted(name for name, changes in status.items() if changes != ["always changed"])
 
 
 def _run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

@@ -80,6 +80,14 @@ def run(
     return result
 
 
+def changed_stages(project: Path) -> set[str]:
+    """What `dvc status` finds changed, leaving out the `machine` probe (always changed by design)."""
+    import json
+
+    status = json.loads(run(["dvc", "status", "--json"], project).stdout.strip() or "{}")
+    return {name for name, changes in status.items() if changes != ["always changed"]}
+
+
 def copy_project(built: Path, target: Path) -> Path:
     """A copy of a project the pipeline ran in that shares nothing writable with it: files and git history
     copied, the DVC cache and remote hard-linked (DVC never rewrites an object in place), and its own MLflow store

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from alignflow import paths
+from alignflow.precision import resolved_precisions
 from alignflow.tracking import git_commit
 
 LINEAGE_OUTPUTS = (
@@ -71,3 +73,11 @@ def lineage_tags() -> dict[str, str]:
     tags.update({f"lineage.dvc.{path}": md5 for path, md5 in dvc_hashes().items()})
     tags["lineage.params_hash"] = params_hash()
     return tags
+
+
+def machine_tags(params) -> dict[str, str]:
+    """`lineage.machine.*`: the arithmetic the stages ran with (metrics/machine.json), and `lineage.precision.*`: what
+    each section's precision resolved to there. `reproduce` compares them with the machine it runs on."""
+    kind = json.loads(paths.MACHINE.read_text()) if paths.MACHINE.is_file() else {}
+    tags = {f"lineage.machine.{key}": str(value).lower() for key, value in kind.items()}
+    return {**tags, **{f"lineage.precision.{k}": v for k, v in resolved_precisions(params).items()}}

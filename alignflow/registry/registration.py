@@ -17,7 +17,7 @@ from alignflow.data.formatting import ChatFormat, policy_stop_token
 from alignflow.evaluation.statistics import format_interval
 from alignflow.models.loading import load_pretrained
 from alignflow.registry import client as registry
-from alignflow.registry.lineage import dvc_hashes, lineage_tags
+from alignflow.registry.lineage import dvc_hashes, lineage_tags, machine_tags
 
 
 def model_card(params: Params, metrics: dict[str, Any], tags: dict[str, str]) -> str:
@@ -83,6 +83,7 @@ def register_candidate(params: Params, eval_metrics: dict[str, Any]) -> dict[str
     tags = {
         **lineage,
         **method_tags(params),
+        **machine_tags(params),
         **{f"eval.{k}": str(v) for k, v in eval_metrics.items()},
         registry.CANDIDATE_TAG: key,
     }

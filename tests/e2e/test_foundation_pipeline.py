@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from flows.pipeline import STAGES
-from tests.project import copy_project, make_project, run
+from tests.project import changed_stages, copy_project, make_project, project_env, run
 
 pytestmark = pytest.mark.slow
 DATA_STAGES = ["ingest", "dedup", "tokenize"]
@@ -51,7 +51,7 @@ def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects, tiny_pipelin
 
     assert locked_outputs(by_dvc, STAGES) == locked_outputs(by_prefect, STAGES)
     for project in projects:
-        assert "up to date" in run(["dvc", "status"], project).stdout
+        assert changed_stages(project) == set()
         assert json.loads((project / "metrics/dedup.json").read_text())["sft_kept"] > 0
         assert json.loads((project / "metrics/align.json").read_text())["updates"] == 4
         assert (project / "models/policy/model.safetensors").is_file()
@@ -59,7 +59,8 @@ def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects, tiny_pipelin
     timing = json.loads((by_prefect / "metrics/timing.json").read_text())
     assert set(timing["stage_minutes"]) == set(STAGES) and all(timing["ran"].values()) and timing["cpu"]
     again = run(["alignflow", "run"], by_prefect)
-    assert [f"{name}: up to date" for name in STAGES] == [
+    assert "machine: ran" in again.stdout  # the probe always runs; its output is unchanged, so nothing else does
+    assert [f"{name}: up to date" for name in STAGES if name != "machine"] == [
         entry for entry in again.stdout.splitlines() if entry.endswith("up to date")
     ]
     assert locked_outputs(by_prefect) == locked_outputs(by_dvc)
@@ -83,7 +84,7 @@ def test_experiment_on_a_ppo_param_reruns_only_ppo_evaluate_register_and_a_tie_i
     by_dvc, _ = projects
     result = run(["dvc", "exp", "run", "-S", "ppo.learning_rate=0.0"], by_dvc)  # the policy stays the SFT model
     ran = [line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")]
-    assert ran == ["align", "evaluate", "register"]
+    assert ran == ["machine", "align", "evaluate", "register"]
     assert "0.0" in run(["dvc", "exp", "show", "--no-pager", "--csv"], by_dvc).stdout
     evaluation = json.loads((by_dvc / "metrics/eval.json").read_text())
     assert evaluation["win_rate_policy_vs_sft"] == 0.5 and evaluation["win_rate_policy_vs_sft_ci_low"] == 0.5
@@ -98,11 +99,10 @@ def test_switching_to_dpo_reruns_only_the_policy_slot_and_registers_the_method(p
 
     _, by_prefect = projects
     apply_overlay(by_prefect / "params.yaml", {"align": {"method": "dpo"}})
-    status = run(["dvc", "status"], by_prefect).stdout
-    changed = {line.rstrip(":") for line in status.splitlines() if line and not line[0].isspace()}
-    assert changed == {"align", "register"}  # evaluate follows once models/policy changes
+    assert changed_stages(by_prefect) == {"align", "register"}  # evaluate follows once models/policy changes
     flow = run(["alignflow", "run"], by_prefect)
     assert [entry.split(":")[0] for entry in flow.stdout.splitlines() if entry.endswith(": ran")] == [
+        "machine",
         "align",
         "evaluate",
         "register",
@@ -124,7 +124,7 @@ def test_stage_runs_nest_under_one_parent_run_per_pipeline_run(projects):
         pipeline_ids = {r.info.run_id for r in runs if r.data.tags.get("alignflow.kind") == "pipeline"}
         stage_runs = [r for r in runs if "alignflow.stage" in r.data.tags]
         assert len(pipeline_ids) == parents
-        assert sorted({r.data.tags["alignflow.stage"] for r in stage_runs}) == sorted(STAGES)
+        assert {r.data.tags["alignflow.stage"] for r in stage_runs} == set(STAGES) - {"machine"}  # it logs nothing
         assert {r.data.tags["mlflow.parentRunId"] for r in stage_runs} <= pipeline_ids
 
 
@@ -151,7 +151,7 @@ def test_bad_input_fails_with_one_line_and_keeps_earlier_outputs(projects):
     finally:
         samples.write_text(original)
     run(["dvc", "checkout"], by_dvc)
-    assert "up to date" in run(["dvc", "status"], by_dvc).stdout
+    assert changed_stages(by_dvc) == set()
     assert locked_outputs(by_dvc) == before
 
 
@@ -225,7 +225,7 @@ def test_outputs_come_back_from_the_remote_and_a_dead_remote_is_one_line(project
     shutil.rmtree(by_prefect / "models/policy")
     run(["alignflow", "pull"], by_prefect)
     assert (by_prefect / "models/policy/model.safetensors").is_file()
-    assert "up to date" in run(["dvc", "status"], by_prefect).stdout
+    assert changed_stages(by_prefect) == set()
 
     blocked = tmp_path / "a-file-not-a-folder"
     blocked.write_text("")
@@ -234,4 +234,30 @@ def test_outputs_come_back_from_the_remote_and_a_dead_remote_is_one_line(project
     errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
     assert failed.returncode == 1 and len(errors) == 1
     assert errors[0].startswith("error: dvc push to remote 'dead' failed") and "stay in this checkout" in errors[0]
-    assert "up to date" in run(["dvc", "status"], by_prefect).stdout
+    assert changed_stages(by_prefect) == set()
+
+
+def test_a_lock_made_on_another_kind_of_machine_reruns_training_and_evaluation_and_the_version_says_so(
+    tmp_path_factory, tiny_pipeline
+):
+    """ATEN_CPU_CAPABILITY=avx2 makes torch dispatch to AVX2 kernels, as an AVX2-only CPU would (the template's
+    lock was made with this CPU's own kernels)."""
+    import mlflow
+
+    project = copy_project(tiny_pipeline.path, tmp_path_factory.mktemp("other_machine") / "project")
+    avx2 = {**project_env(project), "ATEN_CPU_CAPABILITY": "avx2"}
+    if json.loads((project / "metrics/machine.json").read_text())["capability"] == "AVX2":
+        pytest.skip("machine: this CPU's own kernels are AVX2 already")
+    run(["dvc", "repro", "machine"], project, avx2)
+    assert json.loads((project / "metrics/machine.json").read_text())["capability"] == "AVX2"
+    assert changed_stages(project) == {"sft", "reward", "align", "evaluate", "register"}
+
+    flow = run(["alignflow", "run"], project, avx2)
+    ran = [entry.split(":")[0] for entry in flow.stdout.splitlines() if entry.endswith(": ran")]
+    assert ran == ["machine", "sft", "reward", "align", "evaluate", "register"]
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    tags = client.get_model_version("alignflow-policy", "2").tags
+    assert tags["lineage.machine.capability"] == "avx2" and tags["lineage.precision.sft"] == "no"
+
+    restored = run(["alignflow", "reproduce", "--version", "2", "--into", str(project.parent / "v2")], project)
+    assert "note: made on another kind of machine (capability=avx2" in restored.stdout, restored.stdout

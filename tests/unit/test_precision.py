@@ -25,3 +25,15 @@ def test_explicit_choices_are_kept_and_slow_bf16_is_named(bf16_fast, caplog):
         assert precision.mixed_precision("sft.mixed_precision", "no") == "no"
     warned = [record.getMessage().split(":")[0] for record in caplog.records]
     assert warned == ([] if bf16_fast else ["ppo.mixed_precision", "ppo.sampling_dtype"])
+
+
+def test_the_machine_kind_names_its_kernels_and_a_version_made_on_another_kind_is_noted():
+    from alignflow.reproduce import machine_difference
+
+    here = precision.arithmetic()
+    assert here["device"] in ("cpu", "cuda") and here["capability"] and isinstance(here["native_bf16"], bool)
+    same = {f"lineage.machine.{k}": str(v).lower() for k, v in here.items()}
+    assert machine_difference(same) is None and machine_difference({}) is None  # older versions recorded none
+    other = {**same, "lineage.machine.native_bf16": str(not here["native_bf16"]).lower()}
+    note = machine_difference(other)
+    assert note and note.startswith("made on another kind of machine") and "native_bf16" in note
