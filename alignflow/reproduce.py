@@ -95,7 +95,9 @@ def verification(worktree: Path, tags: dict[str, str], version: str) -> list[tup
 def machine_difference(tags: dict[str, str]) -> str | None:
     """A note when this machine computes differently from the one that made the version (`lineage.machine.*`):
     what `dvc repro` rebuilds here will not match bitwise, and `auto` may resolve to another precision."""
-    recorded = {key.removeprefix(MACHINE_PREFIX): value for key, value in tags.items() if key.startswith(MACHINE_PREFIX)}
+    recorded = {
+        key.removeprefix(MACHINE_PREFIX): value for key, value in tags.items() if key.startswith(MACHINE_PREFIX)
+    }
     here = {key: str(value).lower() for key, value in arithmetic().items()}
     if not recorded or recorded == here:
         return None

@@ -103,7 +103,7 @@ def sft_workload(params, steps: int):
     examples = load_from_disk(str(ROOT / "data/tokenized/sft"))["train"]
     collate, size = sft_collator(tokenizer), params.sft.batch_size
     batches = [
-        collate([{k: examples[i][k] for k in ("input_ids", "attention_mask", "labels")} for i in range(s, s + size)])
+        collate([{k: examples[i][k] for k in ("input_ids", "labels")} for i in range(s, s + size)])
         for s in range(0, size * (steps + 1), size)
     ]
     mode = mixed_precision("sft.mixed_precision", params.sft.mixed_precision)
@@ -134,22 +134,18 @@ def reward_workload(params, steps: int):
 
     tokenizer = AutoTokenizer.from_pretrained(ROOT / "models/encoder")
     model = AutoModelForSequenceClassification.from_pretrained(ROOT / "models/encoder", num_labels=1)
-    policy_tokenizer = AutoTokenizer.from_pretrained(ROOT / "data/tokenized/tokenizer")
     rows = load_from_disk(str(ROOT / "data/tokenized/reward"))["train"]
-    texts = [
-        policy_tokenizer.decode(rows[i][side], skip_special_tokens=True)
-        for i in range(params.reward.batch_size * (steps + 1))
-        for side in ("input_ids_chosen", "input_ids_rejected")
-    ]
+    size = params.reward.batch_size
+    batches = [
+        tokenizer.pad(
+            [{"input_ids": rows[i][side]} for i in range(s, s + size) for side in ("chosen_ids", "rejected_ids")],
+            return_tensors="pt",
+        )
+        for s in range(0, size * (steps + 1), size)
+    ]  # chosen and rejected alternate, as the pairwise loss below reads them
     n = matmul_parameters(model)
     mode = mixed_precision("reward.mixed_precision", params.reward.mixed_precision)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    size = 2 * params.reward.batch_size
-    batches = [
-        tokenizer(texts[s : s + size], truncation=True, max_length=params.tokenize.reward_max_length,
-                  padding=True, return_tensors="pt")
-        for s in range(0, len(texts), size)
-    ]
     model.train()
 
     def step(batch):
@@ -240,8 +236,10 @@ def main() -> None:
     torch.manual_seed(0)
     params = load_params(ROOT / "params.yaml")
     kind = arithmetic()
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, kernels {kind['capability']}, "
-          f"native bf16: {kind['native_bf16']}")
+    print(
+        f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, kernels {kind['capability']}, "
+        f"native bf16: {kind['native_bf16']}"
+    )
 
     peaks = {
         (name, model): matmul_rate(rows, shapes, dtype)
@@ -255,8 +253,12 @@ def main() -> None:
     print(f"  memory bandwidth {memory / 1e9:.1f} GB/s")
 
     reward_training, scoring = reward_workload(params, args.steps)
-    rows = [sft_workload(params, args.steps), reward_training, scoring,
-            *decode_and_ppo_workloads(params, args.new_tokens, memory)]
+    rows = [
+        sft_workload(params, args.steps),
+        reward_training,
+        scoring,
+        *decode_and_ppo_workloads(params, args.new_tokens, memory),
+    ]
     print(f"\n{'stage work':34s} {'precision':9s} {'achieved':>10s} {'attainable':>11s} {'utilization':>11s}  notes")
     for what, mode, achieved, note in rows:
         model = "encoder" if what.startswith("reward") else "policy"

@@ -82,7 +82,7 @@ def sample(
         position_ids=positions(mask),
         cache=cache,
         use_cache=True,
-        logits_to_keep=1,
+        logits_to_keep=last_positions(queries.shape[1], 1),
     ).logits[:, -1]
     steps = 0
     for step in range(max_new_tokens):
@@ -128,12 +128,25 @@ NUCLEUS_CANDIDATES = 256
 is larger (rare at the temperatures used here); the result is the same nucleus either way."""
 
 
+def last_positions(length: int, count: int) -> torch.Tensor:
+    """`logits_to_keep` for the last `count` of `length` positions, as indices rather than a count: transformers
+    then gathers those hidden states into a contiguous tensor, where a count slices a strided view, on which CPU
+    matrix products in bf16 copy the LM head once per row (about 1 s for 16 rows and a 49k vocabulary, not 4 ms)."""
+    return torch.arange(length - count, length)
+
+
 def _draw(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """One token per row from softmax(logits), restricted to the smallest set with probability >= top_p."""
+    """One token per row from softmax(logits), restricted to the smallest set with probability >= top_p.
+
+    Inverse-CDF sampling: a uniform draw per row located in the row's cumulative distribution (float64, scaled by
+    its total), an exact draw from the same distribution as torch.multinomial at a quarter of its cost on CPU
+    (multinomial draws an exponential for every vocabulary entry). Zero-probability tokens are never drawn."""
     probs = torch.softmax(logits, dim=-1)
     if top_p < 1.0:
         probs = _nucleus(probs, top_p)
-    return torch.multinomial(probs, 1).squeeze(1)
+    cdf = probs.double().cumsum(-1)
+    uniform = torch.rand(len(cdf), 1, dtype=torch.float64, device=cdf.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, uniform, right=True).squeeze(1)
 
 
 def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -165,7 +178,7 @@ def response_outputs(
         input_ids=sequences,
         attention_mask=attention_mask,
         position_ids=positions(attention_mask),
-        logits_to_keep=sequences.shape[1] - query_length + 1,
+        logits_to_keep=last_positions(sequences.shape[1], sequences.shape[1] - query_length + 1),
         output_hidden_states=hidden_states,
     )
     out.logits = out.logits[:, :-1]

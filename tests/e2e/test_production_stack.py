@@ -138,7 +138,9 @@ def test_outputs_pushed_to_the_s3_remote_pull_into_a_fresh_clone_with_the_record
     run(["dvc", "remote", "modify", "--local", "stack", "endpointurl", stack.s3_url], clone, clone_env)
     run(["alignflow", "pull", "--remote", "stack"], clone, clone_env)
     status = json.loads(run(["dvc", "status", "--json"], clone, clone_env).stdout)
-    assert status == {"machine": ["always changed"]}, status  # every output the lock file records is present, with the recorded hash
+    assert status == {"machine": ["always changed"]}, (
+        status
+    )  # every output the lock file records is present, with the recorded hash
     for output in ("models/policy/model.safetensors", "data/tokenized/sft"):
         assert (clone / output).exists()
 

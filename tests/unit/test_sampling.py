@@ -1,9 +1,12 @@
-"""Top-p sampling: the candidate shortcut keeps exactly the nucleus a full sort keeps."""
+"""Sampling: the candidate shortcut keeps exactly the nucleus a full sort keeps; a draw follows the distribution and
+never picks an excluded token; logits kept for the last positions are the full pass's, in bf16 too."""
+
+import copy
 
 import pytest
 import torch
 
-from alignflow.rl.sampling import NUCLEUS_CANDIDATES, _nucleus
+from alignflow.rl.sampling import NUCLEUS_CANDIDATES, _draw, _nucleus, response_outputs
 
 
 def nucleus_by_full_sort(probs: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -28,3 +31,25 @@ def test_nucleus_of_a_sure_token_is_that_token():
     probs = torch.zeros(2, 1000)
     probs[0, 7], probs[1, 3] = 1.0, 1.0
     assert torch.equal(_nucleus(probs, 0.9).nonzero()[:, 1], torch.tensor([7, 3]))
+
+
+def test_draws_follow_the_distribution_and_never_pick_an_excluded_token():
+    torch.manual_seed(0)
+    logits = torch.log(torch.tensor([0.1, 0.0, 0.6, 0.3])).repeat(40_000, 1)  # token 1 has probability 0
+    counts = torch.bincount(_draw(logits, 1.0), minlength=4).float() / len(logits)
+    assert counts[1] == 0 and torch.allclose(counts, torch.tensor([0.1, 0.0, 0.6, 0.3]), atol=0.01)
+    nucleus = torch.bincount(_draw(logits, 0.65), minlength=4)  # top-p 0.65 keeps the 0.6 and 0.3 tokens
+    assert nucleus[0] == 0 and nucleus[1] == 0 and nucleus[2] > nucleus[3] > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_response_logits_are_the_full_passes_at_the_response_positions(tiny_lm, dtype):
+    lm, tokenizer = tiny_lm
+    lm = copy.deepcopy(lm).to(dtype)  # the fixture's model is shared
+    torch.manual_seed(0)
+    sequences = torch.randint(3, len(tokenizer), (3, 12))
+    mask = torch.ones_like(sequences)
+    full = lm(input_ids=sequences, attention_mask=mask).logits[:, 7:-1]
+    kept = response_outputs(lm, sequences, mask, query_length=8).logits
+    tolerance = 1e-2 if dtype == torch.bfloat16 else 1e-5
+    assert kept.shape == full.shape and torch.allclose(kept.float(), full.float(), atol=tolerance)
