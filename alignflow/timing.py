@@ -36,13 +36,17 @@ def machine() -> dict[str, Any]:
 
 
 def write_timing(stages: dict[str, dict[str, Any]], total_seconds: float, path: Path = TIMING_FILE) -> None:
-    """stages: {name: {"seconds": wall time, "ran": whether DVC ran it or found it up to date}}."""
+    """stages: {name: {"seconds": wall time, "ran": whether DVC ran it or found it up to date, "peak_rss_bytes":
+    the largest resident set of its processes, when it ran}}. The run's peak is the largest stage's."""
+    peaks = {name: round(s["peak_rss_bytes"] / 2**30, 2) for name, s in stages.items() if s.get("peak_rss_bytes")}
     write_json(
         path,
         {
             "total_minutes": round(total_seconds / 60, 2),
             "stage_minutes": {name: round(s["seconds"] / 60, 2) for name, s in stages.items()},
             "ran": {name: s["ran"] for name, s in stages.items()},
+            "stage_peak_rss_gb": peaks,
+            "peak_rss_gb": max(peaks.values(), default=None),
             **machine(),
         },
     )

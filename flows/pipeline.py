@@ -53,7 +53,11 @@ def pipeline(stages: list[str] | None = None) -> dict[str, Any]:
             )
             stage_started = time.monotonic()
             results[name] = task(name)
-            timing[name] = {"seconds": time.monotonic() - stage_started, "ran": results[name]["ran"]}
+            timing[name] = {
+                "seconds": time.monotonic() - stage_started,
+                "ran": results[name]["ran"],
+                "peak_rss_bytes": results[name].get("peak_rss_bytes"),
+            }
             logger.info("%s: %s", name, "ran" if results[name]["ran"] else "up to date")
         write_timing(timing, time.monotonic() - started)
         record_run()

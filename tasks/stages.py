@@ -71,6 +71,16 @@ def run_stage(name: str) -> dict[str, Any]:
             logger.info(line)
         if line.startswith(ERROR_PREFIX) and not last_error:
             last_error = line.removeprefix(ERROR_PREFIX)
-    if process.wait() != 0:
+    _, status, usage = os.wait4(process.pid, 0)  # resource use of `dvc repro` and the stage process it waited for
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
         raise StageFailed(f"stage {name} failed: {last_error or f'exit code {process.returncode}'}", bool(last_error))
-    return {"stage": name, "ran": True, "metrics": read_metrics(name)}
+    return {"stage": name, "ran": True, "metrics": read_metrics(name), "peak_rss_bytes": peak_rss_bytes(usage)}
+
+
+def peak_rss_bytes(usage) -> int:
+    """The largest resident set of a process in the stage's tree, as `/usr/bin/time -v` reports it (ru_maxrss is
+    in kilobytes on Linux, bytes on macOS)."""
+    import sys
+
+    return usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024

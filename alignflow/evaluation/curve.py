@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,8 @@ class AlignmentProbe:
     """Samples the policy on fixed prompts with evaluation's settings and scores it against SFT's responses.
 
     Called with the SFT model first (`set_reference`), then with the policy every few updates; returns
-    {"curve_win_rate", "curve_judge_win_rate"} (reward model and judge, ties half).
+    {"curve_win_rate", "curve_judge_win_rate"} (reward model and judge, ties half). `seconds` adds up the time
+    spent in it, so the stage can report the probe's share of training.
     """
 
     def __init__(
@@ -31,9 +33,10 @@ class AlignmentProbe:
         self.config, self.seed = config, seed
         self.texts = [conversation(p) for p in prompts]
         self.reference: dict[str, list[float]] = {}
+        self.seconds = 0.0
 
     def _scores(self, lm) -> dict[str, list[float]]:
-        c = self.config
+        started, c = time.monotonic(), self.config
         drawn = generate(
             lm,
             self.tokenizer,
@@ -45,7 +48,9 @@ class AlignmentProbe:
             c.batch_size,
             self.seed,
         )
-        return {name: scorer(self.texts, drawn.texts).tolist() for name, scorer in self.scorers.items()}
+        scores = {name: scorer(self.texts, drawn.texts).tolist() for name, scorer in self.scorers.items()}
+        self.seconds += time.monotonic() - started
+        return scores
 
     def set_reference(self, sft) -> None:
         self.reference = self._scores(sft)

@@ -157,6 +157,7 @@ def train_ppo(params: Params, checkpoints: Path) -> dict[str, Any]:
         scorer.stats,
     )
     main_process = trainer.accelerator.is_main_process
+    started = time.monotonic()
     probe = None
     if config.curve_every:
         curve_prompts = load_arrow(paths.TOKENIZED / "eval_prompts", "tokenize").to_list()[: config.curve_prompts]
@@ -178,7 +179,6 @@ def train_ppo(params: Params, checkpoints: Path) -> dict[str, Any]:
             samples.extend({"update": update, "response": text} for text in texts[:SAMPLES_LOGGED])
             print(f"ppo update {update}/{config.updates}: " + ", ".join(f"{k}={v:.3f}" for k, v in stats.items()))
 
-    started = time.monotonic()
     history = trainer.train(
         checkpoints, resume=resuming, on_update=log_update, probe=probe, on_checkpoint=checkpoint_saved
     )
@@ -194,6 +194,8 @@ def train_ppo(params: Params, checkpoints: Path) -> dict[str, Any]:
     metrics.update(
         train_seconds=round(seconds, 1), episodes_per_second=round(len(run_here) * config.batch_size / seconds, 3)
     )
+    if probe is not None:  # the learning curve's cost (SFT's reference samples and every probe), in train_seconds
+        metrics.update(curve_seconds=round(probe.seconds, 1), curve_share=round(probe.seconds / seconds, 3))
     if main_process:
 
         def value_head_file(out_dir: Path) -> None:

@@ -53,11 +53,13 @@ def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects, tiny_pipelin
     for project in projects:
         assert changed_stages(project) == set()
         assert json.loads((project / "metrics/dedup.json").read_text())["sft_kept"] > 0
-        assert json.loads((project / "metrics/align.json").read_text())["updates"] == 4
+        align = json.loads((project / "metrics/align.json").read_text())
+        assert align["updates"] == 4 and 0 < align["curve_seconds"] < align["train_seconds"]
         assert (project / "models/policy/model.safetensors").is_file()
 
     timing = json.loads((by_prefect / "metrics/timing.json").read_text())
     assert set(timing["stage_minutes"]) == set(STAGES) and all(timing["ran"].values()) and timing["cpu"]
+    assert set(timing["stage_peak_rss_gb"]) == set(STAGES) and timing["peak_rss_gb"] > 0.1
     again = run(["alignflow", "run"], by_prefect)
     assert "machine: ran" in again.stdout  # the probe always runs; its output is unchanged, so nothing else does
     assert [f"{name}: up to date" for name in STAGES if name != "machine"] == [
