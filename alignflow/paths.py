@@ -32,6 +32,8 @@ REWARD_MODEL = Path("models/reward")
 JUDGE_MODEL = Path("models/judge")
 """A second reward model trained on comparison groups the reward model never saw; evaluation only."""
 POLICY = Path("models/policy")
+BASELINE = Path("data/baseline.json")
+"""SFT's side of the evaluation (samples, scores, best-of-n), reused while only the policy changes."""
 
 
 def reward_backbone(backbone: str) -> tuple[Path, Path]:

@@ -22,7 +22,7 @@ from flows.report import summary_markdown
 from tasks.remote import push_outputs, record_run
 from tasks.stages import read_metrics, run_stage
 
-STAGES = ("machine", "ingest", "dedup", "tokenize", "sft", "reward", "align", "evaluate", "register")
+STAGES = ("machine", "ingest", "dedup", "tokenize", "sft", "reward", "baseline", "align", "evaluate", "register")
 
 
 @flow(name="alignflow-pipeline")

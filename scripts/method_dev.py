@@ -68,16 +68,15 @@ def score_on_dev_prompts(params, count: int) -> dict:
     import dataclasses
 
     from alignflow import paths
+    from alignflow.evaluation.loading import load_model, load_scorers, load_tokenizer
     from alignflow.evaluation.suite import evaluate_models
     from alignflow.stages.common import load_arrow
-    from alignflow.stages.evaluate import load_evaluation
 
-    models, tokenizer, stop_id, scorers = load_evaluation(params)
+    tokenizer, stop_id = load_tokenizer(params, paths.POLICY)
+    sft, policy = load_model(params, "sft"), load_model(params, "policy")
     prompts = load_arrow(paths.TOKENIZED / "prompts", "tokenize").to_list()[:count]
     config = dataclasses.replace(params.evaluate, best_of_n=0)
-    result = evaluate_models(
-        models["sft"], models["policy"], tokenizer, prompts, scorers, stop_id, config, params.common.seed
-    )
+    result = evaluate_models(sft, policy, tokenizer, prompts, load_scorers(params), stop_id, config, params.common.seed)
     return result.metrics
 
 

@@ -7,6 +7,8 @@ highest; the reward model and the judge score everything.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,7 @@ import torch
 
 from alignflow.config import EvaluateParams
 from alignflow.data.formatting import conversation
+from alignflow.errors import StageInputError
 from alignflow.evaluation.comparison import best_of_n, comparison_metrics
 from alignflow.evaluation.generation import Batch, Generations, generate, length_batches, sequence_kl
 from alignflow.evaluation.metrics import summary
@@ -75,36 +78,35 @@ def evaluate_batches(
     seed: int,
     batches: list[Batch],
 ) -> dict[int, PromptResult]:
-    """The per-prompt work for some of the batches (all of them, or one worker's share), by prompt index.
+    """The per-prompt work for some of the batches (all of them, or one worker's share), by prompt index."""
+    baseline = baseline_batches(sft, tokenizer, prompts, scorers, stop_id, config, seed, batches)
+    return policy_batches(policy, sft, tokenizer, prompts, scorers, stop_id, config, seed, batches, baseline)
 
-    SFT and the policy sample each batch with the same seed; SFT best-of-n draws n samples (the first is the SFT
-    sample itself) on the prompts below `best_of_n_prompts` and keeps the one the reward model scores highest.
-    """
+
+def baseline_batches(
+    sft,
+    tokenizer,
+    prompts: list[dict[str, Any]],
+    scorers: dict[str, Scorer],
+    stop_id: int,
+    config: EvaluateParams,
+    seed: int,
+    batches: list[Batch],
+) -> dict[int, PromptResult]:
+    """SFT's half of the comparison, which no policy changes: its sample per prompt and the scores, and SFT
+    best-of-n (n samples, the first the SFT sample itself, on the prompts below `best_of_n_prompts`; the reward
+    model keeps the highest). `kl` stays 0 until `policy_batches` adds the policy."""
     ids, texts = [p["input_ids"] for p in prompts], [conversation(p) for p in prompts]
     indices = [i for _, batch in batches for i in batch]
-
-    def draw(lm, draw_seed: int, share: list[Batch]) -> Generations:
-        c = config
-        return generate(
-            lm, tokenizer, ids, stop_id, c.max_new_tokens, c.temperature, c.top_p, c.batch_size, draw_seed, share
-        )
-
-    def score(scorer: Scorer, at: list[int], responses: list[str]) -> dict[int, float]:
-        return dict(zip(at, scorer([texts[i] for i in at], responses).tolist())) if at else {}
-
-    generations = {"sft": draw(sft, seed, batches), "policy": draw(policy, seed, batches)}
-    scores = {
-        name: {model: score(scorer, indices, [g.texts[i] for i in indices]) for model, g in generations.items()}
-        for name, scorer in scorers.items()
-    }
-    kl = sequence_kl(policy, sft, generations["policy"], config.temperature)
+    generations = _draw(sft, tokenizer, ids, stop_id, config, seed, batches)
+    scores = {name: _score(scorer, texts, indices, generations.texts) for name, scorer in scorers.items()}
     results = {
         i: PromptResult(
-            texts={model: g.texts[i] for model, g in generations.items()},
-            lengths={model: g.lengths[i] for model, g in generations.items()},
-            finished={model: g.finished[i] for model, g in generations.items()},
-            scores={name: {model: by_model[model][i] for model in by_model} for name, by_model in scores.items()},
-            kl=kl[i],
+            texts={"sft": generations.texts[i]},
+            lengths={"sft": generations.lengths[i]},
+            finished={"sft": generations.finished[i]},
+            scores={name: {"sft": by_prompt[i]} for name, by_prompt in scores.items()},
+            kl=0.0,
         )
         for i in indices
     }
@@ -112,8 +114,8 @@ def evaluate_batches(
     bon_share = [(n, batch) for n, batch in bon_share if batch]
     if bon_share:
         at = [i for _, batch in bon_share for i in batch]
-        extra = [draw(sft, seed + k, bon_share) for k in range(1, config.best_of_n)]
-        extra_scores = [score(scorers["reward"], at, [g.texts[i] for i in at]) for g in extra]
+        extra = [_draw(sft, tokenizer, ids, stop_id, config, seed + k, bon_share) for k in range(1, config.best_of_n)]
+        extra_scores = [_score(scorers["reward"], texts, at, g.texts) for g in extra]
         fresh = []  # prompts whose pick is not the SFT sample itself (whose judge score is known)
         for i in at:
             row = results[i]
@@ -125,9 +127,50 @@ def evaluate_batches(
                 row.scores["judge"]["bon"] = row.scores["judge"]["sft"]
                 fresh += [i] if pick else []
         if "judge" in scorers:
-            for i, value in score(scorers["judge"], fresh, [results[i].texts["bon"] for i in fresh]).items():
+            bon_texts = {i: results[i].texts["bon"] for i in fresh}
+            for i, value in _score(scorers["judge"], texts, fresh, bon_texts).items():
                 results[i].scores["judge"]["bon"] = value
     return results
+
+
+def policy_batches(
+    policy,
+    sft,
+    tokenizer,
+    prompts: list[dict[str, Any]],
+    scorers: dict[str, Scorer],
+    stop_id: int,
+    config: EvaluateParams,
+    seed: int,
+    batches: list[Batch],
+    baseline: dict[int, PromptResult],
+) -> dict[int, PromptResult]:
+    """The policy's half: its sample per prompt (the same seed per batch as SFT's), the scores and KL(policy || SFT),
+    added to `baseline`'s rows (returned as new rows)."""
+    ids, texts = [p["input_ids"] for p in prompts], [conversation(p) for p in prompts]
+    indices = [i for _, batch in batches for i in batch]
+    generations = _draw(policy, tokenizer, ids, stop_id, config, seed, batches)
+    scores = {name: _score(scorer, texts, indices, generations.texts) for name, scorer in scorers.items()}
+    kl = sequence_kl(policy, sft, generations, config.temperature)
+    results = {}
+    for i in indices:
+        row = copy.deepcopy(baseline[i])
+        row.texts["policy"], row.lengths["policy"] = generations.texts[i], generations.lengths[i]
+        row.finished["policy"], row.kl = generations.finished[i], kl[i]
+        for name, by_prompt in scores.items():
+            row.scores[name]["policy"] = by_prompt[i]
+        results[i] = row
+    return results
+
+
+def _draw(lm, tokenizer, ids, stop_id: int, config: EvaluateParams, seed: int, share: list[Batch]) -> Generations:
+    c = config
+    return generate(lm, tokenizer, ids, stop_id, c.max_new_tokens, c.temperature, c.top_p, c.batch_size, seed, share)
+
+
+def _score(scorer: Scorer, texts: list, at: list[int], responses) -> dict[int, float]:
+    """`scorer` on the prompts `at` and their responses (`responses[i]`: a list by prompt, or a dict)."""
+    return dict(zip(at, scorer([texts[i] for i in at], [responses[i] for i in at]).tolist())) if at else {}
 
 
 def best_of_n_count(prompts: int, config: EvaluateParams) -> int:
@@ -172,4 +215,33 @@ def sample_table(prompts: list[dict[str, Any]], result: EvaluationResult) -> lis
                 for scorer, by_model in result.scores.items():
                     row[f"{scorer}_{model}"] = round(by_model[model][index], 4)
         rows.append(row)
+    return rows
+
+
+def baseline_record(prompts: list[dict[str, Any]], rows: dict[int, PromptResult], metrics: dict) -> dict[str, Any]:
+    """What the baseline stage saves: its rows by prompt index, the prompt ids they belong to, SFT's own metrics."""
+    return {
+        "prompt_ids": [p.get("id") for p in prompts],
+        "rows": {str(i): dataclasses.asdict(rows[i]) for i in sorted(rows)},
+        "metrics": metrics,
+    }
+
+
+def baseline_rows(record: dict[str, Any], prompts: list[dict[str, Any]], where: str) -> dict[int, PromptResult]:
+    """The rows of a saved baseline, checked to be for these prompts (ids, in order) and to cover all of them."""
+    ids = [p.get("id") for p in prompts]
+    if record.get("prompt_ids") != ids:
+        raise StageInputError(
+            f"{where}: prompt_ids: made for other evaluation prompts than data/tokenized/eval_prompts holds "
+            "(with evaluate.max_prompts applied); run the `baseline` stage again (dvc repro baseline)"
+        )
+    rows = {}
+    for index, row in record.get("rows", {}).items():
+        try:
+            rows[int(index)] = PromptResult(**row)
+        except (TypeError, ValueError) as exc:
+            raise StageInputError(f"{where}: rows.{index}: not a saved prompt result ({exc})") from None
+    missing = sorted(set(range(len(prompts))) - set(rows))
+    if missing:
+        raise StageInputError(f"{where}: rows: no row for prompt {missing[0]} ({len(missing)} missing)")
     return rows

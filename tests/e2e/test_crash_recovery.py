@@ -1,4 +1,4 @@
-"""Crash at any point: SIGKILL each of sft, reward, align (ppo), evaluate and register at a random moment; rerun it.
+"""Crash at any point: SIGKILL each of sft, reward, baseline, align (ppo), evaluate and register at a random moment; rerun it.
 
 While it lies dead, every output is the previous complete one or the new complete one; the rerun (training
 resumes from its newest complete checkpoint) ends where an uninterrupted run ends: the same files, weights equal
@@ -26,7 +26,8 @@ from tests.project import copy_project, project_env
 
 pytestmark = pytest.mark.slow
 SEED = 20261201
-ORDER = ["sft", "reward", "align", "evaluate", "register"]
+KILL_SEEDS = (SEED, SEED + 1)
+ORDER = ["sft", "reward", "baseline", "align", "evaluate", "register"]
 TRAINING = {"sft": ["sft"], "reward": ["reward", "judge"], "align": ["ppo"]}
 """Training stages and their checkpoint folders under checkpoints/."""
 CHECKPOINT_MARKERS = ("trainer_state.json", "state.json")
@@ -164,28 +165,31 @@ def untimed(metrics: dict) -> dict:
     }
 
 
-@pytest.mark.parametrize("stage", ["sft", "reward", "align", "evaluate"])
+@pytest.mark.parametrize("stage", ["sft", "reward", "baseline", "align", "evaluate"])
 def test_a_stage_killed_at_a_random_moment_leaves_whole_outputs_and_its_rerun_matches(project, stage):
-    env, rng = project_env(project), random.Random(f"{SEED}-{stage}")
+    """Two kills, each at a moment drawn from its own seed, each followed by a rerun that must match."""
+    env = project_env(project)
     ensure_upstream(project, stage, env)
     outputs = stage_outputs(project, stage)
     duration, checkpoints, first = uninterrupted(project, stage, env)
     assert "resuming from" not in first
     reference = snapshot(outputs)
-    mark_previous(outputs)
-    previous = snapshot(outputs)
-    if stage in TRAINING:  # between its first checkpoint and its last, so there is always one to resume from
-        assert len(checkpoints) >= 2, f"{stage} wrote {len(checkpoints)} checkpoint(s); the test needs two"
-        killed(project, stage, env, rng.uniform(0, 1) * (checkpoints[-1] - checkpoints[0]), len(checkpoints))
-        assert complete_checkpoints(project, stage)  # what the rerun resumes from
-    else:
-        killed(project, stage, env, rng.uniform(0.1, 0.9) * duration)
-    assert_previous_or_new(outputs, previous, reference)
-    _, _, rerun = uninterrupted(project, stage, env)
-    if stage in TRAINING:  # it resumed, from a checkpoint past step 0 (a retrain from scratch would match too)
-        assert re.search(r"resuming from \S*checkpoints/\S+/checkpoint-[1-9]", rerun), rerun[-3000:]
-    assert_same_outputs(snapshot(outputs), reference)
-    assert not any((project / "checkpoints" / name).exists() for name in TRAINING.get(stage, []))
+    for seed in KILL_SEEDS:
+        rng = random.Random(f"{seed}-{stage}")
+        mark_previous(outputs)
+        previous = snapshot(outputs)
+        if stage in TRAINING:  # between its first checkpoint and its last, so there is always one to resume from
+            assert len(checkpoints) >= 2, f"{stage} wrote {len(checkpoints)} checkpoint(s); the test needs two"
+            killed(project, stage, env, rng.uniform(0, 1) * (checkpoints[-1] - checkpoints[0]), len(checkpoints))
+            assert complete_checkpoints(project, stage)  # what the rerun resumes from
+        else:
+            killed(project, stage, env, rng.uniform(0.1, 0.9) * duration)
+        assert_previous_or_new(outputs, previous, reference)
+        _, _, rerun = uninterrupted(project, stage, env)
+        if stage in TRAINING:  # it resumed, from a checkpoint past step 0 (a retrain from scratch would match too)
+            assert re.search(r"resuming from \S*checkpoints/\S+/checkpoint-[1-9]", rerun), rerun[-3000:]
+        assert_same_outputs(snapshot(outputs), reference)
+        assert not any((project / "checkpoints" / name).exists() for name in TRAINING.get(stage, []))
 
 
 def test_a_stage_killed_between_setting_its_old_output_aside_and_moving_the_new_one_in_recovers(project):

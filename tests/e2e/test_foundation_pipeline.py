@@ -252,11 +252,11 @@ def test_a_lock_made_on_another_kind_of_machine_reruns_training_and_evaluation_a
         pytest.skip("machine: this CPU's own kernels are AVX2 already")
     run(["dvc", "repro", "machine"], project, avx2)
     assert json.loads((project / "metrics/machine.json").read_text())["capability"] == "AVX2"
-    assert changed_stages(project) == {"sft", "reward", "align", "evaluate", "register"}
+    assert changed_stages(project) == {"sft", "reward", "baseline", "align", "evaluate", "register"}
 
     flow = run(["alignflow", "run"], project, avx2)
     ran = [entry.split(":")[0] for entry in flow.stdout.splitlines() if entry.endswith(": ran")]
-    assert ran == ["machine", "sft", "reward", "align", "evaluate", "register"]
+    assert ran == ["machine", "sft", "reward", "baseline", "align", "evaluate", "register"]
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     tags = client.get_model_version("alignflow-policy", "2").tags
     assert tags["lineage.machine.capability"] == "avx2" and tags["lineage.precision.sft"] == "no"

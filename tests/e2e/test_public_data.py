@@ -25,7 +25,7 @@ def test_preset_mapped_hh_rlhf_comparisons_run_to_a_registered_version(tmp_path_
 
     flow = run(["alignflow", "run"], project)
     ran = [entry.split(":")[0] for entry in flow.stdout.splitlines() if entry.endswith(": ran")]
-    assert ran == ["machine", "ingest", "dedup", "tokenize", "reward", "align", "evaluate", "register"]
+    assert ran == ["machine", "ingest", "dedup", "tokenize", "reward", "baseline", "align", "evaluate", "register"]
 
     groups = [json.loads(line) for line in (project / "data/raw/comparisons.jsonl").read_text().splitlines()]
     assert len(groups) == 80 and groups[0]["id"] == "harmless-base-test-1"

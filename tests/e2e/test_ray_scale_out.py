@@ -76,11 +76,14 @@ def test_the_flow_on_ray_registers_a_version(ray_project):
     assert not [path for path in (project / "checkpoints").rglob("*") if path.is_file()]  # Ray's run folders too
 
 
-def test_evaluate_on_ray_gives_the_local_results(ray_project):
+def test_baseline_and_evaluate_on_ray_give_the_local_results(ray_project):
     project, _ = ray_project
+    baseline_on_ray = json.loads((project / "data/baseline.json").read_text())
     on_ray = json.loads((project / "metrics/eval_samples.json").read_text())
     metrics_on_ray = json.loads((project / "metrics/eval.json").read_text())
     with params_set(project, "compute.backend=local"):
+        stage(project, "baseline")
+        assert json.loads((project / "data/baseline.json").read_text()) == baseline_on_ray
         stage(project, "evaluate")
     assert json.loads((project / "metrics/eval_samples.json").read_text()) == on_ray
     assert json.loads((project / "metrics/eval.json").read_text()) == metrics_on_ray
