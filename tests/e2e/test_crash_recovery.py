@@ -1,4 +1,5 @@
-"""Crash at any point: SIGKILL each of sft, reward, baseline, align (ppo), evaluate and register at a random moment; rerun it.
+"""Crash at any point: SIGKILL each of sft, reward, baseline, align (ppo), evaluate and register at a random
+moment; rerun it.
 
 While it lies dead, every output is the previous complete one or the new complete one; the rerun (training
 resumes from its newest complete checkpoint) ends where an uninterrupted run ends: the same files, weights equal

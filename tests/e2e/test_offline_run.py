@@ -38,5 +38,15 @@ def test_a_full_tiny_run_with_the_hub_allowed_makes_no_outbound_connection(tmp_p
     log = project.parent / "network.log"
     flow = run(["alignflow", "run", "--set", "common.seed=1"], project, guarded_env(project, log))  # every stage
     ran = [entry.split(":")[0] for entry in flow.stdout.splitlines() if entry.endswith(": ran")]
-    assert ran == ["machine", "ingest", "tokenize", "sft", "reward", "baseline", "align", "evaluate", "register"]  # dedup: no seed
+    assert ran == [
+        "machine",
+        "ingest",
+        "tokenize",
+        "sft",
+        "reward",
+        "baseline",
+        "align",
+        "evaluate",
+        "register",
+    ]  # dedup: no seed
     assert not log.exists(), log.read_text()
