@@ -8,7 +8,7 @@
     alignflow promote --version N --to staging|production [--force --reason "..."]
     alignflow evaluate --prompts FILE [--model models:/alignflow-policy@staging] [--out report.json]
     alignflow push | pull [TARGET ...] [--remote NAME]   # the DVC remote (.dvc/config)
-    alignflow reproduce --version N [--verify]          # a registered version in a fresh work tree
+    alignflow reproduce --version N [--verify | --recompute]  # a registered version in a fresh work tree
     alignflow serve-model [--alias staging | --version N] [--port 5001]  # POST /invocations -> completions
 A profile and --set values are written into params.yaml (as `dvc exp run -S` does), so DVC tracks them.
 `run` and `stage` hold the checkout's run lock (.alignflow.lock): a second one refuses at once, naming the holder.
@@ -278,13 +278,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from alignflow.reproduce import reproduce
 
     name = args.name or load_params().register.model_name
-    result = reproduce(tracking.client(), name, str(args.version), args.verify, args.into)
+    checking = args.verify or args.recompute
+    result = reproduce(tracking.client(), name, str(args.version), args.verify, args.into, args.recompute)
     print(f"{name} version {args.version}: commit {result.commit[:12]} checked out in {result.worktree}")
     for note in result.notes:
         print(f"  note: {note}")
     for what, recorded, found in result.checks:
         print(f"  {'match   ' if recorded == found else 'MISMATCH'} {what}: recorded {recorded}, found {found}")
-    if args.verify:
+    if checking:
         verdict = "every recorded output matched" if result.matched else "some outputs differ from the record"
         print(f"{name} version {args.version}: {verdict}")
         return 0 if result.matched else 1
@@ -405,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     again = commands.add_parser("reproduce", help="restore a registered version in a fresh git worktree")
     again.add_argument("--version", required=True, type=int)
     again.add_argument("--verify", action="store_true", help="check every output against the version's record")
+    again.add_argument(
+        "--recompute",
+        action="store_true",
+        help="rebuild the stages here and compare: bitwise on the same kind of machine, else within the intervals",
+    )
     again.add_argument("--name", help="registered model (default: params register.model_name)")
     again.add_argument("--into", type=Path, help="folder for the work tree (default: a new temporary folder)")
     again.set_defaults(func=cmd_reproduce)

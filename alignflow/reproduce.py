@@ -5,7 +5,10 @@ the recorded commit, restores the run's record (dvc.lock, params.yaml and the me
 logged by the flow on the pipeline run; the commit's own files otherwise), `dvc pull`s the outputs (sharing this
 checkout's DVC cache) and `dvc repro`s what no remote or cache holds. `--verify` then hashes every output the
 version recorded, as the work tree holds it, against the recorded hash, compares the restored metrics/eval.json
-with the version's `eval.*` tags, and requires `dvc status` to run and find nothing changed.
+with the version's `eval.*` tags, and requires `dvc status` to run and find nothing changed. `--recompute` instead
+rebuilds every stage up to evaluate in the work tree (`dvc repro --force`) and checks the result: by the same
+hashes on a machine of the version's kind (`lineage.machine.*`; a version that recorded none counts as one), and
+on another kind by whether each recomputed evaluation metric lies in the 95 % interval the version recorded.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +29,7 @@ from alignflow.errors import AlignflowError, first_line
 from alignflow.io import file_digest
 from alignflow.precision import arithmetic
 from alignflow.registry.lineage import params_hash
+from alignflow.tracking import PARENT_RUN_ENV, STAGE_RUN_ENV
 
 LINEAGE_PREFIX = "lineage.dvc."
 MACHINE_PREFIX = "lineage.machine."
@@ -48,8 +53,12 @@ class Reproduction:
         return all(recorded == restored for _, recorded, restored in self.checks)
 
 
-def reproduce(client, name: str, version: str, verify: bool, target: Path | None = None) -> Reproduction:
-    """Materialise `name` version `version` in `target` (a new temporary folder by default)."""
+def reproduce(
+    client, name: str, version: str, verify: bool, target: Path | None = None, recompute: bool = False
+) -> Reproduction:
+    """Materialise `name` version `version` in `target` (a new temporary folder by default). With `recompute`,
+    rebuild every stage up to evaluate on this machine instead of fetching the outputs, and check them: bitwise
+    on a machine of the version's kind, the evaluation within the version's intervals on another."""
     tags = client.get_model_version(name, version).tags
     commit = tags.get("lineage.git_commit", "unknown")
     if commit == "unknown":
@@ -70,6 +79,11 @@ def reproduce(client, name: str, version: str, verify: bool, target: Path | None
     if differs:
         result.notes.append(differs)
     _share_cache(worktree)
+    if recompute:
+        _recompute(worktree)
+        label = f"{name} version {version}"
+        result.checks = verification(worktree, tags, label) if differs is None else within_intervals(worktree, tags)
+        return result
     missing = _pull(worktree)
     if missing:
         result.notes.append(f"not on the remote or in the cache, so rebuilt with dvc repro: {', '.join(missing)}")
@@ -103,6 +117,41 @@ def machine_difference(tags: dict[str, str]) -> str | None:
         return None
     made, this = (", ".join(f"{k}={kind.get(k, '?')}" for k in sorted(here)) for kind in (recorded, here))
     return f"made on another kind of machine ({made}; here {this}): stages rebuilt here give other outputs"
+
+
+def within_intervals(worktree: Path, tags: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(metric, its recorded 95 % interval, what was recomputed) for every metric the version recorded with an
+    interval; `found` repeats the interval when the recomputed value lies inside it (a match)."""
+    path = worktree / "metrics" / "eval.json"
+    found = json.loads(path.read_text()) if path.is_file() else {}
+    checks = []
+    for key in sorted(k for k in tags if k.startswith("eval.") and k.endswith("_ci_low")):
+        metric = key.removeprefix("eval.").removesuffix("_ci_low")
+        high = tags.get(f"eval.{metric}_ci_high")
+        if high is None:
+            continue
+        interval = f"[{float(tags[key]):.4f}, {float(high):.4f}]"
+        value = found.get(metric)
+        inside = isinstance(value, (int, float)) and float(tags[key]) <= value <= float(high)
+        checks.append((metric, interval, interval if inside else "missing" if value is None else f"{value:.4f}"))
+    if not checks:
+        raise ReproduceError("the version recorded no evaluation intervals (eval.*_ci_low/_ci_high) to compare with")
+    return checks
+
+
+def _recompute(worktree: Path) -> None:
+    """`dvc repro --force evaluate` in the work tree, logging to an MLflow store of its own (registering nothing
+    and touching no run of the store the version lives in)."""
+    env = {k: v for k, v in os.environ.items() if k not in (PARENT_RUN_ENV, STAGE_RUN_ENV)}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{worktree / 'mlflow.db'}"
+    done = subprocess.run(
+        ["dvc", "repro", "--force", "evaluate"], cwd=worktree, env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("error:")]
+        raise ReproduceError(
+            f"dvc repro --force evaluate in {worktree}: {lines[0] if lines else first_line(done.stderr)}"
+        )
 
 
 def dvc_md5(path: Path) -> str:

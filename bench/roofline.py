@@ -88,6 +88,26 @@ def autocast(mode: str):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16")
 
 
+def train_steps(model, loss_of, batches, mode: str, lr: float) -> tuple[float, list[int]]:
+    """(seconds for AdamW steps on batches[1:] after a warm-up step on batches[0], real tokens per sequence)."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    model.train()
+
+    def step(batch):
+        with autocast(mode):
+            loss = loss_of(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    step(batches[0])
+    started = time.perf_counter()
+    for batch in batches[1:]:
+        step(batch)
+    lengths = [int(n) for batch in batches[1:] for n in batch["attention_mask"].sum(1)]
+    return time.perf_counter() - started, lengths
+
+
 def sft_workload(params, steps: int):
     from datasets import load_from_disk
     from peft import get_peft_model
@@ -107,22 +127,7 @@ def sft_workload(params, steps: int):
         for s in range(0, size * (steps + 1), size)
     ]
     mode = mixed_precision("sft.mixed_precision", params.sft.mixed_precision)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model.train()
-
-    def step(batch):
-        with autocast(mode):
-            loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-
-    step(batches[0])
-    started = time.perf_counter()
-    for batch in batches[1:]:
-        step(batch)
-    seconds = time.perf_counter() - started
-    lengths = [int(n) for batch in batches[1:] for n in batch["attention_mask"].sum(1)]
+    seconds, lengths = train_steps(model, lambda batch: model(**batch).loss, batches, mode, 1e-4)
     padded = sum(batch["input_ids"].numel() for batch in batches[1:])
     forward = 2 * n * sum(lengths) + attention_flops(model.config, lengths)
     return "sft (LoRA train step)", mode, 2 * forward / seconds, f"{sum(lengths) / padded:.0%} of tokens real"
@@ -145,23 +150,12 @@ def reward_workload(params, steps: int):
     ]  # chosen and rejected alternate, as the pairwise loss below reads them
     n = matmul_parameters(model)
     mode = mixed_precision("reward.mixed_precision", params.reward.mixed_precision)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    model.train()
 
-    def step(batch):
-        with autocast(mode):
-            scores = model(**batch).logits.squeeze(-1)
-        loss = -torch.nn.functional.logsigmoid(scores[0::2] - scores[1::2]).mean()
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    def pairwise_loss(batch):
+        scores = model(**batch).logits.squeeze(-1)
+        return -torch.nn.functional.logsigmoid(scores[0::2] - scores[1::2]).mean()
 
-    step(batches[0])
-    started = time.perf_counter()
-    for batch in batches[1:]:
-        step(batch)
-    seconds = time.perf_counter() - started
-    lengths = [int(n) for batch in batches[1:] for n in batch["attention_mask"].sum(1)]
+    seconds, lengths = train_steps(model, pairwise_loss, batches, mode, 1e-5)
     forward = 2 * n * sum(lengths) + attention_flops(model.config, lengths)
     training = ("reward (full train step)", mode, 3 * forward / seconds, "")
 

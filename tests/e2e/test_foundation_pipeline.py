@@ -263,3 +263,22 @@ def test_a_lock_made_on_another_kind_of_machine_reruns_training_and_evaluation_a
 
     restored = run(["alignflow", "reproduce", "--version", "2", "--into", str(project.parent / "v2")], project)
     assert "note: made on another kind of machine (capability=avx2" in restored.stdout, restored.stdout
+
+    # Version 1 (this CPU's kernels) recomputed with AVX2 kernels: what version 2's run computed, held against
+    # version 1's intervals (no registry write: the recomputation logs to the work tree's own store)
+    target = project.parent / "v1-recomputed"
+    command = ["alignflow", "reproduce", "--version", "1", "--recompute", "--into", str(target)]
+    recomputed = run(command, project, avx2, check=False)
+    assert "note: made on another kind of machine" in recomputed.stdout, recomputed.stdout
+    intervals = {
+        key.removesuffix("_ci_low").removeprefix("eval."): (float(value), float(version_1[key.replace("low", "high")]))
+        for version_1 in [client.get_model_version("alignflow-policy", "1").tags]
+        for key, value in version_1.items()
+        if key.startswith("eval.") and key.endswith("_ci_low")
+    }
+    outside = sorted(m for m, (low, high) in intervals.items() if not low <= float(tags[f"eval.{m}"]) <= high)
+    assert recomputed.returncode == (1 if outside else 0), recomputed.stdout
+    assert (
+        sorted(line.split()[1].rstrip(":") for line in recomputed.stdout.splitlines() if "MISMATCH" in line) == outside
+    )
+    assert len(client.search_model_versions("name='alignflow-policy'")) == 2

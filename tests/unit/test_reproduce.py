@@ -1,5 +1,6 @@
 """`reproduce --verify` checks the files themselves: a tampered output, a changed evaluation, a `dvc status` that
-fails or finds changes, and a version without recorded hashes each fail verification."""
+fails or finds changes, and a version without recorded hashes each fail verification; a recomputation on another
+kind of machine is held against the version's intervals."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 
 import pytest
 
-from alignflow.reproduce import ReproduceError, dvc_md5, verification
+from alignflow.reproduce import ReproduceError, dvc_md5, verification, within_intervals
 
 
 def sh(*command: str, cwd) -> str:
@@ -71,3 +72,25 @@ def test_a_dvc_status_that_fails_fails_the_verification(tree):
     (path / "dvc.yaml").write_text("stages: [not, a, mapping]\n")
     with pytest.raises(ReproduceError, match="dvc status"):
         verification(path, tags, "v1")
+
+
+def test_recomputed_metrics_on_another_machine_kind_are_checked_against_the_recorded_intervals(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/eval.json").write_text(json.dumps({"win_rate_policy_vs_sft": 0.74, "lc_win_rate": 0.51}))
+    tags = {
+        "eval.win_rate_policy_vs_sft": "0.79",
+        "eval.win_rate_policy_vs_sft_ci_low": "0.73",
+        "eval.win_rate_policy_vs_sft_ci_high": "0.85",
+        "eval.lc_win_rate_ci_low": "0.55",
+        "eval.lc_win_rate_ci_high": "0.70",
+        "eval.judge_win_rate_ci_low": "0.6",
+        "eval.judge_win_rate_ci_high": "0.8",
+    }
+    checks = {what: (recorded, found) for what, recorded, found in within_intervals(tmp_path, tags)}
+    assert checks == {
+        "win_rate_policy_vs_sft": ("[0.7300, 0.8500]", "[0.7300, 0.8500]"),  # inside: a match
+        "lc_win_rate": ("[0.5500, 0.7000]", "0.5100"),
+        "judge_win_rate": ("[0.6000, 0.8000]", "missing"),
+    }
+    with pytest.raises(ReproduceError, match="no evaluation intervals"):
+        within_intervals(tmp_path, {"eval.win_rate_policy_vs_sft": "0.79"})
