@@ -33,8 +33,8 @@ TRAINING = {"sft": ["sft"], "reward": ["reward", "judge"], "align": ["ppo"]}
 """Training stages and their checkpoint folders under checkpoints/."""
 CHECKPOINT_MARKERS = ("trainer_state.json", "state.json")
 PREVIOUS = "PREVIOUS-OUTPUT"
-TIMED_KEYS = ("runtime", "per_second", "seconds", "wall")
-"""Metric names that carry wall time, the one thing two runs of a stage may not share."""
+TIMED_KEYS = ("runtime", "per_second", "seconds", "wall", "curve_share")
+"""Metric names that carry wall time (or a ratio of wall times), the one thing two runs of a stage may not share."""
 
 
 @pytest.fixture(scope="module")
