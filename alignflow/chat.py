@@ -14,23 +14,18 @@ from pathlib import Path
 from typing import TextIO
 
 from alignflow.errors import AlignflowError
+from alignflow.models.loading import download_registered_policy
 
 COMMANDS = "/reset forgets the conversation, /exit leaves"
 
 
 def model_folder(model: str, scratch: Path) -> Path:
-    """A local folder for `model`: a folder as given, or a registry URI's policy artifacts downloaded."""
+    """A local folder for `model`: a folder as given, or a registry URI's policy downloaded into `scratch`."""
     if Path(model).is_dir():
         return Path(model)
     if not model.startswith("models:/"):
         raise AlignflowError(f"--model {model}: neither a model folder nor a registry URI (models:/<name>@<alias>)")
-    import mlflow
-
-    try:
-        folder = Path(mlflow.artifacts.download_artifacts(model, dst_path=str(scratch)))
-    except Exception as exc:  # MLflow raises several types for an unknown name, version or alias
-        raise AlignflowError(f"--model {model}: not found in the registry ({type(exc).__name__})") from None
-    return folder / "artifacts" / "policy" if (folder / "artifacts" / "policy").is_dir() else folder
+    return download_registered_policy(model, scratch)
 
 
 def chat(

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from alignflow import tracking
 from alignflow.config import PARAMS_FILE, apply_overlay, load_params, load_profile, parse_assignments
-from alignflow.errors import AlignflowError, first_line, report
+from alignflow.errors import AlignflowError, report
 from alignflow.evaluation.statistics import format_interval
 from alignflow.registry.client import gate_and_promote, list_versions, refused_as_one_line, version_metrics
 from alignflow.runlock import Lock, run_lock
@@ -206,22 +206,15 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score SFT and a policy (the DVC output, or a registry version) on a prompt file; a separate report."""
     from alignflow import paths
-    from alignflow.models.loading import allow_remote_code
+    from alignflow.models.loading import allow_remote_code, download_registered_policy
     from alignflow.stages.evaluate import evaluate_prompt_file
 
     params = load_params()
     allow_remote_code(params.ingest.trust_remote_code)
     policy_dir = paths.POLICY
     if args.model:
-        import mlflow
-
         tracking.client()
-        try:
-            policy_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=args.model)) / "artifacts" / "policy"
-        except Exception as exc:  # MLflow raises several types for an unknown name, version or alias
-            raise AlignflowError(
-                f"--model {args.model}: cannot be loaded from the registry ({first_line(exc)})"
-            ) from None
+        policy_dir = download_registered_policy(args.model)
     report = Path(args.out or f"reports/eval-{Path(args.prompts).stem}.json")
     metrics = evaluate_prompt_file(params, Path(args.prompts), policy_dir, report)
     headline = (*REGISTRY_INTERVALS.values(), "unfinished_sft", "unfinished_policy")

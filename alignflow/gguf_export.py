@@ -19,6 +19,7 @@ import numpy as np
 
 from alignflow.errors import AlignflowError
 from alignflow.io import file_digest
+from alignflow.models.loading import download_registered_policy
 
 ARCHITECTURES = {"LlamaForCausalLM": "llama"}
 """Hugging Face architectures this exporter writes, and their GGUF name."""
@@ -71,14 +72,18 @@ def export_gguf(model_dir: Path, out: Path, quant: str = "f16", name: str = "ali
     vocabulary = _vocabulary(tokenizer, model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
     partial = out.with_name(f".{out.name}.part")
-    writer = gguf.GGUFWriter(str(partial), ARCHITECTURES[architecture])
-    _write_metadata(writer, config, tokenizer, vocabulary, name, quant)
-    for tensor_name, array in _tensors(model, config):
-        _add_tensor(writer, tensor_name, array, quant)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    try:
+        writer = gguf.GGUFWriter(str(partial), ARCHITECTURES[architecture])
+        _write_metadata(writer, config, tokenizer, vocabulary, name, quant)
+        for tensor_name, array in _tensors(model, config):
+            _add_tensor(writer, tensor_name, array, quant)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    except BaseException:  # nothing half-written is left behind
+        partial.unlink(missing_ok=True)
+        raise
     modelfile = out.with_name(f"{out.stem}.Modelfile")
     modelfile.write_text(_modelfile(out.name, tokenizer))
     os.replace(partial, out)
@@ -197,16 +202,14 @@ def export_registered(
     run under `gguf/`, and tag the version with the file's sha256. Returns (version, what was written)."""
     import tempfile
 
-    import mlflow
-
     registered = _registered(client, name, version, alias)
     out = out or Path("exports") / f"{name}-v{registered.version}.{quant}.gguf"
     if out.exists() and not force:
         raise ExportError(f"{out}: exists; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="alignflow-export-") as scratch:
-        folder = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{registered.version}", dst_path=scratch))
-        exported = export_gguf(folder / "artifacts" / "policy", out, quant, f"{name}-v{registered.version}")
+        policy = download_registered_policy(f"models:/{name}/{registered.version}", Path(scratch))
+        exported = export_gguf(policy, out, quant, f"{name}-v{registered.version}")
     for path in (exported.path, exported.modelfile):
         client.log_artifact(registered.run_id, str(path), "gguf")
     client.set_model_version_tag(name, registered.version, f"lineage.gguf.{quant}.sha256", exported.sha256)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,4 @@ def run_stage(name: str) -> dict[str, Any]:
 def peak_rss_bytes(usage) -> int:
     """The largest resident set of a process in the stage's tree, as `/usr/bin/time -v` reports it (ru_maxrss is
     in kilobytes on Linux, bytes on macOS)."""
-    import sys
-
     return usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024

@@ -7,6 +7,7 @@ the stage CLI sets it once per process from params (`allow_remote_code`), so eve
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from alignflow.errors import AlignflowError, first_line
@@ -44,6 +45,19 @@ def load_pretrained(loader: Any, *args: Any, **kwargs: Any) -> Any:
                 f"{args[-1]}: ships its own Python code, which runs only with ingest.trust_remote_code: true"
             ) from exc
         raise ModelLoadError(f"{args[-1]}: cannot load {_kind(loader)} ({first_line(exc)})") from exc
+
+
+def download_registered_policy(uri: str, into: Path | None = None) -> Path:
+    """The model folder of a registered policy version (`models:/<name>/<N>` or `models:/<name>@<alias>`),
+    downloaded into `into` (default: a temporary folder of MLflow's); one line naming `uri` when the registry has
+    no such version or does not answer."""
+    import mlflow
+
+    try:
+        folder = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(into) if into else None)
+    except Exception as exc:  # MLflow raises several types for an unknown name, version or alias
+        raise ModelLoadError(f"--model {uri}: not found in the registry or not reachable ({first_line(exc)})") from None
+    return Path(folder) / "artifacts" / "policy"  # where the registered pyfunc keeps the policy
 
 
 def _takes_remote_code(loader: Any) -> bool:

@@ -83,6 +83,19 @@ def test_bad_requests_are_one_line_and_write_nothing(project, tmp_path):  # noqa
     assert not list(tmp_path.glob("*gpt2*.gguf*")) and not list(tmp_path.glob("x.gguf*"))
 
 
+def test_an_export_that_fails_while_writing_leaves_no_file_behind(project, tmp_path, monkeypatch):  # noqa: F811
+    import gguf
+
+    def disk_full(*args, **kwargs):  # after the header and metadata are on disk
+        raise OSError(28, "No space left on device")
+
+    register()
+    monkeypatch.setattr(gguf.GGUFWriter, "write_tensors_to_file", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        export_registered(client(), "alignflow-policy", "1", None, "f16", tmp_path / "exports/full.gguf", False)
+    assert not list((tmp_path / "exports").iterdir())  # neither the file, its partial nor its Modelfile
+
+
 def test_chat_keeps_history_resets_and_exits_with_piped_input(project):  # noqa: F811
     from alignflow.chat import chat
 
