@@ -76,3 +76,13 @@ def test_a_baseline_for_other_prompts_or_with_a_missing_row_is_refused(setup):
     record["rows"]["2"] = {"texts": "not a result"}
     with pytest.raises(StageInputError, match=r"^data/baseline.json: rows.2: not a saved prompt result"):
         baseline_rows(record, prompts, "data/baseline.json")
+
+
+def test_the_policy_samples_each_prompt_with_the_seed_sft_sampled_it_with(setup):
+    """A policy identical to SFT, evaluated against the saved baseline, writes SFT's very responses (KL 0)."""
+    sft, _, tokenizer, prompts, scorers = setup
+    batches, stop = evaluation_batches(prompts, CONFIG), tokenizer.eos_token_id
+    baseline = baseline_batches(sft, tokenizer, prompts, scorers, stop, CONFIG, 7, batches)
+    rows = policy_batches(copy.deepcopy(sft), sft, tokenizer, prompts, scorers, stop, CONFIG, 7, batches, baseline)
+    assert all(row.texts["policy"] == row.texts["sft"] and abs(row.kl) < 1e-6 for row in rows.values())
+    assert len({row.texts["sft"] for row in rows.values()}) > 1  # the prompts did get different responses
