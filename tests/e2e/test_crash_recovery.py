@@ -151,10 +151,12 @@ def assert_same_outputs(got: dict[str, bytes], expected: dict[str, bytes]) -> No
             assert mine.keys() == theirs.keys()
             for key in theirs:
                 assert torch.allclose(mine[key].float(), theirs[key].float(), atol=1e-5), f"{name}: {key} differs"
-        elif name.endswith(".json") and name.split("/")[-2] == "metrics":
+        elif name.endswith(".json") and (name.split("/")[-2] == "metrics" or name.endswith("_stats.json")):
+            # Numbers computed from the weights: a resumed run sums in another order, so they match as closely as
+            # the weights do, not bit for bit.
             mine, theirs = json.loads(got[name]), json.loads(content)
             if isinstance(theirs, dict):
-                mine, theirs = untimed(mine), pytest.approx(untimed(theirs))
+                mine, theirs = untimed(mine), pytest.approx(untimed(theirs), rel=1e-5, abs=1e-7)
             assert mine == theirs, name
         elif not name.endswith(".png"):  # figures embed nothing but pixels of the same numbers
             assert got[name] == content, f"{name} differs"
