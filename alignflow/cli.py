@@ -1,9 +1,9 @@
 """The `alignflow` command: run the pipeline or one stage, schedule it, and manage registry promotions.
 
-    alignflow run [--profile tiny] [--set dedup.threshold=0.85 ...] [--engine prefect|dvc]
+    alignflow run [--profile tiny] [--set dedup.threshold=0.85 ...] [--engine prefect|dvc] [--gc workspace]
     alignflow stage NAME [--force]
     alignflow serve                      # Prefect deployment on params `schedule.cron`, run by this process
-    alignflow deploy --pool NAME         # the same deployment on a work pool: a Prefect worker runs it
+    alignflow deploy --pool NAME [--interval S] [--gc workspace]  # on a work pool: a Prefect worker runs it
     alignflow registry                   # versions, aliases, gate decisions
     alignflow promote --version N --to staging|production [--force --reason "..."]
     alignflow evaluate --prompts FILE [--model models:/alignflow-policy@staging] [--out report.json]
@@ -19,7 +19,6 @@ the other commands start fast.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from alignflow.config import PARAMS_FILE, apply_overlay, load_params, load_profi
 from alignflow.errors import AlignflowError, report
 from alignflow.evaluation.statistics import format_interval
 from alignflow.registry.client import gate_and_promote, list_versions, refused_as_one_line, version_metrics
+from alignflow.remote import GC_POLICIES
 from alignflow.runlock import Lock, run_lock
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     from tasks.stages import StageFailed  # importable once project_flow() has put the project on sys.path
 
     try:
-        results = pipeline(stages=args.stages)
+        results = pipeline(stages=args.stages, gc=args.gc)
     except StageFailed as exc:
         report(exc)
         return 1
@@ -135,7 +135,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Register the flow as a deployment on a work pool (created as a process pool if missing), on the cron
     schedule from params: a `prefect worker` polling the pool (e.g. next to the Ray head) runs it from this
-    checkout's folder."""
+    checkout's folder, one run at a time, and a run whose worker died is marked Crashed (alignflow.deployment)."""
+    from alignflow.deployment import Schedule, deploy_to_pool
+
     params = load_params()
     if not os.environ.get("PREFECT_API_URL"):
         raise AlignflowError(
@@ -143,26 +145,17 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             "(docker/ compose, or `prefect server start`)"
         )
     _quiet_services()
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
-
     pipeline = project_flow()
-    with get_client(sync_client=True) as client:
-        with contextlib.suppress(ObjectAlreadyExists):
-            client.create_work_pool(WorkPoolCreate(name=args.pool, type="process"))
-    schedule = params.schedule
-    deployment_id = pipeline.from_source(str(Path.cwd()), "flows/pipeline.py:pipeline").deploy(
-        name=args.name or schedule.deployment,
-        work_pool_name=args.pool,
-        cron=args.cron or schedule.cron,
-        tags=["alignflow"],
-        description="alignflow RLHF pipeline (DVC stages, MLflow registry)",
-        print_next_steps=False,
-    )
+    name = args.name or params.schedule.deployment
+    schedule = Schedule(cron=args.cron or params.schedule.cron, interval_seconds=args.interval,
+                        timezone=params.schedule.timezone)  # fmt: skip
+    try:
+        deployment_id = deploy_to_pool(pipeline, str(Path.cwd()), args.pool, name, schedule, args.gc, args.heartbeat)
+    except ValueError as exc:
+        raise AlignflowError(f"alignflow deploy: {exc}") from None
     print(
-        f"deployment {pipeline.name}/{args.name or schedule.deployment} ({deployment_id}) on work pool {args.pool!r}; "
-        f"run it with: prefect worker start --pool {args.pool}"
+        f"deployment {pipeline.name}/{name} ({deployment_id}) on work pool {args.pool!r}, one run at a time, "
+        f"cache policy {args.gc!r}; run it with: prefect worker start --pool {args.pool}"
     )
     return 0
 
@@ -339,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="prefect: the flow (logs, retries, UI); dvc: plain `dvc repro`",
     )
     run.add_argument("--stages", nargs="+", help="run only these stages (in pipeline order)")
+    run.add_argument(
+        "--gc", choices=GC_POLICIES, default="none", help="local DVC cache policy after the run's push (prefect)"
+    )
     run.set_defaults(func=cmd_run)
 
     stage = commands.add_parser("stage", help="run one stage through DVC")
@@ -356,6 +352,14 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--pool", required=True, help="work pool (created as a process pool if it does not exist)")
     deploy.add_argument("--name", help="deployment name (default: params schedule.deployment)")
     deploy.add_argument("--cron", help="override params schedule.cron")
+    deploy.add_argument("--interval", type=int, metavar="SECONDS", help="run every SECONDS instead of on the cron")
+    deploy.add_argument(
+        "--gc", choices=GC_POLICIES, default="none", help="local DVC cache policy after each pushed run"
+    )
+    deploy.add_argument(
+        "--heartbeat", type=int, default=60, metavar="SECONDS",
+        help="flow-run heartbeat; a run silent for 3 of them (its worker died) is marked Crashed",
+    )  # fmt: skip
     deploy.set_defaults(func=cmd_deploy)
 
     registry = commands.add_parser("registry", help="list registered versions, aliases and gate decisions")

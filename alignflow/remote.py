@@ -47,6 +47,26 @@ def _transfer(action: str, targets: Sequence[str], remote: str | None) -> str:
     return _last_line(result.stdout) or f"{action}: nothing to transfer"
 
 
+GC_POLICIES = ("none", "workspace")
+"""What a run may delete from the local DVC cache after it pushed: `none` (DVC's default: the cache keeps every
+version it ever held and grows with each run) or `workspace` (keep only what the work tree uses now)."""
+
+
+def collect_garbage(policy: str) -> str:
+    """Apply a `GC_POLICIES` policy to the local DVC cache; returns DVC's summary. `workspace` bounds a scheduled
+    checkout's cache to one run's outputs. Apply it only after a push: the versions it drops stay on the remote,
+    where `alignflow pull` and `alignflow reproduce` fetch them."""
+    if policy == "none":
+        return "kept everything (policy none)"
+    result = _dvc(["gc", "--workspace", "--force"], check=False)
+    if result.returncode != 0:
+        raise AlignflowError(
+            f"dvc gc --workspace failed ({_dvc_error(result)}); the work tree's outputs are untouched, rerun it with "
+            "`dvc gc --workspace`"
+        )
+    return _last_line(result.stdout) or "nothing to remove"
+
+
 def _dvc(args: list[str], check: bool) -> subprocess.CompletedProcess:
     return subprocess.run(["dvc", *args], capture_output=True, text=True, check=check)
 

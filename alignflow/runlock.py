@@ -42,7 +42,13 @@ class Lock:
 
 @contextlib.contextmanager
 def run_lock(path: Path = LOCK_FILE) -> Iterator[Lock]:
-    """Hold the checkout's run lock for the block; released however the block ends (an exception included)."""
+    """Hold the checkout's run lock for the block; released however the block ends (an exception included).
+    Re-entrant: inside a block of this process (`alignflow run` around the flow), it holds on without a second
+    acquire, and the outer block releases."""
+    held = read_holder(path)
+    if held and held["pid"] == os.getpid() and not is_stale(held):
+        yield Lock(path, held)
+        return
     lock = acquire(path)
     try:
         yield lock
@@ -81,6 +87,13 @@ def release(lock: Lock) -> None:
     with _guard(lock.path):
         if read_holder(lock.path) == lock.holder:
             lock.path.unlink(missing_ok=True)
+
+
+def process_holder(process: psutil.Process) -> dict[str, Any]:
+    """A running process described as a lock holder ({"pid", "host", "started"}), so that `is_stale` can later
+    tell whether it is gone (other records than the lock file use this, e.g. MLflow runs' owners)."""
+    started = dt.datetime.fromtimestamp(int(process.create_time())).astimezone()
+    return {"pid": process.pid, "host": socket.gethostname(), "started": started.isoformat(timespec="seconds")}
 
 
 def read_holder(path: Path) -> dict[str, Any] | None:

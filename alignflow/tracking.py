@@ -10,6 +10,7 @@ mlflow is imported inside the functions, so that `alignflow --help` and the modu
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from alignflow.runlock import is_stale, process_holder
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -25,6 +28,9 @@ PARENT_RUN_ENV = "ALIGNFLOW_PARENT_RUN_ID"
 STAGE_RUN_ENV = "ALIGNFLOW_STAGE_RUN_ID"
 """Set in Ray Train workers: the stage run their launching process opened, which rank 0 logs into."""
 LAUNCHER_TAG = "alignflow.launcher"
+OWNER_TAG = "alignflow.owner"
+"""The process that opened a run ({"pid", "host", "started"}, as the run lock records it): once it is gone, a run
+still RUNNING was left behind by a kill (`reap_orphaned_runs`)."""
 
 
 def tracking_uri() -> str:
@@ -75,7 +81,8 @@ def pipeline_run(experiment: str, run_name: str = "pipeline", tags: dict[str, st
 
     configure(experiment)
     with mlflow.start_run(
-        run_name=run_name, tags={"alignflow.kind": "pipeline", "alignflow.git_commit": git_commit(), **(tags or {})}
+        run_name=run_name,
+        tags={"alignflow.kind": "pipeline", "alignflow.git_commit": git_commit(), **_owner(), **(tags or {})},
     ) as run:
         previous = os.environ.get(PARENT_RUN_ENV)
         os.environ[PARENT_RUN_ENV] = run.info.run_id
@@ -116,7 +123,7 @@ def stage_run(stage: str, experiment: str, params: dict[str, Any]) -> Iterator[A
         with mlflow.start_run(
             run_name=stage,
             parent_run_id=parent_id,
-            tags={"alignflow.stage": stage, "alignflow.git_commit": git_commit()},
+            tags={"alignflow.stage": stage, "alignflow.git_commit": git_commit(), **_owner()},
         ) as run:
             mlflow.log_params({key: _param_value(value) for key, value in params.items()})
             yield run
@@ -124,6 +131,31 @@ def stage_run(stage: str, experiment: str, params: dict[str, Any]) -> Iterator[A
     finally:
         if owns_parent:
             mlflow.MlflowClient().set_terminated(parent_id, status)
+
+
+def reap_orphaned_runs(experiment: str) -> list[str]:
+    """Mark KILLED the runs a killed process left RUNNING (a worker or stage that died mid-run), so that searches
+    and the UI stop showing them as live; returns their ids. Only runs opened on this host are judged: nothing
+    here can tell whether a process elsewhere still runs."""
+    import mlflow
+
+    experiment_id = configure(experiment)
+    client = mlflow.MlflowClient()
+    reaped = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
+        try:
+            owner = json.loads(run.data.tags.get(OWNER_TAG, ""))
+            orphaned = is_stale(owner)
+        except (ValueError, TypeError, KeyError):  # no owner recorded (an older run) or not one of ours
+            continue
+        if orphaned:
+            client.set_terminated(run.info.run_id, "KILLED")
+            reaped.append(run.info.run_id)
+    return reaped
+
+
+def _owner(process: psutil.Process | None = None) -> dict[str, str]:
+    return {OWNER_TAG: json.dumps(process_holder(process or psutil.Process()), sort_keys=True)}
 
 
 def is_main_process() -> bool:
@@ -161,7 +193,12 @@ def _dvc_parent_run(experiment_id: str) -> str | None:
     run = client.create_run(
         experiment_id,
         run_name=_dvc_command(launcher.cmdline()),
-        tags={LAUNCHER_TAG: key, "alignflow.kind": "pipeline", "alignflow.git_commit": git_commit()},
+        tags={
+            LAUNCHER_TAG: key,
+            "alignflow.kind": "pipeline",
+            "alignflow.git_commit": git_commit(),
+            **_owner(launcher),
+        },
     )
     return run.info.run_id
 

@@ -35,3 +35,11 @@ def push_outputs() -> str:
     summary = remote.push()
     get_run_logger().info("dvc push: %s", summary)
     return summary
+
+
+@task(name="dvc-gc", tags=["alignflow"], cache_policy=NO_CACHE)
+def collect_garbage(policy: str) -> str:
+    """Apply the cache policy (alignflow.remote.GC_POLICIES) once the run's outputs are pushed."""
+    summary = remote.collect_garbage(policy)
+    get_run_logger().info("dvc gc (%s): %s", policy, summary)
+    return summary

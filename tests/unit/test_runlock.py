@@ -172,3 +172,12 @@ def test_the_cli_refuses_before_touching_params_or_importing_the_orchestrator(tm
         assert f"pid {holder['pid']} on host {holder['host']}, started {holder['started']}" in result.stderr
         assert time.monotonic() - started < 60
     assert (tmp_path / "params.yaml").read_text() == "dedup:\n  threshold: 0.9\n"
+
+
+def test_the_lock_is_re_entrant_in_its_holder_and_the_outer_block_releases(tmp_path):
+    path = tmp_path / ".alignflow.lock"
+    with run_lock(path) as outer:
+        with run_lock(path) as inner:  # `alignflow run` holds it around the flow, which takes it again
+            assert inner.holder == outer.holder
+        assert read_holder(path) == outer.holder  # the inner block did not release it
+    assert not path.exists()
