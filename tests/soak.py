@@ -91,7 +91,7 @@ def soak(
 ) -> SoakReport:
     """`runs` scheduled runs in a copy (under `root`) of `template`, a project the tiny pipeline ran in; the worker
     dies during run `kill_run` (1-based, in its align stage)."""
-    began, started_at = time.monotonic(), time.time()
+    began = time.monotonic()
     project = _project(root / "project", template)
     server, url = start_prefect(root)
     env = {**project_env(project), "PREFECT_API_URL": f"{url}/api"}
@@ -129,8 +129,9 @@ def soak(
             stop(worker)
         stop(server)
     time.sleep(2)
-    report.leaked_processes = _processes_in(project)
-    report.leaked_ports = _ports_opened_since(started_at)
+    left = _processes_in(root)
+    report.leaked_processes = [f"{pid}: {text}" for pid, text in left.items()]
+    report.leaked_ports = _ports_of(left)
     report.seconds = time.monotonic() - began
     return report
 
@@ -316,29 +317,20 @@ def _megabytes(path: Path) -> float:
     return round(total / 2**20, 1)
 
 
-def _processes_in(project: Path) -> list[str]:
-    """Processes still running that were started for the project (its path on their command line or as cwd)."""
-    left = []
+def _processes_in(root: Path) -> dict[int, str]:
+    """Processes still running that were started for the soak (its folder on their command line or as cwd), by
+    pid, with their command lines; other work on the machine is not the soak's to judge."""
+    left = {}
     for process in psutil.process_iter(["pid", "cmdline", "cwd"]):
-        try:
-            text = " ".join(process.info["cmdline"] or []) + " " + (process.info["cwd"] or "")
-        except psutil.Error:
-            continue
-        if str(project) in text and process.pid != os.getpid():
-            left.append(f"{process.pid}: {text[:200]}")
+        text = " ".join(process.info["cmdline"] or []) + " " + (process.info["cwd"] or "")
+        if str(root) in text and process.pid != os.getpid():
+            left[process.pid] = text[:200]
     return left
 
 
-def _ports_opened_since(started_at: float) -> list[str]:
-    """Listening sockets of processes started since the soak began, with their command lines."""
-    left = []
-    for connection in psutil.net_connections(kind="inet"):
-        if connection.status != psutil.CONN_LISTEN or connection.pid is None:
-            continue
-        try:
-            process = psutil.Process(connection.pid)
-            if process.create_time() >= started_at:
-                left.append(f"{connection.laddr.port}: {' '.join(process.cmdline())[:200]}")
-        except psutil.Error:
-            continue
-    return left
+def _ports_of(processes: dict[int, str]) -> list[str]:
+    return [
+        f"{c.laddr.port}: {processes[c.pid]}"
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in processes
+    ]
