@@ -70,54 +70,43 @@ def complete_checkpoints(project: Path, stage: str) -> set[Path]:
 
 
 def start(project: Path, stage: str, env: dict[str, str]) -> subprocess.Popen:
-    """The stage in a subprocess writing to `<project>/<stage>.log` (a file: a full pipe would stall it),
-    unbuffered, so that the log grows as the stage works."""
+    """The stage in a subprocess writing to `<project>/<stage>.log` (a file: a full pipe would stall it)."""
     with (project / f"{stage}.log").open("w") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", f"alignflow.stages.{stage}"],
-            cwd=project,
-            env={**env, "PYTHONUNBUFFERED": "1"},
-            stdout=log,
-            stderr=log,
+            [sys.executable, "-m", f"alignflow.stages.{stage}"], cwd=project, env=env, stdout=log, stderr=log
         )
 
 
-def lines_written(project: Path, stage: str) -> int:
-    return (project / f"{stage}.log").read_bytes().count(b"\n")
-
-
-def uninterrupted(project: Path, stage: str, env: dict[str, str]) -> tuple[int, list[int], str]:
-    """Run the stage to the end: (the lines it logged, how many it had logged when each new complete checkpoint
-    appeared, its output). Kills are placed by these counts, never by wall time, which a loaded machine
-    stretches."""
-    seen, appeared = set(), []
+def uninterrupted(project: Path, stage: str, env: dict[str, str]) -> tuple[float, list[float], str]:
+    """Run the stage to the end: (its duration, when each new complete checkpoint appeared, its output)."""
+    began, seen, appeared = time.monotonic(), set(), []
     process = start(project, stage, env)
     while process.poll() is None:
         now = complete_checkpoints(project, stage)
         if now - seen:
-            appeared.append(lines_written(project, stage))
+            appeared.append(time.monotonic() - began)
         seen |= now
         time.sleep(0.02)
     output = (project / f"{stage}.log").read_text()
     assert process.returncode == 0, f"{stage} failed:\n{output[-3000:]}"
-    return output.count("\n"), appeared, output
+    return time.monotonic() - began, appeared, output
 
 
-def killed(project: Path, stage: str, env: dict[str, str], at_line: int, checkpoints: int = 0) -> None:
-    """Start the stage and SIGKILL it once it has logged `at_line` lines; with `checkpoints` (how many an
-    uninterrupted run writes), not before its first complete checkpoint and no later than its last appears, so
-    that the kill never lands in the final clean-up, which removes them."""
+def killed(project: Path, stage: str, env: dict[str, str], delay: float, checkpoints: int = 0) -> None:
+    """Start the stage and SIGKILL it `delay` seconds after it starts, or, with `checkpoints` (how many an
+    uninterrupted run writes), `delay` seconds after its first complete checkpoint but no later than its last
+    appears: on a loaded machine a timed kill could otherwise land after the stage's final clean-up."""
     process = start(project, stage, env)
     seen: set[Path] = set()
-    while process.poll() is None:
+    while checkpoints and not seen:
+        assert process.poll() is None, f"{stage} ended before writing a checkpoint:\n{log(project, stage)}"
         seen |= complete_checkpoints(project, stage)
-        due = lines_written(project, stage) >= at_line
-        if checkpoints:
-            due = bool(seen) and (due or len(seen) >= checkpoints)
-        if due:
-            break
+        time.sleep(0.01)
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline and (not checkpoints or len(seen) < checkpoints):
+        seen |= complete_checkpoints(project, stage)
         time.sleep(0.005)
-    assert process.poll() is None, f"{stage} finished before the kill at line {at_line}:\n{log(project, stage)}"
+    assert process.poll() is None, f"{stage} finished before the kill after {delay:.2f}s"
     process.send_signal(signal.SIGKILL)
     process.wait()
 
@@ -185,7 +174,7 @@ def test_a_stage_killed_at_a_random_moment_leaves_whole_outputs_and_its_rerun_ma
     env = project_env(project)
     ensure_upstream(project, stage, env)
     outputs = stage_outputs(project, stage)
-    lines, checkpoints, first = uninterrupted(project, stage, env)
+    duration, checkpoints, first = uninterrupted(project, stage, env)
     assert "resuming from" not in first
     reference = snapshot(outputs)
     for seed in KILL_SEEDS:
@@ -194,11 +183,10 @@ def test_a_stage_killed_at_a_random_moment_leaves_whole_outputs_and_its_rerun_ma
         previous = snapshot(outputs)
         if stage in TRAINING:  # between its first checkpoint and its last, so there is always one to resume from
             assert len(checkpoints) >= 2, f"{stage} wrote {len(checkpoints)} checkpoint(s); the test needs two"
-            killed(project, stage, env, rng.randint(checkpoints[0], checkpoints[-1]), len(checkpoints))
+            killed(project, stage, env, rng.uniform(0, 1) * (checkpoints[-1] - checkpoints[0]), len(checkpoints))
             assert complete_checkpoints(project, stage)  # what the rerun resumes from
         else:
-            assert lines >= 3, f"{stage} logged {lines} line(s); the test places kills by them"
-            killed(project, stage, env, rng.randint(1, lines - 1))
+            killed(project, stage, env, rng.uniform(0.1, 0.9) * duration)
         assert_previous_or_new(outputs, previous, reference)
         _, _, rerun = uninterrupted(project, stage, env)
         if stage in TRAINING:  # it resumed, from a checkpoint past step 0 (a retrain from scratch would match too)
@@ -234,11 +222,11 @@ def test_register_killed_at_a_random_moment_leaves_no_half_registered_version(pr
     env, rng = project_env(project), random.Random(f"{SEED}-register")
     ensure_upstream(project, "register", env)
     reference_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'reference.db'}"}
-    lines, _, _ = uninterrupted(project, "register", reference_env)
+    duration, _, _ = uninterrupted(project, "register", reference_env)
     expected = json.loads((project / "metrics" / "register.json").read_text())
     (project / "metrics" / "register.json").unlink()
 
-    killed(project, "register", env, rng.randint(1, lines - 1))
+    killed(project, "register", env, rng.uniform(0.1, 0.95) * duration)
     uninterrupted(project, "register", env)
     result = json.loads((project / "metrics" / "register.json").read_text())
     assert {k: result[k] for k in ("version", "promoted", "reason")} == {
