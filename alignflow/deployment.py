@@ -5,7 +5,7 @@
 - A run whose worker died is marked Crashed: its flow-run process sends a heartbeat every `heartbeat_seconds`, and
   an automation marks the run Crashed after three silent intervals. Without it the run would stay Running for ever
   and hold the deployment's only slot, so no later run could start.
-- `gc` is passed to every run as the flow's cache policy (alignflow.remote.GC_POLICIES).
+- `gc` is passed to every run as the flow's cache policy (alignflow.remote.GC_POLICIES; the flow checks it).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-
-from alignflow.remote import GC_POLICIES
 
 HEARTBEAT_ENV = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
 MISSED_HEARTBEATS = 3
@@ -47,8 +45,6 @@ def deploy_to_pool(
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.exceptions import ObjectAlreadyExists
 
-    if gc not in GC_POLICIES:
-        raise ValueError(f"gc: unknown policy {gc!r}; policies are {', '.join(GC_POLICIES)}")
     if heartbeat_seconds < 30:
         raise ValueError(f"heartbeat_seconds: {heartbeat_seconds} is below Prefect's minimum of 30")
     with get_client(sync_client=True) as client:

@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from alignflow.remote import GC_POLICIES  # noqa: E402
 from tests.project import make_project  # noqa: E402
 from tests.project import run as run_in  # noqa: E402
 from tests.soak import soak  # noqa: E402
@@ -33,7 +34,7 @@ def main() -> int:
     parser.add_argument("--kill-run", type=int, default=8)
     parser.add_argument("--interval", type=int, default=30, help="seconds between scheduled runs")
     parser.add_argument("--heartbeat", type=int, default=30, help="flow-run heartbeat seconds (Prefect's minimum)")
-    parser.add_argument("--gc", choices=("none", "workspace"), default="workspace")
+    parser.add_argument("--gc", choices=GC_POLICIES, default="workspace")
     parser.add_argument("--workdir", type=Path, help="scratch folder (default: a new temporary one, kept)")
     args = parser.parse_args()
     root = args.workdir or Path(tempfile.mkdtemp(prefix="alignflow-soak-"))
