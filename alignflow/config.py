@@ -205,6 +205,9 @@ class SFTParams(TrainerParams):
     """Full fine-tune only: keep the embeddings and the lowest N transformer layers frozen."""
     num_virtual_tokens: int = 16
     """Prompt tuning only: length of the trained soft prompt."""
+    packing: bool = True
+    """Padding-free batches: a batch's examples share rows, each attending only to itself (the same loss on fewer
+    positions). Padding instead for prompt tuning and for models that cannot keep packed examples apart."""
     max_steps: int = 64
     eval_steps: int = 16
     save_steps: int = 16

@@ -8,10 +8,10 @@ In one run it measures:
   hidden 576, MLP 1536, vocabulary 49,152; all-MiniLM-L6-v2: hidden 384, MLP 1536), and the memory bandwidth
   (a large tensor copy);
 - the achieved rate of each stage's inner work on the default models, in the precision `auto` picks here, with the
-  project's own model code: SFT's LoRA training step (batches of sft.batch_size real examples, padded per batch),
-  the reward model's full training step (reward.batch_size pairs), the policy's decoding (what PPO's rollouts and
-  evaluation spend their time on: `alignflow.rl.sampling.sample`, ppo.batch_size rows), the PPO LoRA step on
-  those rollouts and reward scoring.
+  project's own model code: SFT's LoRA training step (batches of sft.batch_size real examples, in the stage's
+  layout), the reward model's full training step (reward.batch_size pairs), the policy's decoding (what PPO's
+  rollouts and evaluation spend their time on: `alignflow.rl.sampling.sample`, ppo.batch_size rows), the PPO LoRA
+  step on those rollouts and reward scoring.
 
 Model FLOPs are counted as MFU counts them: 2 x (parameters of the matrix products) per token forward, plus the
 causal attention products; a full training step is 3x the forward, a LoRA step 2x (no weight gradients for frozen
@@ -88,8 +88,8 @@ def autocast(mode: str):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16")
 
 
-def train_steps(model, loss_of, batches, mode: str, lr: float) -> tuple[float, list[int]]:
-    """(seconds for AdamW steps on batches[1:] after a warm-up step on batches[0], real tokens per sequence)."""
+def train_steps(model, loss_of, batches, mode: str, lr: float) -> float:
+    """Seconds for AdamW steps on batches[1:] after a warm-up step on batches[0]."""
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     model.train()
 
@@ -104,8 +104,7 @@ def train_steps(model, loss_of, batches, mode: str, lr: float) -> tuple[float, l
     started = time.perf_counter()
     for batch in batches[1:]:
         step(batch)
-    lengths = [int(n) for batch in batches[1:] for n in batch["attention_mask"].sum(1)]
-    return time.perf_counter() - started, lengths
+    return time.perf_counter() - started
 
 
 def sft_workload(params, steps: int):
@@ -113,7 +112,7 @@ def sft_workload(params, steps: int):
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from alignflow.training.sft import lora_config, sft_collator
+    from alignflow.training.sft import lora_config, training_collator
 
     tokenizer = AutoTokenizer.from_pretrained(ROOT / "data/tokenized/tokenizer")
     model = AutoModelForCausalLM.from_pretrained(ROOT / "models/base")
@@ -121,16 +120,24 @@ def sft_workload(params, steps: int):
     n = matmul_parameters(model)
     model = get_peft_model(model, lora_config(model, params.sft.lora, "CAUSAL_LM"))
     examples = load_from_disk(str(ROOT / "data/tokenized/sft"))["train"]
-    collate, size = sft_collator(tokenizer), params.sft.batch_size
-    batches = [
-        collate([{k: examples[i][k] for k in ("input_ids", "labels")} for i in range(s, s + size)])
+    collate, size = training_collator(model, tokenizer, params.sft), params.sft.batch_size
+    chunks = [
+        [{k: examples[i][k] for k in ("input_ids", "labels")} for i in range(s, s + size)]
         for s in range(0, size * (steps + 1), size)
     ]
+    batches = [collate(chunk) for chunk in chunks]
     mode = mixed_precision("sft.mixed_precision", params.sft.mixed_precision)
-    seconds, lengths = train_steps(model, lambda batch: model(**batch).loss, batches, mode, 1e-4)
-    padded = sum(batch["input_ids"].numel() for batch in batches[1:])
+    seconds = train_steps(model, lambda batch: model(**batch).loss, batches, mode, 1e-4)
+    lengths = [len(example["input_ids"]) for chunk in chunks[1:] for example in chunk]
+    computed = sum(batch["input_ids"].numel() for batch in batches[1:])
     forward = 2 * n * sum(lengths) + attention_flops(model.config, lengths)
-    return "sft (LoRA train step)", mode, 2 * forward / seconds, f"{sum(lengths) / padded:.0%} of tokens real"
+    layout = "packed" if "position_ids" in batches[0] else "padded"
+    return (
+        "sft (LoRA train step)",
+        mode,
+        2 * forward / seconds,
+        f"{sum(lengths) / computed:.0%} of tokens real ({layout})",
+    )
 
 
 def reward_workload(params, steps: int):
@@ -155,7 +162,8 @@ def reward_workload(params, steps: int):
         scores = model(**batch).logits.squeeze(-1)
         return -torch.nn.functional.logsigmoid(scores[0::2] - scores[1::2]).mean()
 
-    seconds, lengths = train_steps(model, pairwise_loss, batches, mode, 1e-5)
+    seconds = train_steps(model, pairwise_loss, batches, mode, 1e-5)
+    lengths = [int(n) for batch in batches[1:] for n in batch["attention_mask"].sum(1)]
     forward = 2 * n * sum(lengths) + attention_flops(model.config, lengths)
     training = ("reward (full train step)", mode, 3 * forward / seconds, "")
 

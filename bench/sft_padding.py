@@ -1,12 +1,20 @@
-"""Benchmark: SFT throughput with dynamic padding (ours) vs padding every example to max_length.
+"""Benchmark: SFT throughput with packed rows (ours) vs dynamic padding vs padding every example to max_length.
 
-Run: `python bench/sft_padding.py [--steps 20] [--repeats 3] [--long-fraction 0.1]`. A small Llama (hidden 256,
-4 layers, vocab 2048, built in-process, offline) is fully fine-tuned with the HF Trainer and our
-`training_arguments`, once per collator, on the same length-skewed examples in the same order: ours
-(`sft_collator`, pads each batch to its longest example) and the old way (`DataCollatorForSeq2Seq(padding=
-"max_length")`). The collator is the only difference. One warm-up step, then `--steps` timed steps; runs
-alternate A/B `--repeats` times and the table shows medians. Real tokens are non-pad tokens. Peak memory is the
-RSS high-water mark during a run above the RSS at its start (Linux). The last line prints the ratio.
+Run: `python bench/sft_padding.py [--data skewed|default] [--steps 20] [--repeats 3]`.
+- `skewed` (offline, nothing needed): a small Llama (hidden 256, 4 layers, vocab 2048, built in-process), fully
+  fine-tuned on length-skewed examples (`--long-fraction` of them long), as chat data with a few long conversations
+  looks. Compares pad-to-max, dynamic padding and packing.
+- `default`: the default profile's SFT as the stage runs it: models/base with params.yaml's LoRA, the tokenized
+  data/tokenized/sft in order, sft.batch_size, the precision `auto` picks here. Needs the pipeline's tokenize
+  stage (`dvc repro tokenize`). Compares dynamic padding and packing.
+
+Each method trains a fresh copy of the same model with the HF Trainer and our `training_arguments` on the same
+batches in the same order; the collator is the only difference: `DataCollatorForSeq2Seq(padding="max_length")`,
+`sft_collator` (pads each batch to its longest example) or `PackedCollator` (the batch's examples share rows as long
+as its longest, attending only to themselves). One warm-up step, then `--steps` timed steps; runs alternate
+`--repeats` times and the table shows medians. Real tokens are the examples' own tokens. Peak memory is the RSS
+high-water mark during a run above the RSS at its start (Linux). The last lines print the ratios and how far the
+per-step training losses of packing and padding are apart (they see the same tokens, so only rounding differs).
 """
 
 from __future__ import annotations
@@ -22,15 +30,22 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from transformers import DataCollatorForSeq2Seq  # noqa: E402
+
 from alignflow.config import MarkerParams, SFTParams  # noqa: E402
 from alignflow.data.formatting import IGNORE_INDEX, ChatFormat, tokenize_with_labels  # noqa: E402
 from alignflow.models.tiny import build_tiny_causal_lm  # noqa: E402
+from alignflow.timing import cpu_model  # noqa: E402
 from alignflow.training.common import training_arguments  # noqa: E402
+from alignflow.training.packing import PackedCollator  # noqa: E402
 from alignflow.training.sft import sft_collator  # noqa: E402
 
 MAX_LEN = 512
@@ -75,11 +90,11 @@ def make_examples(conversations, tokenizer, count: int, long_fraction: float, se
 
 
 def counting(collator, batches: list[tuple[int, int]]):
-    """Wrap a collator to record (real tokens, padded tokens) of every batch it builds."""
+    """Wrap a collator to record (real tokens, tokens computed on) of every batch it builds."""
 
     def collate(features):
         batch = collator(features)
-        batches.append((int(batch["attention_mask"].sum()), batch["input_ids"].numel()))
+        batches.append((sum(len(feature["input_ids"]) for feature in features), batch["input_ids"].numel()))
         return batch
 
     return collate
@@ -103,38 +118,39 @@ def reset_peak_memory() -> None:
         pass
 
 
-def train_once(method: str, initial_model, tokenizer, examples, steps: int) -> dict:
-    """Fine-tune a fresh copy of the model for 1 warm-up + `steps` steps; time the `steps` steps."""
-    from transformers import DataCollatorForSeq2Seq, ProgressCallback, Trainer, TrainerCallback
+def collator_for(method: str, tokenizer, max_length: int):
+    if method == "packed":
+        return PackedCollator(tokenizer.pad_token_id)
+    if method == "dynamic":
+        return sft_collator(tokenizer)
+    return DataCollatorForSeq2Seq(
+        tokenizer, padding="max_length", max_length=max_length, label_pad_token_id=IGNORE_INDEX
+    )
+
+
+def train_once(method: str, workload: Workload, steps: int) -> dict:
+    """Fine-tune a fresh copy of the workload's model for 1 warm-up + `steps` steps; time the `steps` steps."""
+    from transformers import ProgressCallback, Trainer, TrainerCallback
 
     class StepClock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             ends.append(time.perf_counter())
             control.should_save = False  # no checkpoints in a benchmark
 
-    collator = (
-        sft_collator(tokenizer)
-        if method == "dynamic"
-        else DataCollatorForSeq2Seq(tokenizer, padding="max_length", max_length=MAX_LEN, label_pad_token_id=-100)
-    )
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                losses.append(float(logs["loss"]))
+
     batches: list[tuple[int, int]] = []
     ends: list[float] = []
+    losses: list[float] = []
     output_dir = Path(tempfile.mkdtemp(prefix="sft_padding_"))
-    params = SFTParams(
-        method="full",
-        max_steps=steps + 1,
-        batch_size=BATCH_SIZE,
-        learning_rate=1e-3,
-        logging_steps=steps + 1,
-        save_steps=10**6,
-        mixed_precision="no",
-    )
-    model = copy.deepcopy(initial_model)
+    params = replace(workload.params, max_steps=steps + 1, logging_steps=1, save_steps=10**6, eval_steps=10**6)
     trainer = Trainer(
-        model=model,
+        model=workload.model(),
         args=training_arguments(params, output_dir, seed=0, has_eval=False),
-        train_dataset=examples,
-        data_collator=counting(collator, batches),
+        train_dataset=workload.examples,
+        data_collator=counting(collator_for(method, workload.tokenizer, workload.max_length), batches),
         callbacks=[StepClock()],
     )
     trainer.remove_callback(ProgressCallback)  # no progress bar or log lines in the benchmark's output
@@ -147,47 +163,97 @@ def train_once(method: str, initial_model, tokenizer, examples, steps: int) -> d
     return {
         "steps": len(timed),
         "real": sum(b[0] for b in timed),
-        "padded": sum(b[1] for b in timed),
+        "computed": sum(b[1] for b in timed),
         "seconds": ends[steps] - ends[0],
         "peak_mib": (peak - rss_start) / 1024 if peak and rss_start else None,
-        "order": batches[: steps + 1],
+        "losses": losses,
+        "order": [real for real, _ in batches[: steps + 1]],
     }
+
+
+@dataclass
+class Workload:
+    description: str
+    model: Callable[[], Any]
+    """A fresh copy of the model to train."""
+    tokenizer: Any
+    examples: list[dict]
+    params: SFTParams
+    max_length: int
+    methods: tuple[str, ...]
+
+
+def skewed_workload(steps: int, long_fraction: float) -> Workload:
+    conversations = load_conversations()
+    corpus = [message["content"] for conversation in conversations for message in conversation]
+    model, tokenizer = build_tiny_causal_lm(corpus, seed=0, vocab_size=2048, hidden_size=256, layers=4)
+    examples = make_examples(conversations, tokenizer, (steps + 1) * BATCH_SIZE, long_fraction)
+    n_long = sum(len(e["input_ids"]) >= LONG_LENGTHS[0] for e in examples)
+    params = SFTParams(method="full", batch_size=BATCH_SIZE, learning_rate=1e-3, mixed_precision="no")
+    description = (
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M-parameter Llama, full fine-tune, fp32; "
+        f"{len(examples)} length-skewed examples ({n_long} long)"
+    )
+    methods = ("pad-to-max", "dynamic", "packed")
+    return Workload(description, lambda: copy.deepcopy(model), tokenizer, examples, params, MAX_LEN, methods)
+
+
+def default_workload(steps: int) -> Workload:
+    """The default profile's SFT stage: its base model, adapter, data order, batch size and precision."""
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer, set_seed
+
+    from alignflow.config import load_params
+    from alignflow.precision import mixed_precision
+    from alignflow.training.sft import build_sft_model
+
+    loaded = load_params(ROOT / "params.yaml")
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "data/tokenized/tokenizer")
+    data = load_from_disk(str(ROOT / "data/tokenized/sft"))["train"]
+    examples = [{k: data[i][k] for k in ("input_ids", "labels")} for i in range((steps + 1) * loaded.sft.batch_size)]
+
+    def model():
+        set_seed(0)
+        return build_sft_model(ROOT / "models/base", tokenizer, loaded.sft)
+
+    mode = mixed_precision("sft.mixed_precision", loaded.sft.mixed_precision)
+    description = f"the default SFT: models/base + LoRA r={loaded.sft.lora.r}, {mode}; data/tokenized/sft in order"
+    methods = ("dynamic", "packed")
+    return Workload(description, model, tokenizer, examples, loaded.sft, loaded.tokenize.max_length, methods)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--data", choices=("skewed", "default"), default="skewed")
     parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps per run (after 1 warm-up step)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--long-fraction", type=float, default=LONG_FRACTION, help="share of long examples")
+    parser.add_argument("--long-fraction", type=float, default=LONG_FRACTION, help="skewed: share of long examples")
     args = parser.parse_args()
 
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    conversations = load_conversations()
-    corpus = [message["content"] for conversation in conversations for message in conversation]
-    model, tokenizer = build_tiny_causal_lm(corpus, seed=0, vocab_size=2048, hidden_size=256, layers=4)
-    examples = make_examples(conversations, tokenizer, (args.steps + 1) * BATCH_SIZE, args.long_fraction)
-    lengths = sorted(len(e["input_ids"]) for e in examples)
-    n_long = sum(length >= LONG_LENGTHS[0] for length in lengths)
+    workload = (
+        skewed_workload(args.steps, args.long_fraction) if args.data == "skewed" else default_workload(args.steps)
+    )
+    lengths = sorted(len(e["input_ids"]) for e in workload.examples)
     print(
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M-parameter Llama; {len(examples)} examples "
-        f"({n_long} long), lengths min {lengths[0]} / median {statistics.median(lengths):.0f} / max {lengths[-1]}; "
-        f"batch {BATCH_SIZE}, max_length {MAX_LEN}",
+        f"{workload.description}; lengths min {lengths[0]} / median {statistics.median(lengths):.0f} / max "
+        f"{lengths[-1]}; batch {workload.params.batch_size}; CPU: {cpu_model()}",
         flush=True,
     )
 
-    runs: dict[str, list[dict]] = {"pad-to-max": [], "dynamic": []}
+    runs: dict[str, list[dict]] = {method: [] for method in workload.methods}
     for repeat in range(args.repeats):
         for method in runs:
-            result = train_once(method, model, tokenizer, examples, args.steps)
+            result = train_once(method, workload, args.steps)
             runs[method].append(result)
             print(f"  run {repeat + 1}/{args.repeats} {method:<11}{result['seconds']:7.2f} s", flush=True)
-    orders = {tuple(real for real, _ in r["order"]) for results in runs.values() for r in results}
+    orders = {tuple(r["order"]) for results in runs.values() for r in results}
     assert len(orders) == 1, "the runs saw different batches"
 
     print(
-        f"\n{'method':<12}{'steps':>6}{'real tokens':>13}{'padded tokens':>15}{'seconds':>9}{'real tokens/s':>15}"
+        f"\n{'method':<12}{'steps':>6}{'real tokens':>13}{'computed on':>13}{'seconds':>9}{'real tokens/s':>15}"
         f"{'peak MiB':>10}"
     )
     throughput = {}
@@ -197,11 +263,15 @@ def main() -> None:
         peaks = [r["peak_mib"] for r in results if r["peak_mib"] is not None]
         throughput[method] = first["real"] / seconds
         print(
-            f"{method:<12}{first['steps']:>6}{first['real']:>13}{first['padded']:>15}{seconds:>9.2f}"
+            f"{method:<12}{first['steps']:>6}{first['real']:>13}{first['computed']:>13}{seconds:>9.2f}"
             f"{throughput[method]:>15.0f}{(f'{statistics.median(peaks):.0f}' if peaks else 'n/a'):>10}"
         )
-    ratio = throughput["dynamic"] / throughput["pad-to-max"]
-    print(f"\ndynamic padding vs pad-to-max: {ratio:.2f}x tokens/s (target >= 2x)")
+    packed, dynamic = runs["packed"][0]["losses"], runs["dynamic"][0]["losses"]
+    gap = max(abs(a - b) / abs(b) for a, b in zip(packed, dynamic, strict=True))
+    print(f"\nper-step training loss, packed vs dynamic padding: {len(packed)} steps, largest relative gap {gap:.1e}")
+    if "pad-to-max" in throughput:
+        print(f"dynamic padding vs pad-to-max: {throughput['dynamic'] / throughput['pad-to-max']:.2f}x tokens/s")
+    print(f"packed vs dynamic padding: {throughput['packed'] / throughput['dynamic']:.2f}x tokens/s (target >= 1.5x)")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ from alignflow.training.common import (
     trainer_metrics,
     training_arguments,
 )
-from alignflow.training.sft import build_sft_model, save_sft_outputs, sft_collator
+from alignflow.training.packing import PackedCollator
+from alignflow.training.sft import build_sft_model, save_sft_outputs, training_collator
 
 
 def run(params: Params) -> dict[str, Any]:
@@ -47,12 +48,13 @@ def train(params: Params) -> dict[str, Any]:
     set_seed(seed)  # adapter / head initialisation is part of the run
     model = build_sft_model(require(paths.BASE_MODEL, "ingest"), tokenizer, config)
     has_eval = len(data["validation"]) > 0
+    collator = training_collator(model, tokenizer, config)
     trainer = Trainer(
         model=model,
         args=training_arguments(config, checkpoints, seed, has_eval),
         train_dataset=data["train"],
         eval_dataset=data["validation"] if has_eval else None,
-        data_collator=sft_collator(tokenizer),
+        data_collator=collator,
         callbacks=[mlflow_callback(), checkpoint_callback()],
     )
 
@@ -61,6 +63,7 @@ def train(params: Params) -> dict[str, Any]:
         metrics: dict[str, Any] = {
             **trainer_metrics(trainer, result),
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "packed": isinstance(collator, PackedCollator),
         }
         if has_eval:
             eval_loss = trainer.evaluate()["eval_loss"]

@@ -1,6 +1,7 @@
 """Supervised fine-tuning with the HF Trainer: LoRA, QLoRA (4-bit NF4), full (optionally partly frozen), prompt tuning.
 
-Data comes pre-tokenized with completion-only labels; the collator pads each batch to its longest example.
+Data comes pre-tokenized with completion-only labels; a batch's examples share packed rows (training.packing), or
+are padded to its longest where the model cannot keep packed examples apart.
 transformers and peft are imported inside the functions, so that the stages importing this module start fast.
 """
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from alignflow.config import LoraParams, SFTParams
 from alignflow.errors import ConfigError
 from alignflow.models.loading import load_pretrained
+from alignflow.training.packing import PackedCollator, packs_correctly
 
 if TYPE_CHECKING:
     from peft import LoraConfig, PeftModel
@@ -28,6 +30,15 @@ def sft_collator(tokenizer) -> DataCollatorForSeq2Seq:
     from transformers import DataCollatorForSeq2Seq
 
     return DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+
+
+def training_collator(model, tokenizer, params: SFTParams) -> PackedCollator | DataCollatorForSeq2Seq:
+    """Packed rows where `params.packing` asks and the model keeps packed examples apart, else padded rows."""
+    if params.packing and params.method != "prompt_tuning":
+        if packs_correctly(model):
+            return PackedCollator(tokenizer.pad_token_id)
+        print("sft: packing: the model's attention mixes packed examples, so batches are padded instead")
+    return sft_collator(tokenizer)
 
 
 def linear_layer_names(model) -> list[str]:
