@@ -29,6 +29,7 @@ from alignflow.io import write_json
 from alignflow.precision import mixed_precision, weights_dtype
 from alignflow.rl import core
 from alignflow.rl.sampling import (
+    ROWS_AT_ONCE,
     Samples,
     response_logprobs,
     response_outputs,
@@ -201,7 +202,7 @@ class PolicyGradientTrainer:
                 live_logprobs = response_logprobs(live_logits, drawn.responses, p.temperature)
             logits, logprobs, values = live_logits.detach(), live_logprobs.detach(), live_values.detach() * mask
             with torch.no_grad():
-                entropy = core.masked_mean(core.entropy_from_logits(logits.float()), mask)
+                entropy = core.masked_mean(core.entropy_from_logits(logits, ROWS_AT_ONCE), mask)
                 if self.reference is None:
                     with policy.lm.disable_adapter():
                         ref_logprobs = sequence_logprobs(policy.lm, drawn, p.temperature)

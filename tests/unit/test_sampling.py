@@ -1,12 +1,14 @@
 """Sampling: the candidate shortcut keeps exactly the nucleus a full sort keeps; a draw follows the distribution and
-never picks an excluded token; logits kept for the last positions are the full pass's, in bf16 too."""
+never picks an excluded token; logits kept for the last positions are the full pass's, in bf16 too; the chunked
+log-probs of the chosen tokens give autograd's values and gradients, and the entropy is the whole tensor's."""
 
 import copy
 
 import pytest
 import torch
 
-from alignflow.rl.sampling import NUCLEUS_CANDIDATES, _draw, _nucleus, response_outputs
+from alignflow.rl.core import entropy_from_logits
+from alignflow.rl.sampling import NUCLEUS_CANDIDATES, _draw, _nucleus, response_logprobs, response_outputs
 
 
 def nucleus_by_full_sort(probs: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -53,3 +55,26 @@ def test_response_logits_are_the_full_passes_at_the_response_positions(tiny_lm, 
     kept = response_outputs(lm, sequences, mask, query_length=8).logits
     tolerance = 1e-2 if dtype == torch.bfloat16 else 1e-5
     assert kept.shape == full.shape and torch.allclose(kept.float(), full.float(), atol=tolerance)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_chunked_chosen_logprobs_equal_autograd_s_values_and_gradients(dtype, temperature):
+    """9 rows: two full chunks of 4 and a short one."""
+    torch.manual_seed(0)
+    logits = torch.randn(9, 5, 300, dtype=dtype, requires_grad=True)
+    responses, upstream = torch.randint(0, 300, (9, 5)), torch.randn(9, 5)
+    scaled = logits.float() / temperature
+    expected = scaled.gather(-1, responses.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(scaled, dim=-1)
+    (expected_grad,) = torch.autograd.grad(expected, logits, upstream)
+    got = response_logprobs(logits, responses, temperature)
+    (got_grad,) = torch.autograd.grad(got, logits, upstream)
+    assert torch.equal(got, expected) and got_grad.dtype == dtype
+    assert torch.allclose(got_grad.float(), expected_grad.float(), atol=1e-6)
+
+
+def test_entropy_taken_in_chunks_equals_the_whole_tensor_s():
+    torch.manual_seed(0)
+    logits = torch.randn(9, 5, 300, dtype=torch.bfloat16)
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    assert torch.allclose(entropy_from_logits(logits, rows=4), -(logprobs.exp() * logprobs).sum(-1), atol=1e-6)
