@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from alignflow.progress import progress
 from alignflow.rl.sampling import Samples, sample, sequence_logprobs
 
 
@@ -59,7 +60,8 @@ def generate(
     lm.eval()
     texts, lengths, finished = [""] * len(prompts), [0] * len(prompts), [False] * len(prompts)
     out = Generations()
-    for number, indices in length_batches(prompts, batch_size) if batches is None else batches:
+    batches = length_batches(prompts, batch_size) if batches is None else batches
+    for done, (number, indices) in enumerate(batches, 1):
         torch.manual_seed(batch_seed(seed, number))
         drawn = sample(
             lm, tokenizer, [prompts[i] for i in indices], stop_id, max_new_tokens, temperature=temperature, top_p=top_p
@@ -68,6 +70,7 @@ def generate(
         for row, index in enumerate(indices):
             texts[index], lengths[index] = drawn.texts[row], int(drawn.mask[row].sum())
             finished[index] = bool(drawn.finished[row])
+        progress(f"sampled batch {done}/{len(batches)}")
     out.texts, out.lengths, out.finished = texts, lengths, finished
     return out
 

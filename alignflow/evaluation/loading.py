@@ -16,6 +16,7 @@ from alignflow.evaluation.likelihood import held_out_loss, multiple_choice_accur
 from alignflow.models.loading import load_pretrained
 from alignflow.models.reward import RewardScorer
 from alignflow.precision import weights_dtype
+from alignflow.progress import progress
 from alignflow.stages.common import load_arrow, require
 from alignflow.training.sft import load_sft_model
 
@@ -64,10 +65,12 @@ def model_metrics(params: Params, name: str, model, tokenizer) -> dict[str, floa
     if len(held_out):
         loss = held_out_loss(model, tokenizer, held_out, params.evaluate.batch_size)
         metrics.update({f"heldout_loss_{name}": loss["loss"], f"heldout_perplexity_{name}": loss["perplexity"]})
+        progress(f"held-out loss of {name} measured")
     if params.evaluate.multiple_choice:
         chat = ChatFormat(params.tokenize.template, params.tokenize.markers)
         items = read_multiple_choice(Path(params.evaluate.multiple_choice))
         metrics[f"mc_accuracy_{name}"] = multiple_choice_accuracy(
             model, tokenizer, items, lambda q: chat.prompt(tokenizer, q)
         )
+        progress(f"multiple-choice accuracy of {name} measured")
     return metrics

@@ -21,6 +21,7 @@ from alignflow.errors import StageInputError
 from alignflow.evaluation.comparison import best_of_n, comparison_metrics
 from alignflow.evaluation.generation import Batch, Generations, generate, length_batches, sequence_kl
 from alignflow.evaluation.metrics import summary
+from alignflow.progress import progress
 
 Scorer = Callable[[Sequence[str], Sequence[str]], torch.Tensor]
 
@@ -170,7 +171,11 @@ def _draw(lm, tokenizer, ids, stop_id: int, config: EvaluateParams, seed: int, s
 
 def _score(scorer: Scorer, texts: list, at: list[int], responses) -> dict[int, float]:
     """`scorer` on the prompts `at` and their responses (`responses[i]`: a list by prompt, or a dict)."""
-    return dict(zip(at, scorer([texts[i] for i in at], [responses[i] for i in at]).tolist())) if at else {}
+    if not at:
+        return {}
+    scores = dict(zip(at, scorer([texts[i] for i in at], [responses[i] for i in at]).tolist()))
+    progress(f"scored {len(at)} responses")
+    return scores
 
 
 def best_of_n_count(prompts: int, config: EvaluateParams) -> int:

@@ -16,6 +16,7 @@ from alignflow.config import Params, section_dict
 from alignflow.data.formatting import ChatFormat, policy_stop_token
 from alignflow.evaluation.statistics import format_interval
 from alignflow.models.loading import load_pretrained
+from alignflow.progress import progress
 from alignflow.registry import client as registry
 from alignflow.registry.lineage import dvc_hashes, lineage_tags, machine_tags
 
@@ -109,6 +110,7 @@ def register_candidate(params: Params, eval_metrics: dict[str, Any]) -> dict[str
                 tags,
                 PolicyGenerator.input_example(config.max_new_tokens),
             )
+        progress(f"{config.model_name} version {version.version} registered")
         reward_version = registry.find_version(client, config.reward_model_name, key)
         if reward_version is None:
             reward_version = registry.log_and_register(
@@ -119,6 +121,7 @@ def register_candidate(params: Params, eval_metrics: dict[str, Any]) -> dict[str
                 tags,
                 RewardModelScorer.INPUT_EXAMPLE,
             )
+        progress(f"{config.reward_model_name} version {reward_version.version} registered")
         # descriptions are (re)written every time, so a rerun completes a registration a kill cut short
         client.update_model_version(
             config.model_name, version.version, description=model_card(params, eval_metrics, tags)
@@ -128,7 +131,9 @@ def register_candidate(params: Params, eval_metrics: dict[str, Any]) -> dict[str
             reward_version.version,
             description=f"Reward model used to train {config.model_name} version {version.version}.",
         )
+        progress("model cards written")
         decision = registry.gate_and_promote(client, config.model_name, version.version, config)
+        progress(f"gate decided: {'promoted' if decision.promote else 'rejected'}")
         result = {
             "version": int(version.version),
             "promoted": decision.promote,

@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from alignflow.io import KILL_POINT_ENV
+from alignflow.progress import PREFIX as PROGRESS
 from tests.project import copy_project, project_env
 
 pytestmark = pytest.mark.slow
@@ -69,6 +70,21 @@ def complete_checkpoints(project: Path, stage: str) -> set[Path]:
     }
 
 
+class Marks:
+    """How far a running stage got, by what it wrote: the complete checkpoints it saved (training stages; a set,
+    as the stage removes old ones), else the progress lines in its log."""
+
+    def __init__(self, project: Path, stage: str):
+        self.project, self.stage, self.checkpoints = project, stage, set()
+
+    def count(self) -> int:
+        if self.stage in TRAINING:
+            self.checkpoints |= complete_checkpoints(self.project, self.stage)
+            return len(self.checkpoints)
+        text = (self.project / f"{self.stage}.log").read_text(errors="replace")
+        return sum(line.startswith(PROGRESS) for line in text.splitlines())
+
+
 def start(project: Path, stage: str, env: dict[str, str]) -> subprocess.Popen:
     """The stage in a subprocess writing to `<project>/<stage>.log` (a file: a full pipe would stall it)."""
     with (project / f"{stage}.log").open("w") as log:
@@ -77,36 +93,29 @@ def start(project: Path, stage: str, env: dict[str, str]) -> subprocess.Popen:
         )
 
 
-def uninterrupted(project: Path, stage: str, env: dict[str, str]) -> tuple[float, list[float], str]:
-    """Run the stage to the end: (its duration, when each new complete checkpoint appeared, its output)."""
-    began, seen, appeared = time.monotonic(), set(), []
+def uninterrupted(project: Path, stage: str, env: dict[str, str]) -> tuple[list[float], str]:
+    """Run the stage to the end: (seconds from its start at which each new mark appeared, its output)."""
+    began, marks, appeared = time.monotonic(), Marks(project, stage), []
     process = start(project, stage, env)
     while process.poll() is None:
-        now = complete_checkpoints(project, stage)
-        if now - seen:
-            appeared.append(time.monotonic() - began)
-        seen |= now
+        appeared += [time.monotonic() - began] * (marks.count() - len(appeared))
         time.sleep(0.02)
     output = (project / f"{stage}.log").read_text()
     assert process.returncode == 0, f"{stage} failed:\n{output[-3000:]}"
-    return time.monotonic() - began, appeared, output
+    return appeared, output
 
 
-def killed(project: Path, stage: str, env: dict[str, str], delay: float, checkpoints: int = 0) -> None:
-    """Start the stage and SIGKILL it `delay` seconds after it starts, or, with `checkpoints` (how many an
-    uninterrupted run writes), `delay` seconds after its first complete checkpoint but no later than its last
-    appears: on a loaded machine a timed kill could otherwise land after the stage's final clean-up."""
-    process = start(project, stage, env)
-    seen: set[Path] = set()
-    while checkpoints and not seen:
-        assert process.poll() is None, f"{stage} ended before writing a checkpoint:\n{log(project, stage)}"
-        seen |= complete_checkpoints(project, stage)
-        time.sleep(0.01)
-    deadline = time.monotonic() + delay
-    while time.monotonic() < deadline and (not checkpoints or len(seen) < checkpoints):
-        seen |= complete_checkpoints(project, stage)
+def killed(project: Path, stage: str, env: dict[str, str], after: int, delay: float) -> None:
+    """Start the stage and SIGKILL it `delay` seconds after its `after`-th mark (0: its start), or at its next mark
+    if that comes first: wherever the machine's load puts the marks, the kill lands between the two."""
+    process, marks = start(project, stage, env), Marks(project, stage)
+    while marks.count() < after:
+        assert process.poll() is None, f"{stage} ended before its mark {after}:\n{log(project, stage)}"
         time.sleep(0.005)
-    assert process.poll() is None, f"{stage} finished before the kill after {delay:.2f}s"
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline and marks.count() <= after:
+        time.sleep(0.005)
+    assert process.poll() is None, f"{stage} finished before the kill, {delay:.2f}s after mark {after}"
     process.send_signal(signal.SIGKILL)
     process.wait()
 
@@ -170,25 +179,29 @@ def untimed(metrics: dict) -> dict:
 
 @pytest.mark.parametrize("stage", ["sft", "reward", "baseline", "align", "evaluate"])
 def test_a_stage_killed_at_a_random_moment_leaves_whole_outputs_and_its_rerun_matches(project, stage):
-    """Two kills, each at a moment drawn from its own seed, each followed by a rerun that must match."""
+    """Two kills, each at a moment drawn from its own seed, each followed by a rerun that must match. A moment is a
+    drawn mark of the stage (a checkpoint; for the other stages a progress line or the start) plus a drawn part of
+    the time to its next mark, so it falls inside the stage's work and never after its last mark."""
     env = project_env(project)
     ensure_upstream(project, stage, env)
     outputs = stage_outputs(project, stage)
-    duration, checkpoints, first = uninterrupted(project, stage, env)
+    appeared, first = uninterrupted(project, stage, env)
     assert "resuming from" not in first
+    # training stages: from the first checkpoint on, so there is always one to resume from
+    marks = appeared if stage in TRAINING else [0.0, *appeared]
+    assert len(marks) >= 2, f"{stage} wrote {len(appeared)} mark(s); the test needs two"
     reference = snapshot(outputs)
     for seed in KILL_SEEDS:
         rng = random.Random(f"{seed}-{stage}")
         mark_previous(outputs)
         previous = snapshot(outputs)
-        if stage in TRAINING:  # between its first checkpoint and its last, so there is always one to resume from
-            assert len(checkpoints) >= 2, f"{stage} wrote {len(checkpoints)} checkpoint(s); the test needs two"
-            killed(project, stage, env, rng.uniform(0, 1) * (checkpoints[-1] - checkpoints[0]), len(checkpoints))
+        index = rng.randrange(len(marks) - 1)
+        after = index + 1 if stage in TRAINING else index
+        killed(project, stage, env, after, rng.uniform(0, 1) * (marks[index + 1] - marks[index]))
+        if stage in TRAINING:
             assert complete_checkpoints(project, stage)  # what the rerun resumes from
-        else:
-            killed(project, stage, env, rng.uniform(0.1, 0.9) * duration)
         assert_previous_or_new(outputs, previous, reference)
-        _, _, rerun = uninterrupted(project, stage, env)
+        _, rerun = uninterrupted(project, stage, env)
         if stage in TRAINING:  # it resumed, from a checkpoint past step 0 (a retrain from scratch would match too)
             assert re.search(r"resuming from \S*checkpoints/\S+/checkpoint-[1-9]", rerun), rerun[-3000:]
         assert_same_outputs(snapshot(outputs), reference)
@@ -222,11 +235,13 @@ def test_register_killed_at_a_random_moment_leaves_no_half_registered_version(pr
     env, rng = project_env(project), random.Random(f"{SEED}-register")
     ensure_upstream(project, "register", env)
     reference_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'reference.db'}"}
-    duration, _, _ = uninterrupted(project, "register", reference_env)
+    appeared, _ = uninterrupted(project, "register", reference_env)
     expected = json.loads((project / "metrics" / "register.json").read_text())
     (project / "metrics" / "register.json").unlink()
 
-    killed(project, "register", env, rng.uniform(0.1, 0.95) * duration)
+    marks = [0.0, *appeared]
+    index = rng.randrange(len(marks) - 1)
+    killed(project, "register", env, index, rng.uniform(0, 1) * (marks[index + 1] - marks[index]))
     uninterrupted(project, "register", env)
     result = json.loads((project / "metrics" / "register.json").read_text())
     assert {k: result[k] for k in ("version", "promoted", "reason")} == {
