@@ -80,6 +80,11 @@ def run(
     return result
 
 
+def ran_stages(flow: subprocess.CompletedProcess) -> list[str]:
+    """The stages an `alignflow run` ran, in order (its summary prints `<stage>: ran` for each)."""
+    return [entry.removesuffix(": ran") for entry in flow.stdout.splitlines() if entry.endswith(": ran")]
+
+
 def changed_stages(project: Path) -> set[str]:
     """What `dvc status` finds changed, leaving out the `machine` probe (always changed by design)."""
     import json

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from flows.pipeline import STAGES
-from tests.project import changed_stages, copy_project, make_project, project_env, run
+from tests.project import changed_stages, copy_project, make_project, project_env, ran_stages, run
 
 pytestmark = pytest.mark.slow
 DATA_STAGES = ["ingest", "dedup", "tokenize"]
@@ -45,9 +45,7 @@ def projects(tmp_path_factory, tiny_pipeline):
 def test_dvc_repro_and_prefect_flow_agree_and_rerun_skips(projects, tiny_pipeline):
     by_dvc, by_prefect = projects
     run(["dvc", "repro"], by_dvc)
-    assert [f"{name}: ran" for name in STAGES] == [
-        entry for entry in tiny_pipeline.flow.stdout.splitlines() if entry.endswith(": ran")
-    ]
+    assert ran_stages(tiny_pipeline.flow) == list(STAGES)
 
     assert locked_outputs(by_dvc, STAGES) == locked_outputs(by_prefect, STAGES)
     for project in projects:
@@ -103,7 +101,7 @@ def test_switching_to_dpo_reruns_only_the_policy_slot_and_registers_the_method(p
     apply_overlay(by_prefect / "params.yaml", {"align": {"method": "dpo"}})
     assert changed_stages(by_prefect) == {"align", "register"}  # evaluate follows once models/policy changes
     flow = run(["alignflow", "run"], by_prefect)
-    assert [entry.split(":")[0] for entry in flow.stdout.splitlines() if entry.endswith(": ran")] == [
+    assert ran_stages(flow) == [
         "machine",
         "align",
         "evaluate",
@@ -255,8 +253,7 @@ def test_a_lock_made_on_another_kind_of_machine_reruns_training_and_evaluation_a
     assert changed_stages(project) == {"sft", "reward", "baseline", "align", "evaluate", "register"}
 
     flow = run(["alignflow", "run"], project, avx2)
-    ran = [entry.split(":")[0] for entry in flow.stdout.splitlines() if entry.endswith(": ran")]
-    assert ran == ["machine", "sft", "reward", "baseline", "align", "evaluate", "register"]
+    assert ran_stages(flow) == ["machine", "sft", "reward", "baseline", "align", "evaluate", "register"]
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     tags = client.get_model_version("alignflow-policy", "2").tags
     assert tags["lineage.machine.capability"] == "avx2" and tags["lineage.precision.sft"] == "no"

@@ -1,19 +1,26 @@
-"""A whole pipeline run asks the network for nothing: every Python process of `alignflow run` (the flow, Prefect's
-server, DVC, each stage) loads a guard that refuses and records any connection to a host other than this machine.
-The run has the hub allowed (no HF_HUB_OFFLINE) and Prefect's analytics at the project's own default."""
+"""Real public data through a whole pipeline run that asks the network for nothing.
+
+The shipped hh-rlhf file, read by the `hh-rlhf` preset, replaces the tiny profile's comparisons, and `common.seed`
+changes, so every stage reruns. Every Python process of that `alignflow run` (the flow, Prefect's server, DVC, each
+stage) loads a guard that refuses and records any connection to a host other than this machine. The run has the
+hub allowed (no HF_HUB_OFFLINE) and Prefect's analytics at the project's own default.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from tests.project import copy_project, project_env, run
+from alignflow.config import apply_overlay
+from tests.project import copy_project, project_env, ran_stages, run
 
 pytestmark = pytest.mark.slow
 GUARD = Path(__file__).resolve().parent.parent / "network_guard"
 ONLINE_SWITCHES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK")
+HH_RLHF = "data/hh-rlhf/harmless-base-test.jsonl.gz"
 
 
 def guarded_env(project: Path, log: Path) -> dict[str, str]:
@@ -33,14 +40,22 @@ def test_the_guard_refuses_and_records_an_outbound_connection(tmp_path):
     assert "-> 192.0.2.1:443" in log.read_text()
 
 
-def test_a_full_tiny_run_with_the_hub_allowed_makes_no_outbound_connection(tmp_path_factory, tiny_pipeline):
-    project = copy_project(tiny_pipeline.path, tmp_path_factory.mktemp("offline") / "project")
+@pytest.fixture(scope="module")
+def public_data_run(tmp_path_factory, tiny_pipeline):
+    """The tiny project on 80 hh-rlhf comparisons with another seed, run under the guard: (project, flow, log)."""
+    project = copy_project(tiny_pipeline.path, tmp_path_factory.mktemp("public_data") / "project")
+    source = {"path": HH_RLHF, "preset": "hh-rlhf", "limit": 80}
+    apply_overlay(project / "params.yaml", {"ingest": {"comparisons": source}, "common": {"seed": 1}})
     log = project.parent / "network.log"
-    flow = run(["alignflow", "run", "--set", "common.seed=1"], project, guarded_env(project, log))  # every stage
-    ran = [entry.split(":")[0] for entry in flow.stdout.splitlines() if entry.endswith(": ran")]
-    assert ran == [
+    return project, run(["alignflow", "run"], project, guarded_env(project, log)), log
+
+
+def test_a_full_tiny_run_with_the_hub_allowed_makes_no_outbound_connection(public_data_run):
+    _, flow, log = public_data_run
+    assert ran_stages(flow) == [
         "machine",
         "ingest",
+        "dedup",
         "tokenize",
         "sft",
         "reward",
@@ -48,5 +63,26 @@ def test_a_full_tiny_run_with_the_hub_allowed_makes_no_outbound_connection(tmp_p
         "align",
         "evaluate",
         "register",
-    ]  # dedup: no seed
+    ]
     assert not log.exists(), log.read_text()
+
+
+def test_preset_mapped_hh_rlhf_comparisons_run_to_a_registered_version(public_data_run):
+    import mlflow
+    from datasets import load_from_disk
+
+    project, _, _ = public_data_run
+    groups = [json.loads(line) for line in (project / "data/raw/comparisons.jsonl").read_text().splitlines()]
+    assert len(groups) == 80 and groups[0]["id"] == "harmless-base-test-1"
+    assert sum(bool(group.get("context")) for group in groups) > 20  # multi-turn conversations keep their turns
+    reward_rows = load_from_disk(str(project / "data/tokenized/reward"))["train"]
+    assert "context" in reward_rows.column_names
+
+    assert json.loads((project / "metrics/register.json").read_text())["version"] == 2
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    version = client.get_model_version("alignflow-policy", "2")
+    assert version.tags["gate.staging.decision"] in ("promoted", "rejected")
+    assert (
+        version.tags["lineage.dvc.models/policy"]
+        != client.get_model_version("alignflow-policy", "1").tags["lineage.dvc.models/policy"]
+    )

@@ -1,12 +1,14 @@
 """The production stack for real, on localhost: the tiny pipeline runs against MLflow with basic auth on
-PostgreSQL with S3 artifacts, and a Prefect server on PostgreSQL. Who may do what is enforced by the server,
-and no password ends up in the database, the artifact store or the project."""
+PostgreSQL with S3 artifacts, and a Prefect server on PostgreSQL (the session's tiny project, registered again
+there). Who may do what is enforced by the server, and no password ends up in the database, the artifact store
+or the project."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.project import make_project, project_env, run
+from tests.project import copy_project, project_env, ran_stages, run
 from tests.services import BUCKET, CHROMIUM, launch_chromium, missing_servers, running_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_servers() is not None, reason=str(missing_servers()))]
@@ -48,10 +50,16 @@ def users(stack):
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(stack, users, tmp_path_factory):
-    project = make_project(tmp_path_factory.mktemp("stack") / "project")
+def pipeline_run(stack, users, tmp_path_factory, tiny_pipeline):
+    """The session's tiny project without its local MLflow store and registration, run again against the stack:
+    the flow reruns register (its output is gone), which logs and registers through the server."""
+    project = copy_project(tiny_pipeline.path, tmp_path_factory.mktemp("stack") / "project")
+    (project / "mlflow.db").unlink()
+    shutil.rmtree(project / "mlruns", ignore_errors=True)
+    (project / "metrics/register.json").unlink()
     env = {**project_env(project), **stack.client_env("pipeline", users["pipeline"])}
-    run(["alignflow", "run"], project, env)
+    flow = run(["alignflow", "run"], project, env)
+    assert ran_stages(flow) == ["machine", "register"]
     return project, env
 
 
