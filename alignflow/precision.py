@@ -16,15 +16,11 @@ log = logging.getLogger(__name__)
 
 @functools.cache
 def bf16_is_fast() -> bool:
-    import platform
-
     import torch
 
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return torch.ops.mkldnn._is_mkldnn_bf16_supported()  # Arm: oneDNN runs bf16 where the cores have it
+    return cpu_bf16_unit() != "emulated"
 
 
 def mixed_precision(setting: str, mode: str) -> Literal["no", "bf16", "fp16"]:
@@ -59,16 +55,55 @@ def warn_if_slow(setting: str) -> None:
 
 def arithmetic() -> dict[str, str | bool]:
     """What decides this machine's numbers: the device, the kernel family it dispatches to (ATen's CPU capability,
-    or the GPU's compute capability) and whether bf16 is native (what `auto` resolves by). Two machines that agree
-    on all three compute the same results; the `machine` stage writes this for DVC to track."""
+    or the GPU's compute capability), whether bf16 is native (what `auto` resolves by) and, on a CPU, the vendor and
+    the unit that multiplies bf16. Two machines that agree on all of them compute the same results; the `machine`
+    stage writes this for DVC to track.
+
+    The last two are there because ATen's capability is too coarse: an Intel Xeon with AMX and an AMD EPYC with
+    AVX512-BF16 are both `AVX512` with native bf16, yet oneDNN multiplies bf16 on AMX tiles on one and with
+    AVX512-BF16 dot products on the other, and math libraries choose kernels by vendor; the two trained different
+    models from the same lock."""
     import torch
 
     if torch.cuda.is_available():
         major, minor = torch.cuda.get_device_capability()
         kind: dict[str, str | bool] = {"device": "cuda", "capability": f"sm_{major}{minor}"}
     else:
-        kind = {"device": "cpu", "capability": torch.backends.cpu.get_cpu_capability()}
+        kind = {
+            "device": "cpu",
+            "capability": torch.backends.cpu.get_cpu_capability(),
+            "vendor": cpu_vendor(),
+            "bf16_unit": cpu_bf16_unit(),
+        }
     return {**kind, "native_bf16": bf16_is_fast()}
+
+
+def cpu_vendor() -> str:
+    """The CPU vendor's id (GenuineIntel, AuthenticAMD, ...), or the architecture where the OS does not say."""
+    import platform
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":")[0].strip() in ("vendor_id", "CPU implementer"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_bf16_unit() -> str:
+    """What multiplies bf16 matrices here: `amx` tiles, `avx512_bf16` dot products, `native` (Arm's bf16 in oneDNN),
+    or `emulated` (converted to fp32 and back, the slow path)."""
+    import platform
+
+    import torch
+
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        if torch.cpu._is_amx_tile_supported():
+            return "amx"
+        return "avx512_bf16" if torch.cpu._is_avx512_bf16_supported() else "emulated"
+    return "native" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "emulated"
 
 
 def resolved_precisions(params) -> dict[str, str]:

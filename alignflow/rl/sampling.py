@@ -208,7 +208,7 @@ class ChosenLogprobs(torch.autograd.Function):
     def forward(ctx, logits: torch.Tensor, responses: torch.Tensor, temperature: float) -> torch.Tensor:
         chosen, normaliser = [], []
         for rows, tokens in zip(logits.split(ROWS_AT_ONCE), responses.split(ROWS_AT_ONCE)):
-            scaled = rows.float() / temperature if temperature != 1.0 else rows.float()
+            scaled = float_scaled(rows, temperature)
             chosen.append(scaled.gather(-1, tokens.unsqueeze(-1)).squeeze(-1))
             normaliser.append(torch.logsumexp(scaled, dim=-1))
         normaliser = torch.cat(normaliser)
@@ -228,13 +228,17 @@ class ChosenLogprobs(torch.autograd.Function):
             grad_logits.split(ROWS_AT_ONCE),
         )
         for rows, tokens, lse, g, out in chunks:
-            scaled = rows.float() / ctx.temperature if ctx.temperature != 1.0 else rows.float()
+            scaled = float_scaled(rows, ctx.temperature)
             part = torch.exp(scaled - lse.unsqueeze(-1)).mul_(-g.unsqueeze(-1))
             part.scatter_add_(-1, tokens.unsqueeze(-1), g.unsqueeze(-1))
             if ctx.temperature != 1.0:
                 part /= ctx.temperature
             out.copy_(part)
         return grad_logits, None, None
+
+
+def float_scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    return logits.float() / temperature if temperature != 1.0 else logits.float()
 
 
 def sequence_logprobs(lm, samples: Samples, temperature: float = 1.0) -> torch.Tensor:

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-IGNORE_INDEX = -100
+from alignflow.data.formatting import IGNORE_INDEX
 
 
-def pack_rows(lengths: Sequence[int]) -> list[list[int]]:
-    """Indices of the examples in each row: first-fit decreasing into rows of the longest length."""
-    capacity = max(lengths)
+def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Indices of the examples in each row: first-fit decreasing into rows of `capacity` tokens (at least the
+    longest length)."""
     rows: list[list[int]] = []
     room: list[int] = []
     for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
@@ -47,8 +47,8 @@ class PackedCollator:
         import torch
 
         lengths = [len(feature["input_ids"]) for feature in features]
-        rows = pack_rows(lengths)
         width = max(lengths)
+        rows = pack_rows(lengths, width)
         input_ids, labels, positions = [], [], []
         for row in rows:
             ids, targets, position = [], [], []

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alignflow.config import LoraParams, SFTParams
+from alignflow.data.formatting import IGNORE_INDEX
 from alignflow.errors import ConfigError
 from alignflow.models.loading import load_pretrained
 from alignflow.training.packing import PackedCollator, packs_correctly
@@ -26,10 +27,10 @@ SFT_CARD = "alignflow.json"
 
 
 def sft_collator(tokenizer) -> DataCollatorForSeq2Seq:
-    """Pads input_ids with the pad token and labels with -100, per batch (nothing is padded on disk)."""
+    """Pads input_ids with the pad token and labels with IGNORE_INDEX, per batch (nothing is padded on disk)."""
     from transformers import DataCollatorForSeq2Seq
 
-    return DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+    return DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
 
 
 def training_collator(model, tokenizer, params: SFTParams) -> PackedCollator | DataCollatorForSeq2Seq:

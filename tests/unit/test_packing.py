@@ -25,7 +25,7 @@ def features(lengths: list[int], seed: int = 0) -> list[dict]:
 
 def test_rows_hold_every_example_once_and_no_row_outgrows_the_longest():
     lengths = [12, 30, 7, 22, 9, 16, 5, 28]
-    rows = pack_rows(lengths)
+    rows = pack_rows(lengths, max(lengths))
     assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
     assert all(sum(lengths[i] for i in row) <= max(lengths) for row in rows)
     assert len(rows) == 5  # 30 | 28 | 22+7 | 16+12 | 9+5

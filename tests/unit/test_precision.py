@@ -32,8 +32,12 @@ def test_the_machine_kind_names_its_kernels_and_a_version_made_on_another_kind_i
 
     here = precision.arithmetic()
     assert here["device"] in ("cpu", "cuda") and here["capability"] and isinstance(here["native_bf16"], bool)
+    if here["device"] == "cpu":  # the kernel family alone cannot tell AMX from AVX512-BF16, nor Intel from AMD
+        assert here["vendor"] and here["bf16_unit"] in ("amx", "avx512_bf16", "native", "emulated")
+        assert (here["bf16_unit"] != "emulated") == here["native_bf16"]
     same = {f"lineage.machine.{k}": str(v).lower() for k, v in here.items()}
     assert machine_difference(same) is None and machine_difference({}) is None  # older versions recorded none
-    other = {**same, "lineage.machine.native_bf16": str(not here["native_bf16"]).lower()}
-    note = machine_difference(other)
-    assert note and note.startswith("made on another kind of machine") and "native_bf16" in note
+    for key in here:
+        other = {**same, f"lineage.machine.{key}": "another"}
+        note = machine_difference(other)
+        assert note and note.startswith("made on another kind of machine") and f"{key}=another" in note
