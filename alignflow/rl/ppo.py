@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import random
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +40,7 @@ from alignflow.rl.sampling import (
 )
 from alignflow.training.common import complete_checkpoints
 
+log = logging.getLogger(__name__)
 CHECKPOINT_MARKER = "state.json"
 """Written last into a checkpoint, which is renamed into place only once complete."""
 
@@ -127,6 +129,7 @@ class PolicyGradientTrainer:
         # several processes (DDP) refuse
         trainable = [p for p in policy.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=params.learning_rate, eps=1e-5)
+        self.checkpointed = checkpointed_layers(lm) if params.gradient_checkpointing else []
         self.policy, self.optimizer = self.accelerator.prepare(policy, optimizer)
         if self.reference is not None:
             self.reference.to(self.accelerator.device)
@@ -195,7 +198,7 @@ class PolicyGradientTrainer:
             scores = scores.clamp(-p.reward_clip, p.reward_clip)
         scores = core.unfinished_penalty(scores, drawn.finished, p.unfinished_penalty)
 
-        policy = self.accelerator.unwrap_model(self.policy).eval()
+        policy = self._no_dropout()
         with self.accelerator.autocast():
             with torch.set_grad_enabled(self.fused):  # the prepared model, so gradients sync across processes
                 live_logits, live_values = self.policy(drawn.sequences, drawn.attention_mask, drawn.query_length)
@@ -234,7 +237,7 @@ class PolicyGradientTrainer:
 
     def optimise(self, rollout: Rollout) -> dict[str, float]:
         p, r, drawn = self.params, rollout, rollout.samples
-        self.policy.eval()  # no dropout: old and new log-probs must differ only by the update
+        self._no_dropout()  # old and new log-probs must differ only by the update
         totals: dict[str, list[float]] = {}
         for _ in range(p.ppo_epochs):
             for index in self._minibatches(len(drawn.sequences)):
@@ -264,6 +267,14 @@ class PolicyGradientTrainer:
                 for key, value in {"policy_loss": pg_loss, **pg_stats, **vf_stats}.items():
                     totals.setdefault(key, []).append(float(value.detach()) if torch.is_tensor(value) else float(value))
         return {key: float(np.mean(values)) for key, values in totals.items()}
+
+    def _no_dropout(self) -> PolicyWithValueHead:
+        """The policy in eval mode (no dropout), except for the flag transformers reads to checkpoint a layer: it
+        checkpoints only layers in training mode, and the layers' own modules hold the dropout."""
+        policy = self.accelerator.unwrap_model(self.policy).eval()
+        for layer in self.checkpointed:
+            layer.training = True
+        return policy
 
     def _minibatches(self, count: int) -> list[torch.Tensor]:
         order = torch.randperm(count)  # drawn even when fused, so both paths leave the same random state
@@ -392,6 +403,18 @@ def merged_adapter(lm: nn.Module) -> Iterator[nn.Module]:
     finally:
         for layer, weight in zip(layers, originals):
             layer.get_base_layer().weight.data = weight
+
+
+def checkpointed_layers(lm: nn.Module) -> list[nn.Module]:
+    """Turn on transformers' gradient checkpointing in `lm` (non-reentrant: the recomputation runs under the same
+    autocast state, so the gradients are those of a held graph); returns the layers it checkpoints, none for a
+    model that does not support it."""
+    model = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        log.warning("ppo.gradient_checkpointing: %s does not support it; activations are held", type(model).__name__)
+        return []
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    return [module for module in model.modules() if getattr(module, "gradient_checkpointing", False)]
 
 
 def sampler_copy(lm: nn.Module, dtype: str) -> nn.Module | None:

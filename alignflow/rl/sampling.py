@@ -184,6 +184,7 @@ def response_outputs(
         position_ids=positions(attention_mask),
         logits_to_keep=last_positions(sequences.shape[1], sequences.shape[1] - query_length + 1),
         output_hidden_states=hidden_states,
+        use_cache=False,  # one pass over whole sequences: a cache would only take memory
     )
     out.logits = out.logits[:, :-1]
     return out

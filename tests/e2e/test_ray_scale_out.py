@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import psutil
@@ -56,18 +58,27 @@ ACCELERATE_2 = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu
 ACCELERATE_2 += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
 
 
+@dataclass(frozen=True)
+class RayProject:
+    path: Path
+    flow: subprocess.CompletedProcess
+    weights: dict[str, dict]
+    """The SFT and PPO weights the flow trained on Ray, kept before any test overwrites them."""
+
+
 @pytest.fixture(scope="module")
-def ray_project(tmp_path_factory, tiny_pipeline):
+def ray_project(tmp_path_factory, tiny_pipeline) -> RayProject:
     """The session's tiny project with its flow run again on Ray: every stage the backend changes reruns there (the
     data stages before them are the same on any backend); its outputs are the reference of the tests below."""
     project = copy_project(tiny_pipeline.path, tmp_path_factory.mktemp("on_ray") / "project")
     flow = run(["alignflow", "run", *ON_RAY], project)
-    return project, flow
+    folders = {"sft": "models/sft/model", "ppo": "models/policy"}
+    return RayProject(project, flow, {name: weights(project / folder) for name, folder in folders.items()})
 
 
 def test_the_flow_on_ray_registers_a_version(ray_project):
-    project, flow = ray_project
-    assert ran_stages(flow) == ["machine", "sft", "reward", "baseline", "align", "evaluate", "register"]
+    project = ray_project.path
+    assert ran_stages(ray_project.flow) == ["machine", "sft", "reward", "baseline", "align", "evaluate", "register"]
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     version = client.get_model_version("alignflow-policy", "2")  # version 1: the local run it was copied from
     assert version.tags["gate.staging.decision"] in ("promoted", "rejected")
@@ -78,43 +89,6 @@ def test_the_flow_on_ray_registers_a_version(ray_project):
     assert align.data.metrics["kl"] is not None  # rank 0's per-update metrics reach the stage's run
     assert json.loads((project / "metrics/align.json").read_text())["updates"] == 4
     assert not [path for path in (project / "checkpoints").rglob("*") if path.is_file()]  # Ray's run folders too
-
-
-def assert_same_baseline(local: dict, on_ray: dict) -> None:
-    """The same samples, lengths and best-of-n picks; scores to float rounding (each worker scores its own share of
-    the responses, so the reward model pads other batches)."""
-    assert local["prompt_ids"] == on_ray["prompt_ids"] and local["metrics"] == on_ray["metrics"]
-    assert local["rows"].keys() == on_ray["rows"].keys()
-    for index, row in local["rows"].items():
-        theirs = on_ray["rows"][index]
-        assert {k: v for k, v in row.items() if k != "scores"} == {k: v for k, v in theirs.items() if k != "scores"}
-        for scorer, scores in row["scores"].items():
-            assert scores == pytest.approx(theirs["scores"][scorer], abs=1e-5), (index, scorer)
-
-
-def test_baseline_and_evaluate_on_ray_give_the_local_results(ray_project):
-    project, _ = ray_project
-    baseline_on_ray = json.loads((project / "data/baseline.json").read_text())
-    on_ray = json.loads((project / "metrics/eval_samples.json").read_text())
-    metrics_on_ray = json.loads((project / "metrics/eval.json").read_text())
-    with params_set(project, "compute.backend=local"):
-        stage(project, "baseline")
-        assert_same_baseline(json.loads((project / "data/baseline.json").read_text()), baseline_on_ray)
-        stage(project, "evaluate")
-    assert json.loads((project / "metrics/eval_samples.json").read_text()) == on_ray
-    assert json.loads((project / "metrics/eval.json").read_text()) == metrics_on_ray
-
-
-def test_sft_and_ppo_on_two_ray_workers_match_two_accelerate_processes(ray_project, tmp_path):
-    project, _ = ray_project
-    on_ray = {
-        name: weights(project / folder) for name, folder in (("sft", "models/sft/model"), ("ppo", "models/policy"))
-    }
-    with params_set(project, "compute.backend=local"):
-        stage(project, "sft", ACCELERATE_2)
-        assert max_difference(weights(project / "models/sft/model"), on_ray["sft"]) < WEIGHT_TOLERANCE
-        stage(project, "align", ACCELERATE_2)
-        assert max_difference(weights(project / "models/policy"), on_ray["ppo"]) < WEIGHT_TOLERANCE
 
 
 def registered_checkpoint(storage) -> bool:
@@ -128,9 +102,9 @@ def registered_checkpoint(storage) -> bool:
 
 
 def test_a_ray_worker_killed_mid_ppo_restarts_the_group_resumes_and_ends_at_the_same_weights(ray_project):
-    project, _ = ray_project
-    stage(project, "align")  # its own uninterrupted Ray run (earlier tests left accelerate's weights here)
-    uninterrupted = weights(project / "models/policy")
+    project, uninterrupted = ray_project.path, ray_project.weights["ppo"]  # the flow's uninterrupted Ray run
+    # it trains on the flow's SFT model: the accelerate tests below replace it, so this one runs before them
+    assert max_difference(weights(project / "models/sft/model"), ray_project.weights["sft"]) == 0
     storage = project / "checkpoints" / "ray"
     env = project_env(project)
     process = subprocess.Popen(
@@ -164,8 +138,42 @@ def test_a_ray_worker_killed_mid_ppo_restarts_the_group_resumes_and_ends_at_the_
     assert max_difference(weights(project / "models/policy"), uninterrupted) < 1e-6
 
 
+def assert_same_baseline(local: dict, on_ray: dict) -> None:
+    """The same samples, lengths and best-of-n picks; scores to float rounding (each worker scores its own share of
+    the responses, so the reward model pads other batches)."""
+    assert local["prompt_ids"] == on_ray["prompt_ids"] and local["metrics"] == on_ray["metrics"]
+    assert local["rows"].keys() == on_ray["rows"].keys()
+    for index, row in local["rows"].items():
+        theirs = on_ray["rows"][index]
+        assert {k: v for k, v in row.items() if k != "scores"} == {k: v for k, v in theirs.items() if k != "scores"}
+        for scorer, scores in row["scores"].items():
+            assert scores == pytest.approx(theirs["scores"][scorer], abs=1e-5), (index, scorer)
+
+
+def test_baseline_and_evaluate_on_ray_give_the_local_results(ray_project):
+    project = ray_project.path
+    baseline_on_ray = json.loads((project / "data/baseline.json").read_text())
+    on_ray = json.loads((project / "metrics/eval_samples.json").read_text())
+    metrics_on_ray = json.loads((project / "metrics/eval.json").read_text())
+    with params_set(project, "compute.backend=local"):
+        stage(project, "baseline")
+        assert_same_baseline(json.loads((project / "data/baseline.json").read_text()), baseline_on_ray)
+        stage(project, "evaluate")
+    assert json.loads((project / "metrics/eval_samples.json").read_text()) == on_ray
+    assert json.loads((project / "metrics/eval.json").read_text()) == metrics_on_ray
+
+
+def test_sft_and_ppo_on_two_ray_workers_match_two_accelerate_processes(ray_project, tmp_path):
+    project, on_ray = ray_project.path, ray_project.weights
+    with params_set(project, "compute.backend=local"):
+        stage(project, "sft", ACCELERATE_2)
+        assert max_difference(weights(project / "models/sft/model"), on_ray["sft"]) < WEIGHT_TOLERANCE
+        stage(project, "align", ACCELERATE_2)
+        assert max_difference(weights(project / "models/policy"), on_ray["ppo"]) < WEIGHT_TOLERANCE
+
+
 def test_a_cluster_address_that_does_not_answer_is_one_line_naming_it_and_writes_nothing(ray_project):
-    project, _ = ray_project
+    project = ray_project.path
     before = (project / "models/sft/model/model.safetensors").stat().st_mtime_ns
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiments = [e.experiment_id for e in client.search_experiments()]
@@ -180,7 +188,7 @@ def test_a_cluster_address_that_does_not_answer_is_one_line_naming_it_and_writes
 
 
 def test_dpo_on_two_ray_workers_matches_two_accelerate_processes(ray_project):
-    project, _ = ray_project
+    project = ray_project.path
     with params_set(project, "align.method=dpo"):
         stage(project, "align")  # params.yaml still says compute.backend: ray
         on_ray = weights(project / "models/policy")

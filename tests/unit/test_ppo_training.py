@@ -141,6 +141,35 @@ def test_a_lora_policy_takes_the_same_one_step_update_fused_or_recomputed(setup)
     assert all(torch.allclose(final[k], expected[k], atol=1e-6) for k in expected)
 
 
+def saved_for_backward_bytes(trainer) -> int:
+    """Bytes the policy's forward pass on a rollout holds for the backward pass (what the align stage's peak is)."""
+    rollout, _ = trainer.rollout(trainer._batch_prompts(0))
+    held = []
+
+    def keep(tensor):
+        held.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    drawn = rollout.samples
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor), trainer.accelerator.autocast():
+        trainer._no_dropout()(drawn.sequences, drawn.attention_mask, drawn.query_length)
+    return sum(held)
+
+
+def test_gradient_checkpointing_holds_less_and_takes_the_same_updates_bit_for_bit(setup):
+    overrides = dict(minibatch_size=4, max_new_tokens=16, min_new_tokens=16)
+    assert saved_for_backward_bytes(lora_trainer(setup, **overrides)) < 0.5 * saved_for_backward_bytes(
+        lora_trainer(setup, **overrides, gradient_checkpointing=False)
+    )
+    runs = []
+    for on in (True, False):  # each built after the other has trained: each seeds the global RNG
+        runs.append(lora_trainer(setup, **overrides, gradient_checkpointing=on))
+        runs[-1].train()
+    final, expected = (run._trainable_state() for run in runs)
+    assert final.keys() == expected.keys() and all(torch.equal(final[k], expected[k]) for k in expected)
+    assert [h["policy_loss"] for h in runs[0].history] == [h["policy_loss"] for h in runs[1].history]
+
+
 def test_checkpoints_hold_no_pickled_code_and_a_half_written_one_is_ignored(setup, tmp_path):
     run = trainer(setup, updates=2, checkpoint_every=1)
     run.train(tmp_path)
