@@ -4,6 +4,7 @@ run once per test run through the Prefect flow, which end-to-end modules copy in
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")  # slow to start on 2 busy cores
+if os.environ.get("PYTEST_XDIST_WORKER"):  # pyproject's addopts run two workers, each with its own modules
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # so two workers on two cores do not fight over them
 
 CORPUS = [
     "How do I keep basil fresh? Put the stems in a glass of water on the counter.",
@@ -54,8 +57,22 @@ class BuiltProject:
 
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory) -> BuiltProject:
-    """The tiny profile, run once to a registered version; use it through `tests.project.copy_project`."""
+    """The tiny profile, run once to a registered version; use it through `tests.project.copy_project`.
+
+    Once per test run, also when pytest-xdist spreads the modules over several workers: the first worker to ask
+    builds it in the folder the workers share, under a file lock; the others wait for it and reuse it."""
+    from filelock import FileLock
+
     from tests.project import make_project, run
 
-    project = make_project(tmp_path_factory.mktemp("tiny_pipeline") / "project")
-    return BuiltProject(project, run(["alignflow", "run"], project))
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # each worker's base folder lies in the run's one
+    folder, record = shared / "tiny_pipeline", shared / "tiny_pipeline.stdout"
+    with FileLock(str(shared / "tiny_pipeline.lock")):
+        if not record.is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed part-way
+            flow = run(["alignflow", "run"], make_project(folder / "project"))
+            record.write_text(flow.stdout)
+    project = folder / "project"
+    return BuiltProject(project, subprocess.CompletedProcess(["alignflow", "run"], 0, record.read_text(), ""))
