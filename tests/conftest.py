@@ -48,6 +48,32 @@ def pytest_runtest_makereport(item, call):
             report.outcome, report.longrepr = "failed", f"skipped under CI=true, where it must run: {reason}"
 
 
+E2E_ORDER = (
+    "test_foundation_pipeline",
+    "test_ray_scale_out",
+    "test_crash_recovery",
+    "test_soak",
+    "test_offline_run",
+    "test_production_stack",
+)
+"""End-to-end modules, longest first as measured (others follow them). The first builds the tiny-pipeline template."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """The order in which pytest-xdist hands whole modules to its two workers (`--no-loadscope-reorder`): the first
+    end-to-end module, whose worker builds the template, then the unit and integration modules for the other worker
+    while it waits for none, then the other end-to-end modules longest first, so none of them starts last."""
+
+    def rank(item) -> tuple[int, int]:
+        module = item.path.stem
+        if "e2e" not in item.path.parts:
+            return (1, 0)
+        position = E2E_ORDER.index(module) if module in E2E_ORDER else len(E2E_ORDER)
+        return (0 if position == 0 else 2, position)
+
+    items.sort(key=rank)  # stable: tests keep their order within a module
+
+
 @dataclass(frozen=True)
 class BuiltProject:
     path: Path
