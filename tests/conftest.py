@@ -61,8 +61,9 @@ E2E_ORDER = (
 
 def pytest_collection_modifyitems(config, items):
     """The order in which pytest-xdist hands whole modules to its two workers (`--no-loadscope-reorder`): the first
-    end-to-end module, whose worker builds the template, then the unit and integration modules for the other worker
-    while it waits for none, then the other end-to-end modules longest first, so none of them starts last."""
+    end-to-end module, whose worker builds the template; the unit and integration modules, which the other worker
+    runs meanwhile instead of waiting for the template; then the other end-to-end modules, longest first, so that
+    no long one starts last."""
 
     def rank(item) -> tuple[int, int]:
         module = item.path.stem
