@@ -407,14 +407,41 @@ def merged_adapter(lm: nn.Module) -> Iterator[nn.Module]:
 
 def checkpointed_layers(lm: nn.Module) -> list[nn.Module]:
     """Turn on transformers' gradient checkpointing in `lm` (non-reentrant: the recomputation runs under the same
-    autocast state, so the gradients are those of a held graph); returns the layers it checkpoints, none for a
-    model that does not support it."""
+    autocast state, so the gradients are those of a held graph); returns the decoder layers it checkpoints. None
+    where the model does not support it, or where a layer flagged as training would drop out: some architectures
+    (OPT, Bloom) apply dropout in the layer's own forward pass, not in a submodule that stays in eval mode."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
     model = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-    if not getattr(model, "supports_gradient_checkpointing", False):
+    layers = [module for module in model.modules() if isinstance(module, GradientCheckpointingLayer)]
+    if not getattr(model, "supports_gradient_checkpointing", False) or not layers:
         log.warning("ppo.gradient_checkpointing: %s does not support it; activations are held", type(model).__name__)
         return []
+    if not flagged_layers_keep_eval_outputs(model, layers):
+        log.warning(
+            "ppo.gradient_checkpointing: %s drops out inside its layers; activations are held", type(model).__name__
+        )
+        return []
     model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    return [module for module in model.modules() if getattr(module, "gradient_checkpointing", False)]
+    return layers
+
+
+def flagged_layers_keep_eval_outputs(model: nn.Module, layers: list[nn.Module]) -> bool:
+    """Whether `model` in eval mode gives the same logits with `layers` flagged as training (random state kept)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, config.vocab_size, (1, 8), generator=generator).to(next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            expected = model(input_ids=ids, use_cache=False).logits
+            for layer in layers:
+                layer.training = True
+            flagged = model(input_ids=ids, use_cache=False).logits
+    finally:
+        model.train(was_training)
+    return torch.equal(expected, flagged)
 
 
 def sampler_copy(lm: nn.Module, dtype: str) -> nn.Module | None:

@@ -170,6 +170,22 @@ def test_gradient_checkpointing_holds_less_and_takes_the_same_updates_bit_for_bi
     assert [h["policy_loss"] for h in runs[0].history] == [h["policy_loss"] for h in runs[1].history]
 
 
+@pytest.mark.parametrize("dropout", [0.1, 0.0])
+def test_gradient_checkpointing_is_left_off_where_layers_drop_out_in_their_own_forward_pass(dropout):
+    """OPT applies dropout in its decoder layer's forward pass: flagging the layer as training, which transformers
+    needs to checkpoint it, would drop out during PPO's eval-mode passes. Without dropout it is checkpointed."""
+    from transformers import OPTConfig, OPTForCausalLM
+
+    from alignflow.rl.ppo import checkpointed_layers
+
+    config = OPTConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, ffn_dim=64, num_attention_heads=2)
+    opt = OPTForCausalLM(OPTConfig(**{**config.to_dict(), "word_embed_proj_dim": 32, "dropout": dropout}))
+    random_state = torch.get_rng_state()
+    layers = checkpointed_layers(opt)
+    assert torch.equal(torch.get_rng_state(), random_state)  # the check draws nothing from the run's random state
+    assert len(layers) == (0 if dropout else 2)
+
+
 def test_checkpoints_hold_no_pickled_code_and_a_half_written_one_is_ignored(setup, tmp_path):
     run = trainer(setup, updates=2, checkpoint_every=1)
     run.train(tmp_path)
