@@ -178,8 +178,16 @@ def test_gradient_checkpointing_is_left_off_where_layers_drop_out_in_their_own_f
 
     from alignflow.rl.ppo import checkpointed_layers
 
-    config = OPTConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, ffn_dim=64, num_attention_heads=2)
-    opt = OPTForCausalLM(OPTConfig(**{**config.to_dict(), "word_embed_proj_dim": 32, "dropout": dropout}))
+    opt = OPTForCausalLM(
+        OPTConfig(
+            num_hidden_layers=2,
+            hidden_size=32,
+            num_attention_heads=2,
+            ffn_dim=64,
+            word_embed_proj_dim=32,
+            dropout=dropout,
+        )
+    )
     random_state = torch.get_rng_state()
     layers = checkpointed_layers(opt)
     assert torch.equal(torch.get_rng_state(), random_state)  # the check draws nothing from the run's random state
