@@ -53,27 +53,30 @@ def warn_if_slow(setting: str) -> None:
         )
 
 
-def arithmetic() -> dict[str, str | bool]:
+def arithmetic() -> dict[str, str | bool | int]:
     """What decides this machine's numbers: the device, the kernel family it dispatches to (ATen's CPU capability,
-    or the GPU's compute capability), whether bf16 is native (what `auto` resolves by) and, on a CPU, the vendor and
-    the unit that multiplies bf16. Two machines that agree on all of them compute the same results; the `machine`
-    stage writes this for DVC to track.
+    or the GPU's compute capability), whether bf16 is native (what `auto` resolves by) and, on a CPU, the vendor,
+    the unit that multiplies bf16 and the number of threads torch computes with. Two machines that agree on all of
+    them compute the same results; the `machine` stage writes this for DVC to track.
 
-    The last two are there because ATen's capability is too coarse: an Intel Xeon with AMX and an AMD EPYC with
-    AVX512-BF16 are both `AVX512` with native bf16, yet oneDNN multiplies bf16 on AMX tiles on one and with
-    AVX512-BF16 dot products on the other, and math libraries choose kernels by vendor; the two trained different
-    models from the same lock."""
+    The vendor and the bf16 unit are there because ATen's capability is too coarse: an Intel Xeon with AMX and an
+    AMD EPYC with AVX512-BF16 are both `AVX512` with native bf16, yet oneDNN multiplies bf16 on AMX tiles on one and
+    with AVX512-BF16 dot products on the other, and math libraries choose kernels by vendor; the two trained
+    different models from the same lock. The thread count is there because some CPU kernels split their sums by
+    thread: BERT's gradients (the reward model's) in fp32 and bf16, and the bf16 attention of a decoding step, differ
+    bitwise between 1 and 2 threads, so 2- and 4-core machines of one kind sample and train differently."""
     import torch
 
     if torch.cuda.is_available():
         major, minor = torch.cuda.get_device_capability()
-        kind: dict[str, str | bool] = {"device": "cuda", "capability": f"sm_{major}{minor}"}
+        kind: dict[str, str | bool | int] = {"device": "cuda", "capability": f"sm_{major}{minor}"}
     else:
         kind = {
             "device": "cpu",
             "capability": torch.backends.cpu.get_cpu_capability(),
             "vendor": cpu_vendor(),
             "bf16_unit": cpu_bf16_unit(),
+            "threads": torch.get_num_threads(),
         }
     return {**kind, "native_bf16": bf16_is_fast()}
 

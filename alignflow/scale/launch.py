@@ -106,6 +106,16 @@ def map_on_ray(
         ray.shutdown()
 
 
+def rows_on_ray(
+    task: Callable[[Params, Any], dict[int, Any]], batches: Sequence[Any], params: Params, inputs: Sequence[Path]
+) -> dict[int, Any]:
+    """`task(params, share)` over the batches dealt round-robin to `compute.num_workers` Ray tasks, each returning
+    {prompt index: row}; the rows of all shares in one dict."""
+    workers = params.compute.num_workers
+    shares = [batches[w::workers] for w in range(workers) if batches[w::workers]]
+    return {index: row for part in map_on_ray(task, shares, params, inputs) for index, row in part.items()}
+
+
 def _get(ray, futures: list) -> list:
     """ray.get; a task's own one-line error (bad input) comes through as that error."""
     try:

@@ -18,7 +18,7 @@ from alignflow.config import Params, section_dict
 from alignflow.evaluation.loading import eval_prompts, load_model, load_scorers, load_tokenizer, model_metrics
 from alignflow.evaluation.suite import PromptResult, baseline_batches, baseline_record, evaluation_batches
 from alignflow.io import staged_outputs, write_json
-from alignflow.scale.launch import map_on_ray
+from alignflow.scale.launch import rows_on_ray
 from alignflow.stages.common import cli, require
 
 
@@ -39,10 +39,8 @@ def run(params: Params) -> dict[str, Any]:
     tokenizer, stop_id = load_tokenizer(params, require(paths.SFT_MODEL / "model", "sft"))
     sft = load_model(params, "sft")
     if params.compute.backend == "ray":
-        workers = params.compute.num_workers
         inputs = (paths.TOKENIZED / "eval_prompts", paths.SFT_MODEL, paths.REWARD_MODEL, paths.JUDGE_MODEL)
-        shares = [batches[w::workers] for w in range(workers) if batches[w::workers]]
-        rows = {i: row for part in map_on_ray(baseline_share, shares, params, inputs) for i, row in part.items()}
+        rows = rows_on_ray(baseline_share, batches, params, inputs)
     else:
         rows = baseline_batches(sft, tokenizer, prompts, load_scorers(params), stop_id, config, seed, batches)
     metrics = {"prompts": len(rows), **model_metrics(params, "sft", sft, tokenizer)}

@@ -32,7 +32,7 @@ from alignflow.evaluation.suite import (
     summarise,
 )
 from alignflow.io import staged_outputs, write_json
-from alignflow.scale.launch import map_on_ray
+from alignflow.scale.launch import rows_on_ray
 from alignflow.stages.common import cli, require
 
 
@@ -86,11 +86,9 @@ def run(params: Params) -> dict[str, Any]:
     baseline, sft_metrics = read_baseline(params)
     batches = evaluation_batches(prompts, config)
     if params.compute.backend == "ray":
-        workers = params.compute.num_workers
         inputs = (paths.TOKENIZED / "eval_prompts", paths.SFT_MODEL, paths.POLICY, paths.REWARD_MODEL)
         inputs += (paths.JUDGE_MODEL, paths.BASELINE)
-        shares = [batches[w::workers] for w in range(workers) if batches[w::workers]]
-        results = {i: row for part in map_on_ray(policy_share, shares, params, inputs) for i, row in part.items()}
+        results = rows_on_ray(policy_share, batches, params, inputs)
         tokenizer, _ = load_tokenizer(params, paths.POLICY)
         policy = load_model(params, "policy")
     else:

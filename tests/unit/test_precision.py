@@ -3,6 +3,7 @@
 import logging
 
 import pytest
+import torch
 
 from alignflow import precision
 
@@ -35,6 +36,12 @@ def test_the_machine_kind_names_its_kernels_and_a_version_made_on_another_kind_i
     if here["device"] == "cpu":  # the kernel family alone cannot tell AMX from AVX512-BF16, nor Intel from AMD
         assert here["vendor"] and here["bf16_unit"] in ("amx", "avx512_bf16", "native", "emulated")
         assert (here["bf16_unit"] != "emulated") == here["native_bf16"]
+        threads = torch.get_num_threads()  # kernels that split sums by thread: another count is another kind
+        try:
+            torch.set_num_threads(threads + 1)
+            assert precision.arithmetic() == {**here, "threads": threads + 1}
+        finally:
+            torch.set_num_threads(threads)
     same = {f"lineage.machine.{k}": str(v).lower() for k, v in here.items()}
     assert machine_difference(same) is None and machine_difference({}) is None  # older versions recorded none
     for key in here:
