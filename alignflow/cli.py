@@ -117,18 +117,21 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the flow as a deployment with the cron schedule from params (needs a Prefect server to schedule)."""
-    params = load_params()
+    """Serve the flow from this process as a deployment on the cron schedule from params (needs a Prefect server to
+    schedule): one run at a time, and a run this process leaves behind when killed is marked Crashed."""
+    from alignflow.deployment import Schedule, serve_here
+
+    schedule = load_params().schedule
     _quiet_services()
-    schedule = params.schedule
-    project_flow().serve(
-        name=args.name or schedule.deployment,
-        cron=args.cron or schedule.cron,
-        tags=["alignflow"],
-        description="alignflow RLHF pipeline (DVC stages, MLflow registry)",
-        limit=1,
-        print_starting_message=True,
-    )
+    try:
+        serve_here(
+            project_flow(),
+            args.name or schedule.deployment,
+            Schedule(cron=args.cron or schedule.cron, timezone=schedule.timezone),
+            args.heartbeat,
+        )
+    except ValueError as exc:
+        raise AlignflowError(f"alignflow serve: {exc}") from None
     return 0
 
 
@@ -346,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the flow as a scheduled Prefect deployment")
     serve.add_argument("--name", help="deployment name (default: params schedule.deployment)")
     serve.add_argument("--cron", help="override params schedule.cron")
+    serve.add_argument(
+        "--heartbeat", type=int, default=60, metavar="SECONDS",
+        help="flow-run heartbeat; a run silent for 3 of them (this process was killed) is marked Crashed",
+    )  # fmt: skip
     serve.set_defaults(func=cmd_serve)
 
     deploy = commands.add_parser("deploy", help="create the scheduled deployment on a Prefect work pool")

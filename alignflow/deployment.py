@@ -1,4 +1,5 @@
-"""The scheduled deployment on a Prefect work pool, made safe to leave running for months.
+"""The scheduled deployment, on a Prefect work pool (`alignflow deploy`) or served by one process (`alignflow
+serve`), made safe to leave running for months.
 
 - One run at a time: the deployment's concurrency limit is 1 and a run due while another works waits its turn
   (Prefect's ENQUEUE strategy) instead of failing on the checkout's run lock.
@@ -42,11 +43,9 @@ def deploy_to_pool(
     with its zombie-run automation; returns the deployment's id."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.exceptions import ObjectAlreadyExists
 
-    if heartbeat_seconds < 30:
-        raise ValueError(f"heartbeat_seconds: {heartbeat_seconds} is below Prefect's minimum of 30")
+    check_heartbeat(heartbeat_seconds)
     with get_client(sync_client=True) as client:
         with contextlib.suppress(ObjectAlreadyExists):
             client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
@@ -54,15 +53,46 @@ def deploy_to_pool(
         name=name,
         work_pool_name=pool,
         schedule=schedule.as_prefect(),
-        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
         job_variables={"env": {HEARTBEAT_ENV: str(heartbeat_seconds)}},
         parameters={"gc": gc},
-        tags=["alignflow"],
-        description="alignflow RLHF pipeline (DVC stages, MLflow registry)",
         print_next_steps=False,
+        **one_at_a_time(),
     )
     crash_silent_runs(str(deployment_id), f"{flow.name}/{name}", heartbeat_seconds)
     return str(deployment_id)
+
+
+def serve_here(flow: Any, name: str, schedule: Schedule, heartbeat_seconds: int = 60) -> None:
+    """Serve `flow` from this process (`alignflow serve`) with the guarantees `deploy_to_pool` gives: one run at a
+    time, heartbeats, and the automation that marks a run Crashed once they stop (this process killed with its
+    runs). Blocks until interrupted."""
+    import os
+
+    from prefect import serve
+
+    check_heartbeat(heartbeat_seconds)
+    os.environ[HEARTBEAT_ENV] = str(heartbeat_seconds)  # the flow-run processes it starts inherit it
+    deployment = flow.to_deployment(name=name, schedule=schedule.as_prefect(), **one_at_a_time())
+    deployment_id = deployment.apply()  # the id the automation needs; serve() updates the same deployment
+    crash_silent_runs(str(deployment_id), f"{flow.name}/{name}", heartbeat_seconds)
+    serve(deployment, limit=1, print_starting_message=True)
+
+
+def check_heartbeat(heartbeat_seconds: int) -> None:
+    if heartbeat_seconds < 30:
+        raise ValueError(f"heartbeat_seconds: {heartbeat_seconds} is below Prefect's minimum of 30")
+
+
+def one_at_a_time() -> dict[str, Any]:
+    """The deployment settings shared by both ways of running it: concurrency 1, a run that falls due meanwhile
+    waits (ENQUEUE), and the project's tags and description."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    return {
+        "concurrency_limit": ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+        "tags": ["alignflow"],
+        "description": "alignflow RLHF pipeline (DVC stages, MLflow registry)",
+    }
 
 
 def crash_silent_runs(deployment_id: str, deployment: str, heartbeat_seconds: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,15 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")  # slow to start on 2 busy cores
 if os.environ.get("PYTEST_XDIST_WORKER"):  # pyproject's addopts run two workers, each with its own modules
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # so two workers on two cores do not fight over them
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# A terminated test run (a CI time limit, a supervisor) unwinds like Ctrl-C, so the `finally` blocks and fixture
+# teardowns that stop the servers, workers and flows the tests started still run instead of leaving them orphaned.
+signal.signal(signal.SIGTERM, _interrupt)
 
 CORPUS = [
     "How do I keep basil fresh? Put the stems in a glass of water on the counter.",

@@ -100,6 +100,16 @@ def start(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.Pope
     return process
 
 
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL `process` and every process under it, as a machine going down would end them."""
+    import psutil
+
+    for pid in [process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait()
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import requests
 
 from alignflow.runlock import RunLocked, run_lock
 from tests.project import ROOT, copy_project, project_env, run
-from tests.services import start, start_prefect, stop
+from tests.services import kill_tree, start, start_prefect, stop
 
 POOL = "soak"
 DEPLOYMENT = "soak"
@@ -257,13 +256,7 @@ def _kill_during_align(api: Api, deployment: str, worker: subprocess.Popen) -> s
         for flow_run in api.flow_runs(deployment):
             if flow_run["state_type"] == "RUNNING" and api.task_state(flow_run["id"], "align") == "RUNNING":
                 time.sleep(3)  # into the stage's work, past its start-up
-                tree = [worker.pid, *(p.pid for p in psutil.Process(worker.pid).children(recursive=True))]
-                for pid in tree:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                worker.wait()
+                kill_tree(worker)
                 return flow_run["id"]
         time.sleep(1)
     raise AssertionError("no run reached its align stage within 30 min")

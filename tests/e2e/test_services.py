@@ -1,5 +1,6 @@
-"""Servers started by the test on 127.0.0.1: a Prefect server that schedules `alignflow serve`'s deployment, and
-the MLflow UI showing a registered model and its `staging` alias in headless Chromium."""
+"""Servers started by the test on 127.0.0.1: a Prefect server that schedules `alignflow serve`'s deployment (and
+marks Crashed the run a killed serve leaves behind), and the MLflow UI showing a registered model and its
+`staging` alias in headless Chromium."""
 
 from __future__ import annotations
 
@@ -11,43 +12,58 @@ import pytest
 import requests
 
 from tests.project import make_project, project_env
-from tests.services import CHROMIUM, free_port, launch_chromium, start, stop, wait_for
+from tests.services import CHROMIUM, free_port, kill_tree, launch_chromium, start, stop, wait_for
+from tests.soak import Api
 
 pytestmark = pytest.mark.slow
 
 
-def test_serve_registers_a_deployment_with_the_cron_schedule(tmp_path):
-    make_project(tmp_path, profile=None)  # serve loads flows/pipeline.py from the checkout it runs in
+def test_serve_schedules_one_run_at_a_time_and_a_run_left_by_a_killed_serve_ends_crashed(tmp_path):
+    make_project(tmp_path)  # serve loads flows/pipeline.py from the checkout it runs in
     port = free_port()
     env = {
         **project_env(tmp_path),
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
     }
     server = start(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, tmp_path
     )
     serve = None
+    api = Api(f"http://127.0.0.1:{port}")
     try:
         wait_for(f"http://127.0.0.1:{port}/api/health", 120, server)
-        serve = start(["alignflow", "serve", "--cron", "15 4 * * *"], env, tmp_path)
+        serve = start(["alignflow", "serve", "--cron", "15 4 * * *", "--heartbeat", "30"], env, tmp_path)
         deadline, found = time.time() + 120, []
         while time.time() < deadline and not found:
             response = requests.post(f"http://127.0.0.1:{port}/api/deployments/filter", json={}, timeout=5)
             found = [d for d in response.json() if d["name"] == "alignflow-scheduled"]
             time.sleep(2)
         assert found, "no deployment registered"
-        crons = [s["schedule"].get("cron") for s in found[0]["schedules"]]
-        assert crons == ["15 4 * * *"]
+        deployment = found[0]
+        assert [s["schedule"].get("cron") for s in deployment["schedules"]] == ["15 4 * * *"]
+        assert [s["schedule"].get("timezone") for s in deployment["schedules"]] == ["UTC"]  # params schedule.timezone
+        assert deployment["global_concurrency_limit"]["limit"] == 1
         deadline, runs = time.time() + 60, []
         while time.time() < deadline and not runs:  # the server's scheduler creates the upcoming runs
-            runs = requests.post(
-                f"http://127.0.0.1:{port}/api/flow_runs/filter",
-                timeout=5,
-                json={"deployments": {"id": {"any_": [found[0]["id"]]}}},
-            ).json()
+            runs = api.flow_runs(deployment["id"])
             time.sleep(2)
         assert runs and all(r["state_type"] == "SCHEDULED" for r in runs)
+
+        response = requests.post(f"{api.url}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=30)
+        flow_run = response.json()["id"]
+        deadline = time.time() + 180
+        while api.state(flow_run) != "RUNNING":
+            assert time.time() < deadline, f"serve did not start the run: {api.state(flow_run)}"
+            time.sleep(1)
+        time.sleep(5)  # past its first heartbeat
+        kill_tree(serve)  # the machine goes down: serve and the run it started, without a word to the server
+        deadline = time.time() + 240  # 3 heartbeats of 30 s, and the automation's evaluation
+        while api.state(flow_run) == "RUNNING":
+            assert time.time() < deadline, "the run left by the killed serve is still RUNNING"
+            time.sleep(3)
+        assert api.state(flow_run) == "CRASHED"
     finally:
         for process in (serve, server):
             if process is not None:
