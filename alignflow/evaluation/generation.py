@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import torch
 
 from alignflow.progress import progress
-from alignflow.rl.sampling import Samples, sample, sequence_logprobs
+from alignflow.rl.packed import layout_of, sequence_logprobs
+from alignflow.rl.sampling import Samples, sample
 
 
 @dataclass
@@ -79,8 +80,11 @@ def generate(
 def sequence_kl(policy, reference, generations: Generations, temperature: float) -> list[float]:
     """Per-response sum over tokens of log pi(y_t) - log ref(y_t), on the policy's own samples (k1 estimate)."""
     kls = [0.0] * len(generations.texts)
+    policy_layout, reference_layout = layout_of(policy), layout_of(reference)
     for indices, drawn in generations.batches:
-        log_ratio = sequence_logprobs(policy, drawn, temperature) - sequence_logprobs(reference, drawn, temperature)
+        log_ratio = sequence_logprobs(policy, drawn, temperature, policy_layout) - sequence_logprobs(
+            reference, drawn, temperature, reference_layout
+        )
         for index, value in zip(indices, (log_ratio * drawn.mask).sum(1)):
             kls[index] = float(value)
     return kls

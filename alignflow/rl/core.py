@@ -127,15 +127,15 @@ def value_loss(
     return loss, {"value_clipfrac": masked_mean((clipped > plain).float(), mask)}
 
 
-def entropy_from_logits(logits: torch.Tensor, rows: int) -> torch.Tensor:
-    """Per-position entropy in float32, `rows` rows at a time: a (batch, length, vocab) float32 log-softmax of a
-    PPO batch would take over a gigabyte beside the live graph."""
+def entropy_from_logits(logits: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Per-position entropy of (positions, vocab) logits in float32, `chunk` positions at a time: a float32
+    log-softmax of a whole PPO batch would take over a gigabyte beside the live graph."""
 
-    def entropy(chunk: torch.Tensor) -> torch.Tensor:
-        logprobs = torch.log_softmax(chunk.float(), dim=-1)
+    def entropy(part: torch.Tensor) -> torch.Tensor:
+        logprobs = torch.log_softmax(part.float(), dim=-1)
         return -(logprobs.exp() * logprobs).sum(-1)
 
-    return torch.cat([entropy(chunk) for chunk in logits.split(rows)])
+    return torch.cat([entropy(part) for part in logits.split(chunk)])
 
 
 @dataclass

@@ -29,15 +29,8 @@ from alignflow.errors import ConfigError
 from alignflow.io import write_json
 from alignflow.precision import mixed_precision, weights_dtype
 from alignflow.rl import core
-from alignflow.rl.sampling import (
-    ROWS_AT_ONCE,
-    Samples,
-    response_logprobs,
-    response_outputs,
-    response_slice,
-    sample,
-    sequence_logprobs,
-)
+from alignflow.rl.packed import PackedBatch, layout_of, pack_samples, token_outputs
+from alignflow.rl.sampling import TOKENS_AT_ONCE, Samples, response_logprobs, sample
 from alignflow.training.common import complete_checkpoints
 
 log = logging.getLogger(__name__)
@@ -58,13 +51,15 @@ class PolicyWithValueHead(nn.Module):
         self.value_head = nn.Linear(hidden, 1)
         nn.init.normal_(self.value_head.weight, std=1 / np.sqrt(hidden + 1))
         nn.init.zeros_(self.value_head.bias)
+        self.layout = layout_of(lm)
 
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, query_length: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, values) at the positions that predict the response tokens: (batch, response_len[, vocab])."""
-        out = response_outputs(self.lm, input_ids, attention_mask, query_length, hidden_states=True)
-        return out.logits, self.value_head(response_slice(out.hidden_states[-1], query_length)).squeeze(-1)
+    def forward(self, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, values) at the positions that predict `batch`'s response tokens: (tokens[, vocab])."""
+        logits, hidden = token_outputs(self.lm, batch, self.layout, hidden_states=True)
+        return logits, self.value_head(hidden).squeeze(-1)
+
+    def pack(self, samples: Samples, rows: torch.Tensor | None = None) -> PackedBatch:
+        return pack_samples(samples, rows, self.layout.share_rows)
 
 
 @dataclass
@@ -199,18 +194,21 @@ class PolicyGradientTrainer:
         scores = core.unfinished_penalty(scores, drawn.finished, p.unfinished_penalty)
 
         policy = self._no_dropout()
+        batch = policy.pack(drawn)
         with self.accelerator.autocast():
             with torch.set_grad_enabled(self.fused):  # the prepared model, so gradients sync across processes
-                live_logits, live_values = self.policy(drawn.sequences, drawn.attention_mask, drawn.query_length)
-                live_logprobs = response_logprobs(live_logits, drawn.responses, p.temperature)
-            logits, logprobs, values = live_logits.detach(), live_logprobs.detach(), live_values.detach() * mask
+                live_logits, live_values = self.policy(batch)
+                live_logprobs = batch.scatter(response_logprobs(live_logits, batch.tokens, p.temperature))
+                live_values = batch.scatter(live_values)
+            logprobs, values = live_logprobs.detach(), live_values.detach()
             with torch.no_grad():
-                entropy = core.masked_mean(core.entropy_from_logits(logits, ROWS_AT_ONCE), mask)
+                entropy = core.entropy_from_logits(live_logits.detach(), TOKENS_AT_ONCE).mean()
                 if self.reference is None:
                     with policy.lm.disable_adapter():
-                        ref_logprobs = sequence_logprobs(policy.lm, drawn, p.temperature)
+                        ref_logits, _ = token_outputs(policy.lm, batch, policy.layout)
                 else:
-                    ref_logprobs = sequence_logprobs(self.reference, drawn, p.temperature)
+                    ref_logits, _ = token_outputs(self.reference, batch, policy.layout)
+                ref_logprobs = batch.scatter(response_logprobs(ref_logits, batch.tokens, p.temperature))
         kl = core.kl_estimate(logprobs, ref_logprobs, p.kl_estimator) * mask
         if p.advantage == "gae":
             rewards = core.token_rewards(scores, kl, mask, self.kl.value)
@@ -237,7 +235,7 @@ class PolicyGradientTrainer:
 
     def optimise(self, rollout: Rollout) -> dict[str, float]:
         p, r, drawn = self.params, rollout, rollout.samples
-        self._no_dropout()  # old and new log-probs must differ only by the update
+        policy = self._no_dropout()  # old and new log-probs must differ only by the update
         totals: dict[str, list[float]] = {}
         for _ in range(p.ppo_epochs):
             for index in self._minibatches(len(drawn.sequences)):
@@ -245,10 +243,10 @@ class PolicyGradientTrainer:
                     logprobs, values = r.live
                     r.live = None  # its graph is freed by this step's backward
                 else:
-                    logits, values = self.policy(
-                        drawn.sequences[index], drawn.attention_mask[index], drawn.query_length
-                    )
-                    logprobs = response_logprobs(logits, drawn.responses[index], p.temperature)
+                    batch = policy.pack(drawn, index)
+                    logits, values = self.policy(batch)
+                    logprobs = batch.scatter(response_logprobs(logits, batch.tokens, p.temperature))
+                    values = batch.scatter(values)
                 mask = drawn.mask[index]
                 pg_loss, pg_stats = core.policy_loss(
                     logprobs, r.logprobs[index], r.advantages[index], mask, p.clip_range

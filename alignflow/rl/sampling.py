@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from transformers import DynamicCache
 
-if TYPE_CHECKING:
-    from transformers.modeling_outputs import CausalLMOutputWithPast
-
-
-ROWS_AT_ONCE = 4
-"""Rows per chunk where a float32 copy of (rows, length, vocab) logits is made outside autograd."""
+TOKENS_AT_ONCE = 512
+"""Positions per chunk where a float32 copy of (positions, vocab) logits is made outside autograd."""
 
 
 @dataclass
@@ -173,76 +168,55 @@ def response_slice(per_position: torch.Tensor, query_length: int) -> torch.Tenso
     return per_position[:, query_length - 1 : -1]
 
 
-def response_outputs(
-    lm, sequences: torch.Tensor, attention_mask: torch.Tensor, query_length: int, hidden_states: bool = False
-) -> CausalLMOutputWithPast:
-    """`lm`'s forward pass with logits only at the positions that predict the response tokens (the lm_head and
-    the log-softmax over the prompt positions are skipped): `.logits` is (batch, response_len, vocab)."""
-    out = lm(
-        input_ids=sequences,
-        attention_mask=attention_mask,
-        position_ids=positions(attention_mask),
-        logits_to_keep=last_positions(sequences.shape[1], sequences.shape[1] - query_length + 1),
-        output_hidden_states=hidden_states,
-        use_cache=False,  # one pass over whole sequences: a cache would only take memory
-    )
-    out.logits = out.logits[:, :-1]
-    return out
-
-
 def response_logprobs(logits: torch.Tensor, responses: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Log-probabilities of the sampled response tokens under response-aligned `logits` (scaled as when sampling),
-    in float32: logit minus logsumexp, computed ROWS_AT_ONCE rows at a time (`ChosenLogprobs`)."""
+    """Log-probabilities of the sampled response tokens under `logits` aligned with them (scaled as when sampling),
+    in float32: logit minus logsumexp, computed TOKENS_AT_ONCE positions at a time (`ChosenLogprobs`)."""
     return ChosenLogprobs.apply(logits, responses, temperature)
 
 
 class ChosenLogprobs(torch.autograd.Function):
     """log p(token) = x[token] - logsumexp(x), x = logits / temperature, with a backward pass that holds neither
-    a float32 copy of the (batch, length, vocab) logits nor their float32 gradient.
+    a float32 copy of the (positions, vocab) logits nor their float32 gradient.
 
     Autograd would keep the float32 copy for the backward pass and build two float32 gradients of that size (one
     per term) before casting to the logits' dtype: about a gigabyte more at PPO's batch, the peak of the align
-    stage. Here the backward pass recomputes softmax(x) a few rows at a time from the saved logits and writes
-    (onehot - softmax) * grad straight into a gradient of the logits' dtype. The arithmetic is the same."""
+    stage. Here the backward pass recomputes softmax(x) a few hundred positions at a time from the saved logits and
+    writes (onehot - softmax) * grad straight into a gradient of the logits' dtype. The arithmetic is the same."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, responses: torch.Tensor, temperature: float) -> torch.Tensor:
+        flat, tokens = logits.reshape(-1, logits.shape[-1]), responses.reshape(-1)
         chosen, normaliser = [], []
-        for rows, tokens in zip(logits.split(ROWS_AT_ONCE), responses.split(ROWS_AT_ONCE)):
-            scaled = float_scaled(rows, temperature)
-            chosen.append(scaled.gather(-1, tokens.unsqueeze(-1)).squeeze(-1))
+        for chunk, chunk_tokens in zip(flat.split(TOKENS_AT_ONCE), tokens.split(TOKENS_AT_ONCE)):
+            scaled = float_scaled(chunk, temperature)
+            chosen.append(scaled.gather(-1, chunk_tokens.unsqueeze(-1)).squeeze(-1))
             normaliser.append(torch.logsumexp(scaled, dim=-1))
         normaliser = torch.cat(normaliser)
         ctx.save_for_backward(logits, responses, normaliser)
         ctx.temperature = temperature
-        return torch.cat(chosen) - normaliser
+        return (torch.cat(chosen) - normaliser).view(responses.shape)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         logits, responses, normaliser = ctx.saved_tensors
-        grad_logits = torch.empty_like(logits)
+        flat = logits.reshape(-1, logits.shape[-1])
+        grad_logits = torch.empty_like(flat)
         chunks = zip(
-            logits.split(ROWS_AT_ONCE),
-            responses.split(ROWS_AT_ONCE),
-            normaliser.split(ROWS_AT_ONCE),
-            grad.split(ROWS_AT_ONCE),
-            grad_logits.split(ROWS_AT_ONCE),
+            flat.split(TOKENS_AT_ONCE),
+            responses.reshape(-1).split(TOKENS_AT_ONCE),
+            normaliser.split(TOKENS_AT_ONCE),
+            grad.reshape(-1).split(TOKENS_AT_ONCE),
+            grad_logits.split(TOKENS_AT_ONCE),
         )
-        for rows, tokens, lse, g, out in chunks:
-            scaled = float_scaled(rows, ctx.temperature)
+        for chunk, tokens, lse, g, out in chunks:
+            scaled = float_scaled(chunk, ctx.temperature)
             part = torch.exp(scaled - lse.unsqueeze(-1)).mul_(-g.unsqueeze(-1))
             part.scatter_add_(-1, tokens.unsqueeze(-1), g.unsqueeze(-1))
             if ctx.temperature != 1.0:
                 part /= ctx.temperature
             out.copy_(part)
-        return grad_logits, None, None
+        return grad_logits.view(logits.shape), None, None
 
 
 def float_scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return logits.float() / temperature if temperature != 1.0 else logits.float()
-
-
-def sequence_logprobs(lm, samples: Samples, temperature: float = 1.0) -> torch.Tensor:
-    """Per-token log-probs of `samples`' responses under `lm` (e.g. a reference model)."""
-    logits = response_outputs(lm, samples.sequences, samples.attention_mask, samples.query_length).logits
-    return response_logprobs(logits, samples.responses, temperature)

@@ -150,9 +150,9 @@ def saved_for_backward_bytes(trainer) -> int:
         held.append(tensor.numel() * tensor.element_size())
         return tensor
 
-    drawn = rollout.samples
+    policy = trainer._no_dropout()
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor), trainer.accelerator.autocast():
-        trainer._no_dropout()(drawn.sequences, drawn.attention_mask, drawn.query_length)
+        policy(policy.pack(rollout.samples))
     return sum(held)
 
 
