@@ -14,8 +14,9 @@ from alignflow.rl.sampling import response_slice
 
 
 @torch.no_grad()
-def held_out_loss(model, tokenizer, dataset, batch_size: int = 8) -> dict[str, float]:
-    """Token-weighted cross-entropy on the labelled (assistant) tokens, and its perplexity."""
+def held_out_loss(model, tokenizer, dataset, batch_size: int = 16) -> dict[str, float]:
+    """Token-weighted cross-entropy on the labelled (assistant) tokens, and its perplexity. Batches are bounded on
+    their own: they hold logits at every position of conversations up to tokenize.max_length long."""
     from alignflow.training.sft import sft_collator
 
     collate = sft_collator(tokenizer)

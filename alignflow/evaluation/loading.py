@@ -63,7 +63,7 @@ def model_metrics(params: Params, name: str, model, tokenizer) -> dict[str, floa
     metrics: dict[str, float] = {}
     held_out = load_arrow(paths.TOKENIZED / "sft", "tokenize")["validation"]
     if len(held_out):
-        loss = held_out_loss(model, tokenizer, held_out, params.evaluate.batch_size)
+        loss = held_out_loss(model, tokenizer, held_out)
         metrics.update({f"heldout_loss_{name}": loss["loss"], f"heldout_perplexity_{name}": loss["perplexity"]})
         progress(f"held-out loss of {name} measured")
     if params.evaluate.multiple_choice:
