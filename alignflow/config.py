@@ -382,8 +382,8 @@ class EvaluateParams:
     top_p: float = 0.9
     batch_size: int = 64
     """Prompts sampled at once. A decoding step multiplies its rows by every weight, and few rows leave the cores
-    idle: 64 rows decode 2.1x the tokens/s of 16 (2 CPU cores, bf16, the default models). The draws depend on it:
-    each batch has its own seeded random stream."""
+    idle: 64 rows decode 1.7x the tokens/s of 16 (2 CPU cores, bf16, the default models; bench/decode_width.py).
+    The draws depend on it: each batch has its own seeded random stream."""
     best_of_n: int = 4
     """SFT best-of-n baseline: n SFT samples per prompt, the reward model keeps the best (0 or 1: off)."""
     best_of_n_prompts: int = 32
