@@ -53,10 +53,17 @@ class PolicyWithValueHead(nn.Module):
         nn.init.zeros_(self.value_head.bias)
         self.layout = layout_of(lm)
 
-    def forward(self, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, values) at the positions that predict `batch`'s response tokens: (tokens[, vocab])."""
+    def forward(
+        self, batch: PackedBatch, temperature: float, entropy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(log-prob, value[, entropy]) of each of `batch`'s response tokens. The logits stay inside: a prepared
+        model's outputs come back in float32, and a float32 copy of (tokens, vocab) logits is what
+        `ChosenLogprobs` exists to avoid."""
         logits, hidden = token_outputs(self.lm, batch, self.layout, hidden_states=True)
-        return logits, self.value_head(hidden).squeeze(-1)
+        logprobs = response_logprobs(logits, batch.tokens, temperature)
+        with torch.no_grad():
+            entropies = core.entropy_from_logits(logits.detach(), TOKENS_AT_ONCE) if entropy else None
+        return logprobs, self.value_head(hidden).squeeze(-1), entropies
 
     def pack(self, samples: Samples, rows: torch.Tensor | None = None) -> PackedBatch:
         return pack_samples(samples, rows, self.layout.share_rows)
@@ -197,12 +204,10 @@ class PolicyGradientTrainer:
         batch = policy.pack(drawn)
         with self.accelerator.autocast():
             with torch.set_grad_enabled(self.fused):  # the prepared model, so gradients sync across processes
-                live_logits, live_values = self.policy(batch)
-                live_logprobs = batch.scatter(response_logprobs(live_logits, batch.tokens, p.temperature))
-                live_values = batch.scatter(live_values)
+                live_logprobs, live_values, entropy = self.policy(batch, p.temperature, entropy=True)
+                live_logprobs, live_values = batch.scatter(live_logprobs), batch.scatter(live_values)
             logprobs, values = live_logprobs.detach(), live_values.detach()
             with torch.no_grad():
-                entropy = core.entropy_from_logits(live_logits.detach(), TOKENS_AT_ONCE).mean()
                 if self.reference is None:
                     with policy.lm.disable_adapter():
                         ref_logits, _ = token_outputs(policy.lm, batch, policy.layout)
@@ -228,7 +233,7 @@ class PolicyGradientTrainer:
             "response_length": mask.sum(1).mean().item(),
             "unfinished": 1 - drawn.finished.float().mean().item(),
             "kl_coef": self.kl.value,
-            "entropy": entropy.item(),
+            "entropy": entropy.mean().item(),
         }
         live = (live_logprobs, live_values) if self.fused else None
         return Rollout(drawn, logprobs, values, advantages, returns, live), stats
@@ -244,9 +249,8 @@ class PolicyGradientTrainer:
                     r.live = None  # its graph is freed by this step's backward
                 else:
                     batch = policy.pack(drawn, index)
-                    logits, values = self.policy(batch)
-                    logprobs = batch.scatter(response_logprobs(logits, batch.tokens, p.temperature))
-                    values = batch.scatter(values)
+                    logprobs, values, _ = self.policy(batch, p.temperature)
+                    logprobs, values = batch.scatter(logprobs), batch.scatter(values)
                 mask = drawn.mask[index]
                 pg_loss, pg_stats = core.policy_loss(
                     logprobs, r.logprobs[index], r.advantages[index], mask, p.clip_range

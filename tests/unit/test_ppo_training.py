@@ -152,7 +152,7 @@ def saved_for_backward_bytes(trainer) -> int:
 
     policy = trainer._no_dropout()
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor), trainer.accelerator.autocast():
-        policy(policy.pack(rollout.samples))
+        policy(policy.pack(rollout.samples), temperature=1.0)
     return sum(held)
 
 
