@@ -65,11 +65,8 @@ def scoring_seconds(trainer, drawn, score) -> tuple[float, torch.Tensor]:
     return seconds, logprobs.detach()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batches", type=int, default=3, help="rollouts scored (each one PPO update's batch)")
-    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of both layouts per batch")
-    args = parser.parse_args()
+def default_trainer():
+    """(PolicyGradientTrainer, its config): the default recipe's PPO from models/sft, rewards all zero."""
     for needed in ("models/sft", "data/tokenized/prompts"):
         if not (ROOT / needed).exists():
             sys.exit(f"error: {needed} not found: run `dvc repro sft` first")
@@ -79,7 +76,6 @@ def main() -> None:
     from alignflow.config import load_params
     from alignflow.data.formatting import policy_stop_token
     from alignflow.models.loading import load_pretrained
-    from alignflow.precision import arithmetic
     from alignflow.rl.ppo import PolicyGradientTrainer, set_seed
     from alignflow.training.sft import trainable_policy
 
@@ -96,6 +92,17 @@ def main() -> None:
     trainer = PolicyGradientTrainer(
         lm, tokenizer, no_reward, prompts, config, policy_stop_token(params, tokenizer), params.common.seed
     )
+    return trainer, config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batches", type=int, default=3, help="rollouts scored (each one PPO update's batch)")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of both layouts per batch")
+    args = parser.parse_args()
+    from alignflow.precision import arithmetic
+
+    trainer, config = default_trainer()
     layout = trainer.accelerator.unwrap_model(trainer.policy).layout
     layouts = {
         "padded (as sampled)": lambda lm, drawn: padded_logprobs(lm, drawn, config.temperature),

@@ -97,8 +97,13 @@ class PolicyGradientTrainer:
         reward_stats: dict[str, float] | None = None,
     ):
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
         from peft import PeftModel
 
+        # A Trainer run earlier in this process (SFT, the reward model) leaves accelerate's shared state set to its
+        # precision, which Accelerator refuses to change; transformers' Trainer resets it the same way. The
+        # processes' own state (a Ray or accelerate launch group) is kept.
+        AcceleratorState._reset_state(reset_partial_state=False)
         self.accelerator = Accelerator(
             cpu=not torch.cuda.is_available(),
             mixed_precision=mixed_precision("ppo.mixed_precision", params.mixed_precision),

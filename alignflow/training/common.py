@@ -34,6 +34,19 @@ def precision_flags(setting: str, mode: str) -> dict[str, bool]:
     return {"bf16": resolved == "bf16", "fp16": resolved == "fp16", **cpu}
 
 
+def train_with_plain_attention(model: Any) -> Any:
+    """`model` (transformers or peft) switched to transformers' plain attention (matrix products and a softmax) on
+    CPU, where the backward pass of torch's fused SDPA kernel is the slower one: `bench/attention_kernels.py` on 2
+    cores (AMD EPYC, bf16) steps the reward model 1.35x, SFT 1.15x and PPO's scoring passes 1.15x faster. Both
+    compute the same function (to 1e-5 in float32), so inference keeps the default; GPUs keep it for training too."""
+    import torch
+
+    if not torch.cuda.is_available():
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base.set_attn_implementation("eager")
+    return model
+
+
 def training_arguments(
     params: TrainerParams, output_dir: Path, seed: int, has_eval: bool, cls=None, **extra: Any
 ) -> TrainingArguments:

@@ -16,7 +16,7 @@ import torch
 
 from alignflow.models.loading import load_pretrained
 from alignflow.models.reward import REWARD_STATS, score_ids
-from alignflow.training.common import training_arguments
+from alignflow.training.common import train_with_plain_attention, training_arguments
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -68,7 +68,7 @@ def build_reward_model(backbone_dir: Path, tokenizer) -> PreTrainedModel:
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
-    return model
+    return train_with_plain_attention(model)
 
 
 def save_reward_model(model, tokenizer, out_dir: Path, stats: dict[str, float], max_length: int) -> None:

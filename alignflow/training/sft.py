@@ -16,6 +16,7 @@ from alignflow.config import LoraParams, SFTParams
 from alignflow.data.formatting import IGNORE_INDEX
 from alignflow.errors import ConfigError
 from alignflow.models.loading import load_pretrained
+from alignflow.training.common import train_with_plain_attention
 from alignflow.training.packing import PackedCollator, packs_correctly
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def build_sft_model(base_dir: Path, tokenizer, params: SFTParams) -> PeftModel |
     from peft import PromptTuningConfig, get_peft_model, prepare_model_for_kbit_training
 
     model, added = _load_base(base_dir, tokenizer, quantized=params.method == "qlora")
+    train_with_plain_attention(model)
     if params.method in ("lora", "qlora"):
         if params.method == "qlora":
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
@@ -173,14 +175,15 @@ def _sort_target_modules(config_file: Path) -> None:
 
 
 def mergeable_sft_model(sft_dir: Path, stage: str) -> PreTrainedModel:
-    """The merged SFT model to align further. A prompt-tuned SFT model (an unmergeable soft prompt) is refused."""
+    """The merged SFT model to align further (with the attention kernel we train with). A prompt-tuned SFT model
+    (an unmergeable soft prompt) is refused."""
     card = json.loads((sft_dir / SFT_CARD).read_text())
     if card["needs_adapter"]:
         raise ConfigError(
             f"{stage}: the SFT model is prompt-tuned (an unmergeable soft prompt); use sft.method lora, qlora "
             "or full before aligning it"
         )
-    return load_sft_model(sft_dir)
+    return train_with_plain_attention(load_sft_model(sft_dir))
 
 
 def trainable_policy(sft_dir: Path, method: str, lora: LoraParams) -> PeftModel | PreTrainedModel:

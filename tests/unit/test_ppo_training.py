@@ -194,6 +194,17 @@ def test_gradient_checkpointing_is_left_off_where_layers_drop_out_in_their_own_f
     assert len(layers) == (0 if dropout else 2)
 
 
+def test_a_trainer_in_another_precision_earlier_in_the_process_does_not_block_ppo(setup, tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path), bf16=True, use_cpu=True, report_to="none")
+    Trainer(model=copy.deepcopy(setup[0]), args=args)  # sets accelerate's shared state to bf16, as SFT would
+    history = trainer(
+        setup, updates=1, batch_size=4, minibatch_size=4, ppo_epochs=1, max_new_tokens=4, min_new_tokens=4
+    ).train()
+    assert len(history) == 1
+
+
 def test_checkpoints_hold_no_pickled_code_and_a_half_written_one_is_ignored(setup, tmp_path):
     run = trainer(setup, updates=2, checkpoint_every=1)
     run.train(tmp_path)

@@ -1,0 +1,204 @@
+"""Benchmark: training steps with transformers' plain attention ("eager", ours on CPU) vs torch's fused SDPA kernel.
+
+Run: `python bench/attention_kernels.py [--steps 12] [--batches 2]` after the pipeline's sft stage (it reads
+models/, data/tokenized and params.yaml as the default profile writes them).
+
+Three workloads, each in the precision `auto` picks here:
+- reward: the reward model's training step (backbone per `reward.backbone`, reward.batch_size pairs of the tokenized
+  training groups, chosen and rejected padded together and dropout off as TRL's RewardTrainer has them, the
+  pairwise loss with margin, an AdamW step);
+- sft: the SFT step (models/base with params.yaml's LoRA, sft.batch_size examples of data/tokenized/sft in packed
+  rows, an AdamW step);
+- ppo: PPO's scoring passes on `--batches` rollouts of the default recipe (the policy's forward and backward pass,
+  the reference's forward pass; as `bench/ppo_packing.py` runs them).
+For reward and sft, two copies of the same freshly built model train on the same batches, one per kernel, taking
+turns step by step (the machine's noise falls on both); the first step of each is a warm-up. PPO's passes switch one
+model's kernel and alternate `--repeats` times. The table shows median seconds per step, the ratio, and how far the
+two kernels' losses (per-token log-probs for ppo) are apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from alignflow.timing import cpu_model  # noqa: E402
+
+KERNELS = ("eager", "sdpa")
+
+
+def set_kernel(model, kernel: str) -> None:
+    (model.get_base_model() if hasattr(model, "get_base_model") else model).set_attn_implementation(kernel)
+
+
+def autocast(setting: str, mode: str):
+    from alignflow.precision import mixed_precision
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed_precision(setting, mode) == "bf16")
+
+
+def race(build: Callable[[], torch.nn.Module], batches: list, loss_of, precision) -> dict[str, list[float]]:
+    """Seconds and losses per step of two copies of `build()`, one per kernel, taking turns on the same batches."""
+    first = build()
+    models = {"eager": first, "sdpa": copy.deepcopy(first)}
+    optimizers = {}
+    for kernel, model in models.items():
+        set_kernel(model, kernel)
+        model.train()
+        optimizers[kernel] = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    seconds: dict[str, list[float]] = {kernel: [] for kernel in KERNELS}
+    losses: dict[str, list[float]] = {kernel: [] for kernel in KERNELS}
+    for batch in batches:
+        for kernel, model in models.items():
+            began = time.perf_counter()
+            with precision:
+                loss = loss_of(model, batch)
+            loss.backward()
+            optimizers[kernel].step()
+            optimizers[kernel].zero_grad()
+            seconds[kernel].append(time.perf_counter() - began)
+            losses[kernel].append(float(loss.detach()))
+    return {
+        f"{kernel} {what}": values[kernel][1:]
+        for what, values in (("s", seconds), ("loss", losses))
+        for kernel in KERNELS
+    }
+
+
+def reward_workload(params, steps: int) -> dict[str, list[float]]:
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer, set_seed
+    from trl.trainer.utils import disable_dropout_in_model
+
+    from alignflow import paths
+    from alignflow.training.reward import build_reward_model, with_margins
+
+    config = params.reward
+    backbone = ROOT / paths.reward_backbone(config.backbone)[1]
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    pairs = with_margins(load_from_disk(str(ROOT / "data/tokenized/reward"))["train"], config.margin_scale)
+    order = list(range(len(pairs)))
+    random.Random(0).shuffle(order)
+    batches = []
+    for step in range(steps + 1):
+        rows = [pairs[i] for i in order[step * config.batch_size : (step + 1) * config.batch_size]]
+        ids = [row["chosen_ids"] for row in rows] + [row["rejected_ids"] for row in rows]
+        batch = dict(tokenizer.pad({"input_ids": ids}, return_tensors="pt"))
+        batches.append((batch, torch.tensor([row["margin"] for row in rows])))
+
+    def build():
+        set_seed(0)
+        model = build_reward_model(backbone, tokenizer)
+        disable_dropout_in_model(model)  # as RewardTrainer does (RewardConfig.disable_dropout)
+        return model
+
+    def loss_of(model, batch):
+        inputs, margin = batch
+        scores = model(**inputs).logits[:, 0].float()
+        chosen, rejected = scores.chunk(2)
+        return -torch.nn.functional.logsigmoid(chosen - rejected - margin).mean()
+
+    return race(build, batches, loss_of, autocast("reward.mixed_precision", config.mixed_precision))
+
+
+def sft_workload(params, steps: int) -> dict[str, list[float]]:
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer, set_seed
+
+    from alignflow.training.packing import PackedCollator
+    from alignflow.training.sft import build_sft_model
+
+    config = params.sft
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "data/tokenized/tokenizer")
+    data = load_from_disk(str(ROOT / "data/tokenized/sft"))["train"]
+    order = list(range(len(data)))
+    random.Random(0).shuffle(order)
+    collate = PackedCollator(tokenizer.pad_token_id)
+    examples = [{k: data[i][k] for k in ("input_ids", "labels")} for i in order]
+    size = config.batch_size
+    batches = [collate(examples[step * size : (step + 1) * size]) for step in range(steps + 1)]
+
+    def build():
+        set_seed(0)
+        return build_sft_model(ROOT / "models/base", tokenizer, config)
+
+    return race(
+        build,
+        batches,
+        lambda model, batch: model(**batch).loss,
+        autocast("sft.mixed_precision", config.mixed_precision),
+    )
+
+
+def ppo_workload(batches: int, repeats: int) -> dict[str, list[float]]:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from ppo_packing import default_trainer, packed_logprobs, scoring_seconds
+
+    trainer, config = default_trainer()
+    policy = trainer.accelerator.unwrap_model(trainer.policy)
+    result: dict[str, list[float]] = {f"{kernel} s": [] for kernel in KERNELS}
+    result["gap"] = []
+    for update in range(batches):
+        drawn = trainer.rollout(trainer._batch_prompts(update))[0].samples
+        seconds = {kernel: [] for kernel in KERNELS}
+        kept = {}
+        for _ in range(repeats):
+            for kernel in KERNELS:
+                set_kernel(policy.lm, kernel)
+                took, kept[kernel] = scoring_seconds(
+                    trainer, drawn, lambda lm, d: packed_logprobs(lm, d, config.temperature, policy.layout)
+                )
+                seconds[kernel].append(took)
+        for kernel in KERNELS:
+            result[f"{kernel} s"].append(statistics.median(seconds[kernel]))
+        result["gap"].append(float(((kept["eager"] - kept["sdpa"]).abs() * drawn.mask).sum() / drawn.mask.sum()))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=12, help="timed reward and SFT steps (after 1 warm-up)")
+    parser.add_argument("--batches", type=int, default=2, help="PPO rollouts scored")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of both kernels per rollout")
+    args = parser.parse_args()
+    for needed in ("models/sft", "models/base", "data/tokenized/reward", "data/tokenized/sft"):
+        if not (ROOT / needed).exists():
+            sys.exit(f"error: {needed} not found: run `dvc repro sft` first")
+    from transformers.utils import logging as hf_logging
+
+    from alignflow.config import load_params
+    from alignflow.precision import arithmetic
+
+    hf_logging.set_verbosity_error()
+    params = load_params(ROOT / "params.yaml")
+    kind = arithmetic()
+    print(f"CPU: {cpu_model()}, {kind['threads']} threads, native bf16: {kind['native_bf16']}", flush=True)
+    print("\n| workload | eager s/step | sdpa s/step | eager vs sdpa | how far apart |\n|---|---|---|---|---|")
+    for name, run in (
+        ("reward model step", lambda: reward_workload(params, args.steps)),
+        ("SFT step", lambda: sft_workload(params, args.steps)),
+        ("PPO scoring passes", lambda: ppo_workload(args.batches, args.repeats)),
+    ):
+        result = run()
+        eager, sdpa = (statistics.median(result[f"{kernel} s"]) for kernel in KERNELS)
+        if "gap" in result:
+            apart = f"log-probs {statistics.mean(result['gap']):.1e} per token"
+        else:
+            gaps = [abs(a - b) for a, b in zip(result["eager loss"], result["sdpa loss"], strict=True)]
+            apart = f"loss {max(gaps):.1e} at most ({statistics.mean(result['eager loss']):.3f} mean)"
+        print(f"| {name} | {eager:.2f} | {sdpa:.2f} | {sdpa / eager:.2f}x | {apart} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
