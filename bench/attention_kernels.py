@@ -1,20 +1,22 @@
-"""Benchmark: training steps with transformers' plain attention ("eager", ours on CPU) vs torch's fused SDPA kernel.
+"""Benchmark: transformers' plain attention ("eager", what we train with on CPU) vs torch's fused SDPA kernel.
 
-Run: `python bench/attention_kernels.py [--steps 12] [--batches 2]` after the pipeline's sft stage (it reads
-models/, data/tokenized and params.yaml as the default profile writes them).
+Run: `python bench/attention_kernels.py [--workloads reward,sft,ppo,decoding] [--steps 12] [--batches 2]` after the
+pipeline's sft stage (it reads models/, data/tokenized and params.yaml as the default profile writes them).
 
-Three workloads, each in the precision `auto` picks here:
+Four workloads, each in the precision `auto` picks here:
 - reward: the reward model's training step (backbone per `reward.backbone`, reward.batch_size pairs of the tokenized
   training groups, chosen and rejected padded together and dropout off as TRL's RewardTrainer has them, the
   pairwise loss with margin, an AdamW step);
 - sft: the SFT step (models/base with params.yaml's LoRA, sft.batch_size examples of data/tokenized/sft in packed
   rows, an AdamW step);
 - ppo: PPO's scoring passes on `--batches` rollouts of the default recipe (the policy's forward and backward pass,
-  the reference's forward pass; as `bench/ppo_packing.py` runs them).
+  the reference's forward pass; as `bench/ppo_packing.py` runs them);
+- decoding: PPO's sampler drawing those rollouts' prompts, every response `--tokens` long (so both kernels decode
+  the same number of tokens), which is why sampling switches back to SDPA.
 For reward and sft, two copies of the same freshly built model train on the same batches, one per kernel, taking
-turns step by step (the machine's noise falls on both); the first step of each is a warm-up. PPO's passes switch one
-model's kernel and alternate `--repeats` times. The table shows median seconds per step, the ratio, and how far the
-two kernels' losses (per-token log-probs for ppo) are apart.
+turns step by step (the machine's noise falls on both); the first step of each is a warm-up. PPO's passes and
+decoding switch one model's kernel and alternate `--repeats` times. The table shows median seconds per step, the
+ratio, and how far the two kernels' losses (per-token log-probs for ppo) are apart, or decoding's tokens/s.
 """
 
 from __future__ import annotations
@@ -166,11 +168,37 @@ def ppo_workload(batches: int, repeats: int) -> dict[str, list[float]]:
     return result
 
 
+def decoding_workload(batches: int, repeats: int, tokens: int) -> dict[str, list[float]]:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from ppo_packing import default_trainer
+
+    from alignflow.rl.sampling import sample
+
+    trainer, config = default_trainer()
+    result: dict[str, list[float]] = {f"{kernel} s": [] for kernel in KERNELS}
+    for update in range(batches):
+        prompts = [row["input_ids"] for row in trainer._batch_prompts(update)]
+        seconds = {kernel: [] for kernel in KERNELS}
+        for _ in range(repeats):
+            for kernel in KERNELS:
+                with torch.no_grad(), trainer.sampling_model() as lm:
+                    set_kernel(lm, kernel)
+                    began = time.perf_counter()
+                    sample(lm, trainer.tokenizer, prompts, trainer.stop_id, tokens, tokens, config.temperature)
+                    seconds[kernel].append(time.perf_counter() - began)
+        for kernel in KERNELS:
+            result[f"{kernel} s"].append(statistics.median(seconds[kernel]))
+    result["tokens"] = [len(prompts) * tokens]
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=12, help="timed reward and SFT steps (after 1 warm-up)")
     parser.add_argument("--batches", type=int, default=2, help="PPO rollouts scored")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of both kernels per rollout")
+    parser.add_argument("--tokens", type=int, default=96, help="tokens decoded per response")
+    parser.add_argument("--workloads", default="reward,sft,ppo,decoding", help="comma-separated subset")
     args = parser.parse_args()
     for needed in ("models/sft", "models/base", "data/tokenized/reward", "data/tokenized/sft"):
         if not (ROOT / needed).exists():
@@ -184,15 +212,20 @@ def main() -> None:
     params = load_params(ROOT / "params.yaml")
     kind = arithmetic()
     print(f"CPU: {cpu_model()}, {kind['threads']} threads, native bf16: {kind['native_bf16']}", flush=True)
-    print("\n| workload | eager s/step | sdpa s/step | eager vs sdpa | how far apart |\n|---|---|---|---|---|")
-    for name, run in (
-        ("reward model step", lambda: reward_workload(params, args.steps)),
-        ("SFT step", lambda: sft_workload(params, args.steps)),
-        ("PPO scoring passes", lambda: ppo_workload(args.batches, args.repeats)),
-    ):
+    print("\n| workload | eager s/step | sdpa s/step | eager vs sdpa | notes |\n|---|---|---|---|---|")
+    workloads = {
+        "reward": ("reward model step", lambda: reward_workload(params, args.steps)),
+        "sft": ("SFT step", lambda: sft_workload(params, args.steps)),
+        "ppo": ("PPO scoring passes", lambda: ppo_workload(args.batches, args.repeats)),
+        "decoding": ("PPO sampling (per rollout)", lambda: decoding_workload(args.batches, args.repeats, args.tokens)),
+    }
+    for key in args.workloads.split(","):
+        name, run = workloads[key]
         result = run()
         eager, sdpa = (statistics.median(result[f"{kernel} s"]) for kernel in KERNELS)
-        if "gap" in result:
+        if "tokens" in result:
+            apart = f"{result['tokens'][0] / eager:.0f} against {result['tokens'][0] / sdpa:.0f} tokens/s"
+        elif "gap" in result:
             apart = f"log-probs {statistics.mean(result['gap']):.1e} per token"
         else:
             gaps = [abs(a - b) for a, b in zip(result["eager loss"], result["sdpa loss"], strict=True)]

@@ -1,14 +1,17 @@
-"""Training switches models to the plain attention kernel on CPU; it computes what the default kernel computes, so
-models trained with one are scored and sampled with the other."""
+"""Training switches models to the plain attention kernel on CPU and sampling back to SDPA; both compute the same
+function, so a model trained with one is scored and sampled with the other."""
 
 from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from alignflow.training.common import train_with_plain_attention
+from alignflow.training.common import sampling_attention, train_with_plain_attention
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="machine: GPUs keep their default attention kernel")
 
 
 def kernel(model) -> str:
@@ -33,6 +36,13 @@ def test_a_peft_model_is_switched_through_its_wrapper(tiny_lm):
     wrapped = get_peft_model(copy.deepcopy(tiny_lm[0]), LoraConfig(r=2, target_modules=["q_proj"]))
     train_with_plain_attention(wrapped)
     assert kernel(wrapped.get_base_model()) == "eager"
+
+
+def test_sampling_runs_sdpa_and_hands_the_model_back_to_training(tiny_lm):
+    model = train_with_plain_attention(copy.deepcopy(tiny_lm[0]))
+    with sampling_attention(model) as sampler:
+        assert kernel(sampler) == "sdpa"
+    assert kernel(model) == "eager"
 
 
 def test_a_sequence_classifier_keeps_its_scores():
