@@ -36,12 +36,13 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from alignflow.timing import cpu_model  # noqa: E402
+from alignflow.training.common import transformers_model  # noqa: E402
 
 KERNELS = ("eager", "sdpa")
 
 
 def set_kernel(model, kernel: str) -> None:
-    (model.get_base_model() if hasattr(model, "get_base_model") else model).set_attn_implementation(kernel)
+    transformers_model(model).set_attn_implementation(kernel)
 
 
 def autocast(setting: str, mode: str):

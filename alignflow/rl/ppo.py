@@ -31,7 +31,7 @@ from alignflow.precision import mixed_precision, weights_dtype
 from alignflow.rl import core
 from alignflow.rl.packed import PackedBatch, layout_of, pack_samples, token_outputs
 from alignflow.rl.sampling import TOKENS_AT_ONCE, Samples, response_logprobs, sample
-from alignflow.training.common import complete_checkpoints, sampling_attention
+from alignflow.training.common import complete_checkpoints, sampling_attention, transformers_model
 
 log = logging.getLogger(__name__)
 CHECKPOINT_MARKER = "state.json"
@@ -424,7 +424,7 @@ def checkpointed_layers(lm: nn.Module) -> list[nn.Module]:
     (OPT, Bloom) apply dropout in the layer's own forward pass, not in a submodule that stays in eval mode."""
     from transformers.modeling_layers import GradientCheckpointingLayer
 
-    model = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    model = transformers_model(lm)
     layers = [module for module in model.modules() if isinstance(module, GradientCheckpointingLayer)]
     if not getattr(model, "supports_gradient_checkpointing", False) or not layers:
         log.warning("ppo.gradient_checkpointing: %s does not support it; activations are held", type(model).__name__)

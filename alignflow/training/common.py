@@ -45,7 +45,7 @@ def train_with_plain_attention(model: Any) -> Any:
     import torch
 
     if not torch.cuda.is_available():
-        _transformers_model(model).set_attn_implementation("eager")
+        transformers_model(model).set_attn_implementation("eager")
     return model
 
 
@@ -53,7 +53,7 @@ def train_with_plain_attention(model: Any) -> Any:
 def sampling_attention(model: Any) -> Iterator[Any]:
     """`model` with torch's SDPA kernel while it decodes, then back to the kernel it trains with: a token at a time
     against a cache, SDPA is the faster one on CPU (1.1x, `bench/attention_kernels.py`)."""
-    base = _transformers_model(model)
+    base = transformers_model(model)
     trained_with = base.config._attn_implementation
     switch = trained_with == "eager" and base._supports_sdpa
     if switch:
@@ -65,7 +65,8 @@ def sampling_attention(model: Any) -> Iterator[Any]:
             base.set_attn_implementation(trained_with)
 
 
-def _transformers_model(model: Any) -> Any:
+def transformers_model(model: Any) -> Any:
+    """The transformers model inside a peft wrapper, or `model` itself."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
