@@ -7,6 +7,7 @@
     alignflow registry                   # versions, aliases, gate decisions
     alignflow promote --version N --to staging|production [--force --reason "..."]
     alignflow evaluate --prompts FILE [--model models:/alignflow-policy@staging] [--out report.json]
+    alignflow benchmark [FOLDER | --model URI | --version N] [--suite ifeval] [--limit N]  # IFEval, logged
     alignflow push | pull [TARGET ...] [--remote NAME]   # the DVC remote (.dvc/config)
     alignflow reproduce --version N [--verify | --recompute]  # a registered version in a fresh work tree
     alignflow serve-model [--alias staging | --version N] [--port 5001]  # POST /invocations -> completions
@@ -168,6 +169,7 @@ REGISTRY_INTERVALS = {
     "lc_win_rate": "lc_win_rate_policy_vs_sft",
     "judge": "judge_win_rate_policy_vs_sft",
     "judge_lc": "judge_lc_win_rate_policy_vs_sft",
+    "ifeval_vs_sft": "ifeval_diff_policy_sft",
 }
 """`alignflow registry` columns shown as `value [ci_low, ci_high]` from each version's eval.* tags."""
 
@@ -181,7 +183,18 @@ def cmd_registry(args: argparse.Namespace) -> int:
         evals = metrics.get(row["version"], {})
         for column, key in REGISTRY_INTERVALS.items():
             row[column] = format_interval(evals, key) if key in evals else None
-    columns = ("version", "aliases", "method", "reward", *REGISTRY_INTERVALS, "kl", "gate", "commit")
+    columns = (
+        "version",
+        "aliases",
+        "method",
+        "reward",
+        *REGISTRY_INTERVALS,
+        "ifeval",
+        "benchmark",
+        "kl",
+        "gate",
+        "commit",
+    )
     cells = [[str(row[c]) if row[c] is not None else "-" for c in columns] for row in rows]
     widths = [max([10, len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
     print(f"{name}:")
@@ -218,6 +231,56 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{report}: {metrics['prompts']} prompts; "
         + ", ".join(f"{key} {format_interval(metrics, key)}" for key in headline if key in metrics)
     )
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """IFEval on a registered version, a model folder or the base model; a registered version gets the results."""
+    import dataclasses
+    import tempfile
+    import time
+
+    from alignflow.chat import model_folder
+    from alignflow.config import section_dict
+    from alignflow.evaluation.benchmark import (
+        benchmark_folder,
+        log_to_version,
+        resolve_version,
+    )
+    from alignflow.evaluation.ifeval import checker_version
+    from alignflow.io import staged_outputs, write_json
+    from alignflow.models.loading import allow_remote_code
+    from alignflow.timing import machine
+
+    params = load_params()
+    allow_remote_code(params.ingest.trust_remote_code)
+    name = params.register.model_name
+    model = args.folder or args.model or f"models:/{name}" + (f"/{args.version}" if args.version else "@staging")
+    config = dataclasses.replace(params.evaluate.ifeval, max_new_tokens=args.max_new_tokens)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="alignflow-benchmark-") as scratch:
+        folder = model_folder(model, Path(scratch))
+        version = resolve_version(tracking.client(), model) if model.startswith("models:/") else None
+        metrics, answers = benchmark_folder(params, folder, config, args.limit)
+    label = f"{version.name}-v{version.version}" if version else Path(model).name
+    out = args.out or Path(f"reports/benchmark-{args.suite}-{label}.json")
+    record = {
+        "model": model,
+        "suite": args.suite,
+        "limit": args.limit,
+        "settings": section_dict(config),
+        "checker": checker_version(),
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "machine": machine(),
+        "metrics": metrics,
+        "answers": answers.record(),
+    }
+    with staged_outputs(out) as (path,):
+        write_json(path, record)
+    if version is not None:
+        log_to_version(tracking.client(), version, metrics, answers, params.common.experiment)
+    shown = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose", "unfinished")
+    print(f"{out}: {model}: " + ", ".join(f"{key} {metrics[f'ifeval_{key}_model']:.3f}" for key in shown))
     return 0
 
 
@@ -400,6 +463,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--out", help="report path (default: reports/eval-<prompts file name>.json)")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    bench = commands.add_parser("benchmark", help="score a registered version or a model folder on IFEval")
+    bench.add_argument("folder", nargs="?", help="a model folder (e.g. models/base) instead of a registry version")
+    bench.add_argument("--model", help="models:/<name>@<alias>, models:/<name>/<N> or a folder (default: @staging)")
+    bench.add_argument("--version", type=int, help="a version of params register.model_name")
+    bench.add_argument("--suite", choices=("ifeval",), default="ifeval")
+    bench.add_argument("--limit", type=int, default=0, help="a seeded subset of N prompts (0: all 541)")
+    bench.add_argument(
+        "--max-new-tokens", type=int, default=1280, help="greedy decoding limit (default: lighteval's 1280)"
+    )
+    bench.add_argument("--out", type=Path, help="report (default: reports/benchmark-<suite>-<model>.json)")
+    bench.set_defaults(func=cmd_benchmark)
 
     for action, what in (("push", "push outputs to"), ("pull", "fetch outputs from")):
         transfer = commands.add_parser(action, help=f"{what} the DVC remote (default: the one .dvc/config names)")

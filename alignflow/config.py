@@ -374,6 +374,27 @@ class PPOParams:
 
 
 @dataclass(frozen=True)
+class IFEvalParams:
+    """IFEval (Zhou et al., 2023): rule-checked instruction following, scored the way published numbers are."""
+
+    path: str = "data/benchmarks/ifeval/input_data.jsonl"
+    """IFEval-format JSONL (key, prompt, instruction_id_list, kwargs); the shipped file is the paper's 541 prompts."""
+    prompts: int = 64
+    """A seeded subset of this many prompts (common.seed), the same for every model (0: all of them)."""
+    max_new_tokens: int = 512
+    """Greedy decoding up to this many tokens in the pipeline, where most answers end well before it; `alignflow
+    benchmark` decodes up to lighteval's 1280, as the published numbers were made."""
+    batch_size: int = 64
+    """Prompts decoded at once (finished rows leave the batch; the key-value cache grows with rows x tokens)."""
+    enabled: bool = True
+    """false: evaluation skips IFEval (and the gate's IFEval bound has nothing to check)."""
+
+    def __post_init__(self) -> None:
+        if self.prompts < 0 or self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ConfigError("evaluate.ifeval: prompts must be 0 or more, max_new_tokens and batch_size at least 1")
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     max_prompts: int = 0
     """Held-out eval prompts to generate for with both the SFT model and the policy (0: all of them)."""
@@ -394,6 +415,8 @@ class EvaluateParams:
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """Weights both models sample and are scored with (bfloat16: about 2x faster on CPUs with AVX512-BF16;
     `auto`: bfloat16 where it is fast)."""
+    ifeval: IFEvalParams = IFEvalParams()
+    """IFEval for the base model and SFT (baseline stage) and the policy (evaluate), on the same prompts."""
 
 
 @dataclass(frozen=True)
@@ -418,6 +441,9 @@ class RegisterParams:
     """Largest share of policy responses that may hit max_new_tokens without the stop token."""
     max_kl: float = 25.0
     """Largest KL(policy || SFT) per response on the eval prompts."""
+    max_ifeval_drop: float | None = 0.15
+    """Instruction following must not drop: the lower end of the interval of IFEval prompt-level strict accuracy,
+    policy minus SFT, must stay above -max_ifeval_drop (null: not checked)."""
     max_new_tokens: int = 64
     """Default generation length of the registered pyfunc model."""
     retries: int = 3

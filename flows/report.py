@@ -20,6 +20,11 @@ HEADLINE = (
     ("unfinished_policy", "unfinished responses (policy)"),
     ("length_policy_mean", "response length (policy)"),
     ("heldout_perplexity_policy", "held-out perplexity (policy)"),
+    ("ifeval_prompt_strict_base", "IFEval prompt-level strict (base)"),
+    ("ifeval_prompt_strict_sft", "IFEval prompt-level strict (SFT)"),
+    ("ifeval_prompt_strict_policy", "IFEval prompt-level strict (policy)"),
+    ("ifeval_diff_policy_sft", "IFEval prompt-level strict, policy - SFT"),
+    ("ifeval_diff_policy_base", "IFEval prompt-level strict, policy - base"),
 )
 
 

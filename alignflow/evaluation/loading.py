@@ -38,13 +38,15 @@ def load_tokenizer(params: Params, folder: Path) -> tuple[PreTrainedTokenizerBas
 
 
 def load_model(params: Params, name: str, policy_dir: Path = paths.POLICY) -> PreTrainedModel:
-    """`sft` (merged from models/sft) or `policy` (from `policy_dir`), in `evaluate.dtype`."""
+    """`sft` (merged from models/sft), `base` (models/base) or `policy` (from `policy_dir`), in `evaluate.dtype`."""
     import torch
     from transformers import AutoModelForCausalLM
 
     dtype = getattr(torch, weights_dtype("evaluate.dtype", params.evaluate.dtype))
     if name == "sft":
         return load_sft_model(require(paths.SFT_MODEL, "sft")).to(dtype)
+    if name == "base":
+        return load_pretrained(AutoModelForCausalLM, require(paths.BASE_MODEL, "ingest"), dtype=dtype)
     return load_pretrained(AutoModelForCausalLM, require(policy_dir, "align"), dtype=dtype)
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import alignflow
 from alignflow.config import RegisterParams
 from alignflow.errors import AlignflowError, first_line
+from alignflow.evaluation.fingerprint import differing_parts, from_tags
 from alignflow.registry.gate import Decision, decide_promotion, gate_tag
 
 if TYPE_CHECKING:
@@ -191,11 +192,13 @@ def gate_and_promote(
             decision = Decision(True, f"already @{alias}")
         else:
             current = version_metrics(holder) if holder is not None else None
+            unlike = differing_parts(from_tags(candidate.tags), from_tags(holder.tags)) if holder is not None else []
             decision = decide_promotion(
                 version_metrics(candidate),
                 current,
                 _with_alias(gate, alias),
                 holder.version if holder is not None else None,
+                unlike,
             )
         if force_reason is not None and not decision.promote:
             decision = Decision(True, f"forced by {getpass.getuser()}: {force_reason} (gate said: {decision.reason})")
@@ -233,6 +236,8 @@ def list_versions(client, name: str) -> list[dict[str, Any]]:
                 "win_rate": metrics.get("win_rate_policy_vs_sft"),
                 "lc_win_rate": metrics.get("lc_win_rate_policy_vs_sft"),
                 "kl": metrics.get("kl_policy_sft_mean"),
+                "ifeval": metrics.get("ifeval_prompt_strict_policy"),
+                "benchmark": _benchmark_cell(version.tags),
                 "gate": "; ".join(
                     f"{k.split('.')[1]}={v}"
                     for k, v in sorted(version.tags.items())
@@ -242,3 +247,9 @@ def list_versions(client, name: str) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _benchmark_cell(tags: dict[str, str]) -> str | None:
+    """`alignflow benchmark`'s IFEval prompt-level strict accuracy on a version, with its prompt count."""
+    score = tags.get("benchmark.ifeval_prompt_strict")
+    return f"{float(score):.3f} ({tags.get('benchmark.ifeval_prompts')})" if score is not None else None

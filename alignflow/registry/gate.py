@@ -7,7 +7,7 @@ missing or NaN metric fails it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from alignflow.config import RegisterParams
@@ -18,6 +18,7 @@ LC_WIN_RATE = "lc_win_rate_policy_vs_sft"
 REWARD_DIFF = "reward_diff_policy_sft"
 JUDGE_WIN_RATE = "judge_win_rate_policy_vs_sft"
 KL = "kl_policy_sft_mean"
+IFEVAL_DIFF = "ifeval_diff_policy_sft"
 UNFINISHED = "unfinished_policy"
 
 
@@ -44,10 +45,14 @@ def decide_promotion(
     current: Mapping[str, float] | None,
     gate: RegisterParams,
     current_version: str | None = None,
+    unlike: Sequence[str] = (),
 ) -> Decision:
     """Promote only if every bound holds; the reason lists every failure, or every bound passed.
 
     The judge's bound applies whenever its verdict is present; `require_judge` decides whether a missing one fails.
+    `unlike` names the parts of the evaluation fingerprint in which the alias holder was evaluated differently:
+    its numbers then mean something else, so the comparison with it is skipped (and the reason says so), while
+    every bound against SFT, scored in the candidate's own evaluation, still applies.
     """
     failures: list[str] = []
     passed: list[str] = []
@@ -101,15 +106,22 @@ def decide_promotion(
         if unfinished is None
         else f"unfinished responses {unfinished} exceed {gate.max_unfinished}",
     )
+    if gate.max_ifeval_drop is not None:
+        check_interval(IFEVAL_DIFF, -gate.max_ifeval_drop, "IFEval prompt-level strict accuracy minus SFT's")
+    if current and unlike:
+        passed.append(
+            f"@{gate.alias} (version {current_version}) was evaluated differently ({', '.join(unlike)}): "
+            "comparison with it skipped"
+        )
+        current = None
     for metric in gate.gate_metrics if current else ():
         mine, theirs = candidate.get(metric), current.get(metric)
         if theirs is not None and not (mine is not None and mine >= theirs):
             failures.append(f"{metric} {mine} behind @{gate.alias} (version {current_version}: {theirs})")
     if failures:
         return Decision(False, "; ".join(failures))
-    passed.append(
-        f"not behind @{gate.alias} (version {current_version}) on {', '.join(gate.gate_metrics)}"
-        if current
-        else f"no @{gate.alias} yet"
-    )
+    if current:
+        passed.append(f"not behind @{gate.alias} (version {current_version}) on {', '.join(gate.gate_metrics)}")
+    elif not unlike:
+        passed.append(f"no @{gate.alias} yet")
     return Decision(True, "passed: " + "; ".join(passed))

@@ -14,6 +14,7 @@ from typing import Any
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.data.formatting import ChatFormat, policy_stop_token
+from alignflow.evaluation.fingerprint import as_tags
 from alignflow.evaluation.statistics import format_interval
 from alignflow.models.loading import load_pretrained
 from alignflow.progress import progress
@@ -36,6 +37,12 @@ def model_card(params: Params, metrics: dict[str, Any], tags: dict[str, str]) ->
             f"KL to SFT {metrics.get('kl_policy_sft_mean')}; "
             f"unfinished {metrics.get('unfinished_policy')} (SFT {metrics.get('unfinished_sft')})",
             f"- judge agreement: {metrics.get('judge_agreement')}",
+            f"- IFEval ({metrics.get('ifeval_prompts_policy')} prompts, greedy), prompt-level strict accuracy: "
+            f"policy {metrics.get('ifeval_prompt_strict_policy')}, SFT {metrics.get('ifeval_prompt_strict_sft')}, "
+            f"base {metrics.get('ifeval_prompt_strict_base')}; policy - SFT "
+            f"{format_interval(metrics, 'ifeval_diff_policy_sft')}, policy - base "
+            f"{format_interval(metrics, 'ifeval_diff_policy_base')}",
+            f"- evaluation fingerprint {metrics.get('fingerprint', {}).get('digest')}",
             f"- git {tags.get('lineage.git_commit', '')[:12]} (dirty: {tags.get('lineage.git_dirty')}), "
             f"params {tags.get('lineage.params_hash')}",
             "",
@@ -85,7 +92,8 @@ def register_candidate(params: Params, eval_metrics: dict[str, Any]) -> dict[str
         **lineage,
         **method_tags(params),
         **machine_tags(params),
-        **{f"eval.{k}": str(v) for k, v in eval_metrics.items()},
+        **{f"eval.{k}": str(v) for k, v in eval_metrics.items() if k != "fingerprint"},
+        **as_tags(eval_metrics.get("fingerprint", {})),
         registry.CANDIDATE_TAG: key,
     }
     chat = ChatFormat(params.tokenize.template, params.tokenize.markers)

@@ -65,8 +65,9 @@ def sample(
     top_p: float = 1.0,
 ) -> Samples:
     """Sample one response per prompt (temperature, then top-p; no top-k, so log-probs computed later with the same
-    temperature match the sampling distribution). Decodes with a KV cache and drops a row from the batch as soon
-    as it emits the stop token, so a batch costs what its rows need rather than max_new_tokens for every row."""
+    temperature match the sampling distribution); temperature 0 decodes greedily, as benchmarks do. Decodes with a
+    KV cache and drops a row from the batch as soon as it emits the stop token, so a batch costs what its rows need
+    rather than max_new_tokens for every row."""
     device = next(lm.parameters()).device
     pad_id = tokenizer.pad_token_id
     queries, query_mask = pad_left(prompts, pad_id, device)
@@ -88,7 +89,7 @@ def sample(
         steps = step + 1
         if step < min_new_tokens:
             logits[:, stop_id] = float("-inf")
-        tokens = _draw(logits.float() / temperature, top_p)
+        tokens = logits.argmax(-1) if temperature == 0 else _draw(logits.float() / temperature, top_p)
         responses[active, step] = tokens
         running = tokens != stop_id
         if not running.any() or step + 1 == max_new_tokens:

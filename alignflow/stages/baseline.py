@@ -2,7 +2,8 @@
 again.
 
 Run: `python -m alignflow.stages.baseline` (`compute.backend: ray`: the batches split over Ray workers, same
-results). SFT samples once per held-out prompt, SFT best-of-n n times on the first `best_of_n_prompts`, the reward
+results). IFEval's prompts (`evaluate.ifeval`) are answered greedily by SFT and the base model. SFT samples once
+per held-out prompt, SFT best-of-n n times on the first `best_of_n_prompts`, the reward
 model and the judge score them, and SFT's held-out loss (and multiple-choice accuracy) is measured. Nothing here
 reads the policy, so DVC reruns this stage only when SFT, the scorers, the prompts or these settings change; the
 evaluate stage adds the policy to the saved rows with the same per-batch seeds, giving the numbers one process
@@ -15,6 +16,7 @@ from typing import Any
 
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
+from alignflow.evaluation.benchmark import score_model
 from alignflow.evaluation.loading import eval_prompts, load_model, load_scorers, load_tokenizer, model_metrics
 from alignflow.evaluation.suite import PromptResult, baseline_batches, baseline_record, evaluation_batches
 from alignflow.io import staged_outputs, write_json
@@ -44,9 +46,16 @@ def run(params: Params) -> dict[str, Any]:
     else:
         rows = baseline_batches(sft, tokenizer, prompts, load_scorers(params), stop_id, config, seed, batches)
     metrics = {"prompts": len(rows), **model_metrics(params, "sft", sft, tokenizer)}
+    record = baseline_record(prompts, rows, metrics)
+    if config.ifeval.enabled:
+        answers = {}
+        for name, model in (("sft", sft), ("base", load_model(params, "base"))):
+            scores, answers[name] = score_model(params, model, tokenizer, stop_id, name)
+            metrics.update(scores)
+        record["ifeval"] = {name: found.record() for name, found in answers.items()}
     with tracking.stage_run("baseline", params.common.experiment, section_dict(config)):
         with staged_outputs(paths.BASELINE, paths.metrics_file("baseline")) as (baseline_path, metrics_path):
-            write_json(baseline_path, baseline_record(prompts, rows, metrics))
+            write_json(baseline_path, record)
             write_json(metrics_path, metrics)
         mlflow.log_metrics(metrics)
     print(f"baseline: {metrics}")

@@ -20,6 +20,10 @@ from alignflow.config import Params, SourceParams, section_dict
 from alignflow.data.formatting import prepare_tokenizer
 from alignflow.data.tokenize import tokenize_prompts
 from alignflow.data.validate import validate_source
+from alignflow.errors import StageInputError
+from alignflow.evaluation.benchmark import pipeline_items, score_model, verdicts_from_record
+from alignflow.evaluation.fingerprint import as_tags, evaluation_fingerprint
+from alignflow.evaluation.ifeval import checker_version, paired_difference
 from alignflow.evaluation.loading import eval_prompts, load_model, load_scorers, load_tokenizer, model_metrics
 from alignflow.evaluation.plots import alignment_curve, reward_histograms, training_curves
 from alignflow.evaluation.suite import (
@@ -59,6 +63,37 @@ def read_baseline(params: Params) -> tuple[dict[int, PromptResult], dict[str, An
     return baseline_rows(record, eval_prompts(params), str(path)), record.get("metrics", {})
 
 
+def ifeval_comparison(params: Params, policy, tokenizer, stop_id: int) -> dict[str, float]:
+    """The policy's IFEval metrics, and its prompt-level strict accuracy minus SFT's and the base model's, paired on
+    the prompts the baseline stage answered."""
+    scores, answers = score_model(params, policy, tokenizer, stop_id, "policy")
+    path = require(paths.BASELINE, "baseline")
+    saved = json.loads(path.read_text(encoding="utf-8")).get("ifeval")
+    if saved is None:
+        raise StageInputError(f"{path}: ifeval: missing (made with evaluate.ifeval.enabled false); rerun baseline")
+    keys = [item.key for item in answers.items]
+    for name in ("sft", "base"):
+        earlier = verdicts_from_record(saved[name], keys, str(path))
+        scores.update(paired_difference(answers.verdicts, earlier, f"policy_{name}", params.common.seed))
+    return scores
+
+
+def fingerprint(params: Params, prompts: list[dict[str, Any]], tokenizer) -> dict[str, str]:
+    """What this evaluation's numbers depend on (alignflow.evaluation.fingerprint), part by part."""
+    config = params.evaluate
+    decoding = {
+        **{key: getattr(config, key) for key in ("max_new_tokens", "temperature", "top_p", "batch_size", "dtype")},
+        "ifeval_max_new_tokens": config.ifeval.max_new_tokens,
+        "seed": params.common.seed,
+    }
+    keys = [item.key for item in pipeline_items(params)] if config.ifeval.enabled else []
+    template = tokenizer.chat_template if params.tokenize.template == "chat" else section_dict(params.tokenize.markers)
+    scorers = {"reward": paths.REWARD_MODEL, "judge": paths.JUDGE_MODEL}
+    return evaluation_fingerprint(
+        prompts, keys, Path(config.ifeval.path), decoding, checker_version(), str(template), scorers
+    )
+
+
 def policy_share(params: Params, batches: list) -> dict[int, PromptResult]:
     """The policy's rows for some of the batches (all, or one Ray worker's share, in a folder holding the inputs)."""
     tokenizer, stop_id = load_tokenizer(params, require(paths.POLICY, "align"))
@@ -85,14 +120,13 @@ def run(params: Params) -> dict[str, Any]:
     prompts = eval_prompts(params)
     baseline, sft_metrics = read_baseline(params)
     batches = evaluation_batches(prompts, config)
+    tokenizer, stop_id = load_tokenizer(params, require(paths.POLICY, "align"))
     if params.compute.backend == "ray":
         inputs = (paths.TOKENIZED / "eval_prompts", paths.SFT_MODEL, paths.POLICY, paths.REWARD_MODEL)
         inputs += (paths.JUDGE_MODEL, paths.BASELINE)
         results = rows_on_ray(policy_share, batches, params, inputs)
-        tokenizer, _ = load_tokenizer(params, paths.POLICY)
         policy = load_model(params, "policy")
     else:
-        tokenizer, stop_id = load_tokenizer(params, require(paths.POLICY, "align"))
         sft, policy = load_model(params, "sft"), load_model(params, "policy")
         scorers = load_scorers(params)
         results = policy_batches(policy, sft, tokenizer, prompts, scorers, stop_id, config, seed, batches, baseline)
@@ -101,7 +135,10 @@ def run(params: Params) -> dict[str, Any]:
         **result.metrics,
         **{k: v for k, v in sft_metrics.items() if k != "prompts"},
         **model_metrics(params, "policy", policy, tokenizer),
+        **(ifeval_comparison(params, policy, tokenizer, stop_id) if config.ifeval.enabled else {}),
     }
+    numbers = dict(metrics)
+    metrics["fingerprint"] = fingerprint(params, prompts, tokenizer)
     history = json.loads((paths.POLICY / "history.json").read_text())
     figures = {
         "eval_reward_hist.png": reward_histograms(result.scores["reward"]["sft"], result.scores["reward"]["policy"]),
@@ -120,7 +157,8 @@ def run(params: Params) -> dict[str, Any]:
             write_json(samples_path, samples)
             for figure, path in zip(figures.values(), plot_paths):
                 figure.savefig(path, dpi=100)
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics(numbers)
+        mlflow.set_tags(as_tags(metrics["fingerprint"]))
         for name, figure in figures.items():
             mlflow.log_figure(figure, name)
         mlflow.log_table(

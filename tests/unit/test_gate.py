@@ -33,7 +33,11 @@ GOOD = {
     "kl_policy_sft_mean": 4.0,
     "unfinished_policy": 0.02,
     "unfinished_sft": 0.05,
+    "ifeval_diff_policy_sft": 0.02,
+    "ifeval_diff_policy_sft_ci_low": -0.06,
+    "ifeval_diff_policy_sft_ci_high": 0.1,
 }
+IFEVAL_TIE = {key: value for key, value in GOOD.items() if key.startswith("ifeval_")}
 
 
 def eval_metrics(ppo, sft, judge_ppo, judge_sft):
@@ -48,6 +52,7 @@ def eval_metrics(ppo, sft, judge_ppo, judge_sft):
         "reward_policy_mean": float(np.mean(ppo)),
         "kl_policy_sft_mean": 0.0,
         "unfinished_policy": 0.0,
+        **IFEVAL_TIE,
     }
 
 
@@ -192,3 +197,30 @@ def test_the_length_controlled_bound_rejects_a_policy_that_wins_only_by_length_a
     assert decide_promotion(padded, None, dataclasses.replace(GATE, min_lc_win_rate=None)).promote
     without = {k: v for k, v in GOOD.items() if not k.startswith("lc_")}
     assert "no interval for the length-controlled win rate" in decide_promotion(without, None, GATE).reason
+
+
+def test_a_drop_in_instruction_following_rejects_and_says_so():
+    dropped = {**GOOD, "ifeval_diff_policy_sft": -0.12, "ifeval_diff_policy_sft_ci_low": -0.22}
+    decision = decide_promotion(dropped, None, GATE)
+    assert not decision.promote
+    assert "IFEval prompt-level strict accuracy minus SFT's -0.12 [-0.22, 0.1]: lower end not above -0.15" in (
+        decision.reason
+    )
+    assert decide_promotion(dropped, None, dataclasses.replace(GATE, max_ifeval_drop=None)).promote
+
+
+def test_without_an_ifeval_comparison_the_bound_fails_rather_than_passing_silently():
+    missing = {key: value for key, value in GOOD.items() if not key.startswith("ifeval_")}
+    decision = decide_promotion(missing, None, GATE)
+    assert not decision.promote and "ifeval_diff_policy_sft_ci_low missing" in decision.reason
+
+
+def test_a_holder_evaluated_differently_is_not_compared_and_the_reason_names_what_differs():
+    better_holder = {**GOOD, "reward_policy_mean": 9.0, "win_rate_policy_vs_sft_ci_low": 0.9}
+    behind = decide_promotion(GOOD, better_holder, GATE, "3")
+    assert not behind.promote and "behind @staging (version 3" in behind.reason
+    unlike = decide_promotion(GOOD, better_holder, GATE, "3", unlike=["eval_prompts", "ifeval"])
+    assert unlike.promote
+    assert "@staging (version 3) was evaluated differently (eval_prompts, ifeval): comparison with it skipped" in (
+        unlike.reason
+    )
