@@ -17,6 +17,7 @@ PROJECT_FILES = (
     "configs",
     "data/samples",
     "data/hh-rlhf",
+    "data/benchmarks",
     "params.yaml",
     "dvc.yaml",
     ".dvc/config",

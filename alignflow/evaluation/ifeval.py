@@ -99,6 +99,8 @@ def parse_item(data: Any, file: str, line: int) -> IFEvalItem:
 
 def read_ifeval(path: Path) -> list[IFEvalItem]:
     """Every record of an IFEval-format JSONL file, validated (keys must be unique)."""
+    if not Path(path).is_file():
+        raise DataError(str(path), None, None, "IFEval file not found (evaluate.ifeval.path names it)")
     items, seen = [], {}
     with open(path, encoding="utf-8") as lines:
         for number, text in enumerate(lines, 1):

@@ -78,6 +78,16 @@ def test_flow_run_ends_with_a_registered_version_and_dvc_metrics(projects):
     assert register["version"] == 1
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], by_prefect).stdout)
     assert "win_rate_policy_vs_sft" in json.dumps(shown) and "eval_accuracy" in json.dumps(shown)
+    evaluation = json.loads((by_prefect / "metrics/eval.json").read_text())
+    assert evaluation["ifeval_prompts_policy"] == 6  # configs/tiny.yaml: a seeded subset of 6 IFEval prompts
+    for name in ("policy", "sft", "base"):
+        assert 0 <= evaluation[f"ifeval_prompt_strict_{name}"] <= evaluation[f"ifeval_prompt_loose_{name}"] <= 1
+    assert evaluation["ifeval_diff_policy_sft_ci_low"] <= evaluation["ifeval_diff_policy_sft"]
+    assert version.tags["eval.ifeval_prompt_strict_policy"] == str(evaluation["ifeval_prompt_strict_policy"])
+    assert version.tags["fingerprint.digest"] == evaluation["fingerprint"]["digest"]
+    assert "IFEval prompt-level strict accuracy minus SFT's" in version.tags["gate.staging.reason"]
+    listing = run(["alignflow", "registry"], by_prefect).stdout
+    assert "ifeval_vs_sft" in listing.splitlines()[1]
 
 
 def test_experiment_on_a_ppo_param_reruns_only_ppo_evaluate_register_and_a_tie_is_rejected(projects):
