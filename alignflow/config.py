@@ -385,7 +385,8 @@ class IFEvalParams:
     """Greedy decoding up to this many tokens in the pipeline, where most answers end well before it; `alignflow
     benchmark` decodes up to lighteval's 1280, as the published numbers were made."""
     batch_size: int = 64
-    """Prompts decoded at once (finished rows leave the batch; the key-value cache grows with rows x tokens)."""
+    """Prompts decoded at once; a finished answer's row goes to the next prompt (the key-value cache holds rows x
+    tokens)."""
     enabled: bool = True
     """false: evaluation skips IFEval (and the gate's IFEval bound has nothing to check)."""
 

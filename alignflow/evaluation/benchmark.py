@@ -13,7 +13,7 @@ from typing import Any
 
 from alignflow.config import IFEvalParams
 from alignflow.data.formatting import ChatFormat
-from alignflow.evaluation.generation import generate
+from alignflow.evaluation.greedy import decode_greedy
 from alignflow.evaluation.ifeval import IFEvalItem, Verdicts, score_responses
 from alignflow.progress import progress
 
@@ -66,21 +66,15 @@ def score_model(params, model, tokenizer, stop_id: int, name: str) -> tuple[dict
 def answer_ifeval(
     model, tokenizer, chat: ChatFormat, items: Sequence[IFEvalItem], stop_id: int, config: IFEvalParams
 ) -> IFEvalAnswers:
-    """Greedy answers to `items` (length-sorted batches; a finished answer leaves its batch), checked."""
+    """Greedy answers to `items` (up to `batch_size` decoded at once, the batch kept full), checked."""
     prompts = [tokenizer(chat.prompt(tokenizer, item.prompt), add_special_tokens=False)["input_ids"] for item in items]
     progress(f"IFEval: answering {len(items)} prompts (greedy, up to {config.max_new_tokens} tokens)")
-    out = generate(
-        model,
-        tokenizer,
-        prompts,
-        stop_id,
-        config.max_new_tokens,
-        temperature=0.0,
-        top_p=1.0,
-        batch_size=config.batch_size,
-        seed=0,
+    answers, finished = decode_greedy(
+        model, prompts, stop_id, tokenizer.pad_token_id, config.max_new_tokens, config.batch_size
     )
-    return IFEvalAnswers(list(items), out.texts, out.lengths, score_responses(items, out.texts, out.finished))
+    texts = [tokenizer.decode(answer, skip_special_tokens=True).strip() for answer in answers]
+    lengths = [len(answer) + done for answer, done in zip(answers, finished)]
+    return IFEvalAnswers(list(items), texts, lengths, score_responses(items, texts, finished))
 
 
 def benchmark_folder(params, folder: Path, config: IFEvalParams, limit: int) -> tuple[dict[str, float], IFEvalAnswers]:
