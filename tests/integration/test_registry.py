@@ -39,6 +39,9 @@ GOOD = {
     "judge_win_rate_policy_vs_sft": 0.68,
     "kl_policy_sft_mean": 3.0,
     "unfinished_policy": 0.02,
+    "ifeval_diff_policy_sft": 0.0,
+    "ifeval_diff_policy_sft_ci_low": -0.08,
+    "ifeval_diff_policy_sft_ci_high": 0.08,
 }
 WORSE = {
     **GOOD,
