@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 README = ROOT / "README.md"
 BEGIN, END = "<!-- ifeval:begin (scripts/ifeval_results.py) -->", "<!-- ifeval:end -->"
 MODEL_CARD = {"models/base": ("SmolLM2-135M-Instruct", 29.9)}
@@ -28,20 +29,31 @@ def interval(metrics: dict, key: str) -> str:
 
 
 def benchmark_table(records: list[dict]) -> list[str]:
+    """One row per `alignflow benchmark` record; the prompt/instruction means carry 95 % intervals over prompts,
+    recomputed from the record's per-prompt verdicts."""
+    from alignflow.evaluation.ifeval import average_accuracies
+
     lines = [
         "| model (`alignflow benchmark`) | prompts | prompt strict | inst strict | prompt loose | inst loose | "
-        "average strict / loose | published | cut at limit | minutes (CPU) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "average strict | average loose | published | cut at limit | minutes (CPU) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for record in records:
         m = {key.removesuffix("_model"): value for key, value in record["metrics"].items()}
+        for mode in ("strict", "loose"):
+            average = average_accuracies([answer[mode] for answer in record["answers"]], seed=0)
+            m[f"ifeval_average_{mode}"] = average["value"]
+            m[f"ifeval_average_{mode}_ci_low"], m[f"ifeval_average_{mode}_ci_high"] = (
+                average["ci_low"],
+                average["ci_high"],
+            )
         name, published = MODEL_CARD.get(record["model"], (record["model"], None))
         machine = record["machine"]
         lines.append(
             f"| {name} | {m['ifeval_prompts']} | {percent(m['ifeval_prompt_strict'])} | "
             f"{percent(m['ifeval_inst_strict'])} | {percent(m['ifeval_prompt_loose'])} | "
-            f"{percent(m['ifeval_inst_loose'])} | {percent(m['ifeval_average_strict'])} / "
-            f"{percent(m['ifeval_average_loose'])} | {published if published is not None else '-'} | "
+            f"{percent(m['ifeval_inst_loose'])} | {interval(m, 'ifeval_average_strict')} | "
+            f"{interval(m, 'ifeval_average_loose')} | {published if published is not None else '-'} | "
             f"{percent(m['ifeval_unfinished'])} % | {record['minutes']} ({machine['cpu']}, "
             f"{'bf16' if machine['native_bf16'] else 'fp32'}, up to {record['settings']['max_new_tokens']} tokens) |"
         )

@@ -16,8 +16,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from alignflow.errors import DataError
-from alignflow.evaluation.statistics import bootstrap_mean
+from alignflow.evaluation.statistics import bootstrap_mean, interval_metrics, percentile_interval, resample_indices
 
 PUNKT_DATA = Path(__file__).with_name("nltk_data")
 """NLTK's punkt_tab English tables, shipped so that lm-eval's checkers import and run offline."""
@@ -161,19 +163,30 @@ def score_responses(items: Sequence[IFEvalItem], responses: Sequence[str], finis
     return Verdicts([s for s, _ in verdicts], [lo for _, lo in verdicts], [bool(f) for f in finished])
 
 
-def ifeval_metrics(items: Sequence[IFEvalItem], verdicts: Verdicts, name: str) -> dict[str, float]:
+def average_accuracies(rows: Sequence[Sequence[bool]], seed: int) -> dict[str, float]:
+    """The mean of prompt- and instruction-level accuracy (how model cards report one IFEval number), with a 95 %
+    percentile bootstrap interval over prompts (each resample recomputes both accuracies)."""
+    passed = np.array([sum(row) for row in rows], dtype=float)
+    counts = np.array([len(row) for row in rows], dtype=float)
+    whole = (passed == counts).astype(float)
+    draws = resample_indices(len(rows), 2000, 0.95, seed)
+    means = (whole[draws].mean(1) + passed[draws].sum(1) / counts[draws].sum(1)) / 2
+    value = (whole.mean() + passed.sum() / counts.sum()) / 2
+    return {"value": float(value), **percentile_interval(means, 0.95)}
+
+
+def ifeval_metrics(items: Sequence[IFEvalItem], verdicts: Verdicts, name: str, seed: int = 0) -> dict[str, float]:
     """`ifeval_<measure>_<name>`: prompt- and instruction-level accuracy, strict and loose (the paper's four), their
-    strict and loose prompt/instruction means (how model cards report one IFEval number), instruction-level strict
-    accuracy per group, and the share of answers cut at the token limit."""
+    strict and loose prompt/instruction means with intervals over prompts, instruction-level strict accuracy per
+    group, and the share of answers cut at the token limit."""
     metrics: dict[str, float] = {}
     for mode in ("strict", "loose"):
         rows = getattr(verdicts, mode)
         prompt = sum(all(row) for row in rows) / len(rows)
         flat = [verdict for row in rows for verdict in row]
-        instruction = sum(flat) / len(flat)
         metrics[f"ifeval_prompt_{mode}_{name}"] = round(prompt, 4)
-        metrics[f"ifeval_inst_{mode}_{name}"] = round(instruction, 4)
-        metrics[f"ifeval_average_{mode}_{name}"] = round((prompt + instruction) / 2, 4)
+        metrics[f"ifeval_inst_{mode}_{name}"] = round(sum(flat) / len(flat), 4)
+        metrics.update(interval_metrics(f"ifeval_average_{mode}_{name}", average_accuracies(rows, seed)))
     by_group: dict[str, list[bool]] = {}
     for item, row in zip(items, verdicts.strict):
         for group, verdict in zip(item.groups, row):
@@ -192,5 +205,4 @@ def paired_difference(candidate: Verdicts, baseline: Verdicts, label: str, seed:
     if len(a) != len(b):
         raise ValueError(f"IFEval verdicts for {len(a)} and {len(b)} prompts: score both on the same prompts")
     result = bootstrap_mean([x - y for x, y in zip(a, b)], resamples=2000, confidence=0.95, seed=seed)
-    key = f"ifeval_diff_{label}"
-    return {key: round(result["value"], 4), f"{key}_ci_low": result["ci_low"], f"{key}_ci_high": result["ci_high"]}
+    return interval_metrics(f"ifeval_diff_{label}", result)

@@ -99,6 +99,8 @@ def test_metrics_give_the_paper_s_four_accuracies_groups_and_the_cut_share():
     assert metrics["ifeval_prompt_strict_m"] == 0.5 and metrics["ifeval_prompt_loose_m"] == 1.0
     assert metrics["ifeval_inst_strict_m"] == round(2 / 3, 4) and metrics["ifeval_inst_loose_m"] == 1.0
     assert metrics["ifeval_average_strict_m"] == round((0.5 + 2 / 3) / 2, 4)
+    assert metrics["ifeval_average_strict_m_ci_low"] <= metrics["ifeval_average_strict_m"]
+    assert metrics["ifeval_average_strict_m"] <= metrics["ifeval_average_strict_m_ci_high"] <= 1
     assert metrics["ifeval_group_punctuation_m"] == 1.0 and metrics["ifeval_group_keywords_m"] == 0.0
     assert metrics["ifeval_unfinished_m"] == 0.5 and metrics["ifeval_prompts_m"] == 2
 
