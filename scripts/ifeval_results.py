@@ -32,6 +32,7 @@ def benchmark_table(records: list[dict]) -> list[str]:
     """One row per `alignflow benchmark` record; the prompt/instruction means carry 95 % intervals over prompts,
     recomputed from the record's per-prompt verdicts."""
     from alignflow.evaluation.ifeval import average_accuracies
+    from alignflow.evaluation.statistics import interval_metrics
 
     lines = [
         "| model (`alignflow benchmark`) | prompts | prompt strict | inst strict | prompt loose | inst loose | "
@@ -41,12 +42,8 @@ def benchmark_table(records: list[dict]) -> list[str]:
     for record in records:
         m = {key.removesuffix("_model"): value for key, value in record["metrics"].items()}
         for mode in ("strict", "loose"):
-            average = average_accuracies([answer[mode] for answer in record["answers"]], seed=0)
-            m[f"ifeval_average_{mode}"] = average["value"]
-            m[f"ifeval_average_{mode}_ci_low"], m[f"ifeval_average_{mode}_ci_high"] = (
-                average["ci_low"],
-                average["ci_high"],
-            )
+            verdicts = [answer[mode] for answer in record["answers"]]
+            m.update(interval_metrics(f"ifeval_average_{mode}", average_accuracies(verdicts, seed=0)))
         name, published = MODEL_CARD.get(record["model"], (record["model"], None))
         machine = record["machine"]
         lines.append(
