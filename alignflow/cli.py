@@ -259,8 +259,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     config = dataclasses.replace(params.evaluate.ifeval, max_new_tokens=args.max_new_tokens)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="alignflow-benchmark-") as scratch:
+        client = tracking.client() if model.startswith("models:/") else None
         folder = model_folder(model, Path(scratch))
-        version = resolve_version(tracking.client(), model) if model.startswith("models:/") else None
+        version = resolve_version(client, model) if client else None
         metrics, answers = benchmark_folder(params, folder, config, args.limit)
     label = f"{version.name}-v{version.version}" if version else Path(model).name
     out = args.out or Path(f"reports/benchmark-{args.suite}-{label}.json")
@@ -278,7 +279,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     with staged_outputs(out) as (path,):
         write_json(path, record)
     if version is not None:
-        log_to_version(tracking.client(), version, metrics, answers, params.common.experiment)
+        log_to_version(client, version, metrics, answers, params.common.experiment)
     shown = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose", "unfinished")
     print(f"{out}: {model}: " + ", ".join(f"{key} {metrics[f'ifeval_{key}_model']:.3f}" for key in shown))
     return 0

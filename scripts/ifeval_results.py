@@ -34,6 +34,8 @@ def benchmark_table(records: list[dict]) -> list[str]:
     from alignflow.evaluation.ifeval import average_accuracies
     from alignflow.evaluation.statistics import interval_metrics
 
+    if not records:
+        return ["No `alignflow benchmark` record is committed under `results/ifeval/` yet."]
     lines = [
         "| model (`alignflow benchmark`) | prompts | prompt strict | inst strict | prompt loose | inst loose | "
         "average strict | average loose | published | cut at limit | minutes (CPU) |",

@@ -85,8 +85,15 @@ def test_flow_run_ends_with_a_registered_version_and_dvc_metrics(projects):
     assert evaluation["ifeval_diff_policy_sft_ci_low"] <= evaluation["ifeval_diff_policy_sft"]
     assert version.tags["eval.ifeval_prompt_strict_policy"] == str(evaluation["ifeval_prompt_strict_policy"])
     assert version.tags["fingerprint.digest"] == evaluation["fingerprint"]["digest"]
+    run(["alignflow", "benchmark", "--version", "1", "--limit", "3", "--max-new-tokens", "8"], by_prefect)
+    version = client.get_model_version("alignflow-policy", "1")
+    assert version.tags["benchmark.ifeval_prompts"] == "3" and "benchmark.ifeval_prompt_strict" in version.tags
+    scored = client.get_run(version.tags["benchmark.ifeval_run_id"])
+    assert scored.data.tags["mlflow.parentRunId"] == version.run_id and scored.data.metrics["ifeval_prompts_model"] == 3
+    report = json.loads((by_prefect / "reports/benchmark-ifeval-alignflow-policy-v1.json").read_text())
+    assert len(report["answers"]) == 3 and report["settings"]["max_new_tokens"] == 8
     listing = run(["alignflow", "registry"], by_prefect).stdout
-    assert "ifeval_vs_sft" in listing.splitlines()[1]
+    assert "ifeval_vs_sft" in listing.splitlines()[1] and "(3)" in listing.splitlines()[2]
 
 
 def test_experiment_on_a_ppo_param_reruns_only_ppo_evaluate_register_and_a_tie_is_rejected(projects):
