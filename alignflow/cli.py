@@ -256,19 +256,18 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     allow_remote_code(params.ingest.trust_remote_code)
     name = params.register.model_name
     model = args.folder or args.model or f"models:/{name}" + (f"/{args.version}" if args.version else "@staging")
-    config = dataclasses.replace(params.evaluate.ifeval, max_new_tokens=args.max_new_tokens)
+    config = dataclasses.replace(params.evaluate.ifeval, max_new_tokens=args.max_new_tokens, prompts=args.limit)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="alignflow-benchmark-") as scratch:
         client = tracking.client() if model.startswith("models:/") else None
         folder = model_folder(model, Path(scratch))
         version = resolve_version(client, model) if client else None
-        metrics, answers = benchmark_folder(params, folder, config, args.limit)
+        metrics, answers = benchmark_folder(params, folder, config)
     label = f"{version.name}-v{version.version}" if version else Path(model).name
     out = args.out or Path(f"reports/benchmark-{args.suite}-{label}.json")
     record = {
         "model": model,
         "suite": args.suite,
-        "limit": args.limit,
         "settings": section_dict(config),
         "checker": checker_version(),
         "minutes": round((time.monotonic() - started) / 60, 1),

@@ -77,8 +77,9 @@ def answer_ifeval(
     return IFEvalAnswers(list(items), texts, lengths, score_responses(items, texts, finished))
 
 
-def benchmark_folder(params, folder: Path, config: IFEvalParams, limit: int) -> tuple[dict[str, float], IFEvalAnswers]:
-    """IFEval metrics (`ifeval_*_model`) and answers of the causal LM in `folder`, on `limit` seeded prompts."""
+def benchmark_folder(params, folder: Path, config: IFEvalParams) -> tuple[dict[str, float], IFEvalAnswers]:
+    """IFEval metrics (`ifeval_*_model`) and answers of the causal LM in `folder`, on `config.prompts` seeded
+    prompts (0: all)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -87,7 +88,7 @@ def benchmark_folder(params, folder: Path, config: IFEvalParams, limit: int) -> 
     from alignflow.models.loading import load_pretrained
     from alignflow.precision import weights_dtype
 
-    items = seeded_subset(read_ifeval(Path(config.path)), limit, params.common.seed)
+    items = seeded_subset(read_ifeval(Path(config.path)), config.prompts, params.common.seed)
     tokenizer = load_pretrained(AutoTokenizer, folder)
     chat = prepare_tokenizer(tokenizer, params.tokenize)
     stop_id = tokenizer.convert_tokens_to_ids(policy_stop_token(params, tokenizer))
