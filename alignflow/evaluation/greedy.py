@@ -17,7 +17,7 @@ import torch
 from transformers import DynamicCache
 
 from alignflow.progress import progress
-from alignflow.rl.sampling import last_positions, pad_left, positions
+from alignflow.rl.sampling import positions, prefill
 
 
 def _pad_cache_left(cache: DynamicCache, length: int) -> None:
@@ -64,16 +64,7 @@ def decode_greedy(
     while waiting or rows:
         if waiting and len(rows) <= width // 2:
             joining = [waiting.popleft() for _ in range(min(width - len(rows), len(waiting)))]
-            ids, joining_mask = pad_left([prompts[i] for i in joining], pad_id, device)
-            joining_cache = DynamicCache(config=lm.config)
-            logits = lm(
-                input_ids=ids,
-                attention_mask=joining_mask,
-                position_ids=positions(joining_mask),
-                cache=joining_cache,
-                use_cache=True,
-                logits_to_keep=last_positions(ids.shape[1], 1),
-            ).logits[:, -1]
+            _, joining_mask, joining_cache, logits = prefill(lm, [prompts[i] for i in joining], pad_id, device)
             first_tokens = logits.argmax(-1)
             if cache is None:
                 cache, mask, tokens = joining_cache, joining_mask, first_tokens

@@ -53,6 +53,21 @@ def pad_left(
     return ids.to(device), mask.to(device)
 
 
+def prefill(lm, prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, ...]:
+    """(left-padded ids, their mask, a new key-value cache holding them, the logits after each prompt's last token)."""
+    ids, mask = pad_left(prompts, pad_id, device)
+    cache = DynamicCache(config=lm.config)
+    logits = lm(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions(mask),
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=last_positions(ids.shape[1], 1),
+    ).logits[:, -1]
+    return ids, mask, cache, logits
+
+
 @torch.no_grad()
 def sample(
     lm,
@@ -70,20 +85,11 @@ def sample(
     rather than max_new_tokens for every row."""
     device = next(lm.parameters()).device
     pad_id = tokenizer.pad_token_id
-    queries, query_mask = pad_left(prompts, pad_id, device)
+    queries, query_mask, cache, logits = prefill(lm, prompts, pad_id, device)
     count = len(prompts)
     responses = torch.full((count, max_new_tokens), pad_id, dtype=torch.long, device=device)
     active = torch.arange(count, device=device)
     mask = query_mask
-    cache = DynamicCache(config=lm.config)
-    logits = lm(
-        input_ids=queries,
-        attention_mask=mask,
-        position_ids=positions(mask),
-        cache=cache,
-        use_cache=True,
-        logits_to_keep=last_positions(queries.shape[1], 1),
-    ).logits[:, -1]
     steps = 0
     for step in range(max_new_tokens):
         steps = step + 1
