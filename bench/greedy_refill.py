@@ -1,10 +1,13 @@
-"""Benchmark: IFEval's greedy decoding with the batch kept full against fixed batches, side by side.
+"""Benchmark: IFEval's greedy decoding with the batch kept full against fixed batches, and its in-place KV cache
+against transformers' DynamicCache, side by side.
 
 Run: `python bench/greedy_refill.py [--prompts 64] [--max-new-tokens 512] [--width 32] [--out FILE.json]` after
 the pipeline's ingest stage (it reads models/base). Both ways answer the same seeded IFEval prompts greedily with
 the base model in the dtype `evaluate.dtype` picks here: fixed length-sorted batches of `--width`
 (`alignflow.rl.sampling.sample`, finished rows leave their batch) and `alignflow.evaluation.greedy.decode_greedy`
-(a finished row goes to the next prompt). It checks that both give the same answers, prints a table and ends with
+(a finished row goes to the next prompt), the latter once more with transformers' `DynamicCache` in place of
+`alignflow.rl.kv_cache` (which writes a step in place instead of copying the cache). It checks that all give the
+same answers, prints a table and ends with
 the ratio of their times; `--out` saves the figures as JSON.
 """
 
@@ -63,7 +66,16 @@ def main() -> None:
     began = time.perf_counter()
     answers, finished = decode_greedy(lm, prompts, stop_id, tokenizer.pad_token_id, args.max_new_tokens, args.width)
     refill_seconds = time.perf_counter() - began
+    from transformers import DynamicCache
+
+    import alignflow.rl.sampling as sampling
+
+    sampling.growing_cache = lambda config: DynamicCache(config=config)
+    began = time.perf_counter()
+    copied = decode_greedy(lm, prompts, stop_id, tokenizer.pad_token_id, args.max_new_tokens, args.width)
+    copying_seconds = time.perf_counter() - began
     same = sum(f == (a, d) for f, a, d in zip(fixed, answers, finished))
+    same_cached = sum(a == c for a, c in zip(answers, copied[0]))
     tokens = sum(len(a) + d for a, d in zip(answers, finished))
     result = {
         "machine": machine(),
@@ -74,22 +86,27 @@ def main() -> None:
         "tokens": tokens,
         "unfinished": round(1 - sum(finished) / len(finished), 4),
         "same_answers": same,
+        "same_answers_dynamic_cache": same_cached,
         "fixed_batches_seconds": round(fixed_seconds, 1),
         "refilled_batch_seconds": round(refill_seconds, 1),
+        "dynamic_cache_seconds": round(copying_seconds, 1),
         "speedup": round(fixed_seconds / refill_seconds, 2),
+        "in_place_cache_speedup": round(copying_seconds / refill_seconds, 2),
     }
     print(
         f"CPU: {result['machine']['cpu']}, {dtype} weights; {len(prompts)} IFEval prompts, greedy up to "
         f"{args.max_new_tokens} tokens, width {args.width}; {tokens} tokens, {result['unfinished']:.0%} cut; "
-        f"same answers {same}/{len(prompts)}\n"
+        f"same answers {same}/{len(prompts)} and {same_cached}/{len(prompts)}\n"
     )
     print("| decoding | seconds | tokens/s |\n|---|---|---|")
     print(f"| fixed batches | {fixed_seconds:.1f} | {tokens / fixed_seconds:.0f} |")
     print(f"| batch kept full | {refill_seconds:.1f} | {tokens / refill_seconds:.0f} |")
+    print(f"| batch kept full, DynamicCache | {copying_seconds:.1f} | {tokens / copying_seconds:.0f} |")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nbatch kept full / fixed batches: {result['speedup']:.2f}x faster")
+    print(f"in-place cache / DynamicCache: {result['in_place_cache_speedup']:.2f}x faster")
 
 
 if __name__ == "__main__":

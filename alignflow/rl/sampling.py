@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache
+
+from alignflow.rl.kv_cache import growing_cache
 
 TOKENS_AT_ONCE = 512
 """Positions per chunk where a float32 copy of (positions, vocab) logits is made outside autograd."""
@@ -56,7 +57,7 @@ def pad_left(
 def prefill(lm, prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, ...]:
     """(left-padded ids, their mask, a new key-value cache holding them, the logits after each prompt's last token)."""
     ids, mask = pad_left(prompts, pad_id, device)
-    cache = DynamicCache(config=lm.config)
+    cache = growing_cache(lm.config)
     logits = lm(
         input_ids=ids,
         attention_mask=mask,
