@@ -26,7 +26,7 @@ from alignflow.runlock import run_lock
 from alignflow.timing import write_timing
 from flows.report import summary_markdown
 from tasks.remote import collect_garbage, push_outputs, record_run
-from tasks.stages import read_metrics, run_stage
+from tasks.stages import read_metrics, repro_stage
 
 STAGES = ("machine", "ingest", "dedup", "tokenize", "sft", "reward", "baseline", "align", "evaluate", "register")
 
@@ -52,7 +52,7 @@ def pipeline(stages: list[str] | None = None, gc: str = "none") -> dict[str, Any
         reaped = tracking.reap_orphaned_runs(params.common.experiment)
         if reaped:
             logger.warning("marked KILLED %d MLflow run(s) a killed run left RUNNING: %s", len(reaped), reaped)
-        results = _run_stages(params, selected, logger)
+        results = _repro_stages(params, selected, logger)
         if gc != "none":
             collect_garbage(gc)
     create_markdown_artifact(
@@ -63,7 +63,7 @@ def pipeline(stages: list[str] | None = None, gc: str = "none") -> dict[str, Any
     return results
 
 
-def _run_stages(params: Params, selected: list[str], logger: Any) -> dict[str, Any]:
+def _repro_stages(params: Params, selected: list[str], logger: Any) -> dict[str, Any]:
     results: dict[str, Any] = {}
     timing: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
@@ -75,7 +75,7 @@ def _run_stages(params: Params, selected: list[str], logger: Any) -> dict[str, A
     with tracking.pipeline_run(params.common.experiment, run_name=flow_run.get_name() or "pipeline", tags=tags):
         for name in selected:
             options = params.flow
-            task = run_stage.with_options(
+            task = repro_stage.with_options(
                 retries=options.retries,
                 retry_delay_seconds=options.retry_delay_seconds,
                 timeout_seconds=options.timeout_seconds.get(name, options.default_timeout_seconds),

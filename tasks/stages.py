@@ -50,7 +50,7 @@ def read_metrics(name: str) -> dict[str, Any]:
 @task(
     name="stage", task_run_name="{name}", tags=["alignflow"], cache_policy=NO_CACHE, retry_condition_fn=worth_retrying
 )
-def run_stage(name: str) -> dict[str, Any]:
+def repro_stage(name: str) -> dict[str, Any]:
     """{"stage", "ran", "metrics"} for one stage; raises StageFailed with the stage's error line."""
     logger = get_run_logger()
     if stage_is_up_to_date(name):

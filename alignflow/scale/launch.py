@@ -29,7 +29,9 @@ from alignflow.scale import worker
 TrainFn = Callable[[Params], dict[str, Any]]
 
 
-def run_stage(stage: str, train: TrainFn, params: Params, inputs: Sequence[Path], outputs: Sequence[Path]) -> dict:
+def train_here_or_on_ray(
+    stage: str, train: TrainFn, params: Params, inputs: Sequence[Path], outputs: Sequence[Path]
+) -> dict:
     """`train(params)` in this process, or in `compute.num_workers` Ray Train workers; returns its metrics."""
     if params.compute.backend == "local":
         return train(params)

@@ -22,7 +22,7 @@ from alignflow.data.formatting import ChatFormat, policy_stop_token
 from alignflow.io import staged_outputs, write_json
 from alignflow.models.loading import load_pretrained
 from alignflow.models.reward import RewardScorer
-from alignflow.scale.launch import run_stage
+from alignflow.scale.launch import train_here_or_on_ray
 from alignflow.scale.worker import checkpoint_callback, checkpoint_saved
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.common import (
@@ -48,7 +48,7 @@ def run(params: Params) -> dict[str, Any]:
         paths.REWARD_MODEL,
         paths.JUDGE_MODEL,
     )
-    return run_stage("align", train, params, inputs, (paths.POLICY, paths.metrics_file("align")))
+    return train_here_or_on_ray("align", train, params, inputs, (paths.POLICY, paths.metrics_file("align")))
 
 
 def train(params: Params) -> dict[str, Any]:

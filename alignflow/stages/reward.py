@@ -18,7 +18,7 @@ from alignflow.config import Params, section_dict
 from alignflow.errors import ConfigError
 from alignflow.io import staged_outputs, write_json
 from alignflow.models.loading import load_pretrained
-from alignflow.scale.launch import run_stage
+from alignflow.scale.launch import train_here_or_on_ray
 from alignflow.scale.worker import checkpoint_callback
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.common import (
@@ -35,7 +35,7 @@ def run(params: Params) -> dict[str, Any]:
     backbone = paths.reward_backbone(params.reward.backbone)[0]
     inputs = (paths.TOKENIZED / "reward", paths.TOKENIZED / "tokenizer", backbone)
     outputs = (paths.REWARD_MODEL, paths.JUDGE_MODEL, paths.metrics_file("reward"))
-    return run_stage("reward", train, params, inputs, outputs)
+    return train_here_or_on_ray("reward", train, params, inputs, outputs)
 
 
 def train(params: Params) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.io import staged_outputs, write_json
 from alignflow.models.loading import load_pretrained
-from alignflow.scale.launch import run_stage
+from alignflow.scale.launch import train_here_or_on_ray
 from alignflow.scale.worker import checkpoint_callback
 from alignflow.stages.common import cli, load_arrow, require
 from alignflow.training.common import (
@@ -32,7 +32,7 @@ from alignflow.training.sft import build_sft_model, save_sft_outputs, training_c
 
 def run(params: Params) -> dict[str, Any]:
     inputs = (paths.TOKENIZED / "sft", paths.TOKENIZED / "tokenizer", paths.BASE_MODEL)
-    return run_stage("sft", train, params, inputs, (paths.SFT_MODEL, paths.metrics_file("sft")))
+    return train_here_or_on_ray("sft", train, params, inputs, (paths.SFT_MODEL, paths.metrics_file("sft")))
 
 
 def train(params: Params) -> dict[str, Any]:
