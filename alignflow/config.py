@@ -341,12 +341,12 @@ class PPOParams:
     gradient_checkpointing: bool = True
     """Recompute each decoder layer's activations in the backward pass instead of holding them from the forward
     pass (transformers' gradient checkpointing): the same gradients, bit for bit, for one more forward pass of the
-    policy per update, and about 2 GB less at the default batch (the align stage's peak: 6.7 -> 4.4 GiB)."""
+    policy per update, and a lower peak memory at the default batch (`bench/ppo_memory.py` measures both)."""
     sampling_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """Weights the rollout sampler decodes with (`auto`: bfloat16 where it is fast). bfloat16 keeps a bf16 copy
-    of the policy, refreshed before each rollout (about 2x faster decoding on CPUs with AVX512-BF16 and on GPUs);
-    the update's log-probs are always recomputed by the training model, so this changes only which responses
-    are drawn."""
+    of the policy, refreshed before each rollout (faster decoding on CPUs with AVX512-BF16 and on GPUs, as
+    `bench/rollout.py` measures); the update's log-probs are always recomputed by the training model, so this
+    changes only which responses are drawn."""
     checkpoint_every: int = 8
     """Save model, value head, optimizer, RNG and data position every N updates; reruns resume."""
     curve_every: int = 8
@@ -404,7 +404,7 @@ class EvaluateParams:
     top_p: float = 0.9
     batch_size: int = 64
     """Prompts sampled at once. A decoding step multiplies its rows by every weight, and few rows leave the cores
-    idle: 64 rows decode 1.7x the tokens/s of 16 (2 CPU cores, bf16, the default models; bench/decode_width.py).
+    idle, so a wider batch decodes more tokens/s (`bench/decode_width.py` measures them by width).
     The draws depend on it: each batch has its own seeded random stream."""
     best_of_n: int = 4
     """SFT best-of-n baseline: n SFT samples per prompt, the reward model keeps the best (0 or 1: off)."""
@@ -414,8 +414,8 @@ class EvaluateParams:
     """Optional local JSONL of {"id", "question", "choices": [...], "answer": index}: accuracy by log-likelihood."""
     samples_logged: int = 16
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    """Weights both models sample and are scored with (bfloat16: about 2x faster on CPUs with AVX512-BF16;
-    `auto`: bfloat16 where it is fast)."""
+    """Weights both models sample and are scored with (bfloat16: faster on CPUs with AVX512-BF16, as
+    `bench/rollout.py` measures for decoding; `auto`: bfloat16 where it is fast)."""
     ifeval: IFEvalParams = IFEvalParams()
     """IFEval for the base model and SFT (baseline stage) and the policy (evaluate), on the same prompts."""
 

@@ -1,8 +1,9 @@
 """Which precision this machine computes fast in: what `auto` means for mixed_precision and the sampling dtypes.
 
 bf16 is fast on GPUs that support it and on CPUs with native bf16 instructions (AVX512-BF16, AMX). Elsewhere
-(AVX2-only x86 CPUs) PyTorch emulates bf16 matrix products some 40x slower than fp32, which turns a run of
-minutes into one of hours; `auto` picks full precision there, and an explicit bf16 there gets a warning.
+(AVX2-only x86 CPUs) PyTorch emulates bf16 matrix products, far slower than fp32 (`bench/roofline.py` measures
+both rates on a machine), which turns a run of minutes into one of hours; `auto` picks full precision there, and an
+explicit bf16 there gets a warning.
 """
 
 from __future__ import annotations

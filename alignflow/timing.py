@@ -1,5 +1,6 @@
 """The run's timing record, metrics/timing.json: each stage's wall time, the run's total, and the machine that took
-them (the same run takes twice as long on a CPU without native bf16, so a time means nothing without its CPU).
+them (the same run takes much longer on a CPU without native bf16, so a time means nothing without its CPU;
+docs/results.md shows each run's time beside its machine).
 
 dvc.yaml declares the file as a top-level metric, so `dvc metrics diff` shows how times moved between commits.
 """

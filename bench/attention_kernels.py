@@ -1,7 +1,8 @@
 """Benchmark: transformers' plain attention ("eager", what we train with on CPU) vs torch's fused SDPA kernel.
 
-Run: `python bench/attention_kernels.py [--workloads reward,sft,ppo,decoding] [--steps 12] [--batches 2]` after the
-pipeline's sft stage (it reads models/, data/tokenized and params.yaml as the default profile writes them).
+Run: `python bench/attention_kernels.py [--workloads reward,sft,ppo,decoding] [--steps 12] [--batches 2]
+[--out FILE.json]` after the pipeline's sft stage (it reads models/, data/tokenized and params.yaml as the default
+profile writes them).
 
 Four workloads, each in the precision `auto` picks here:
 - reward: the reward model's training step (backbone per `reward.backbone`, reward.batch_size pairs of the tokenized
@@ -16,7 +17,8 @@ Four workloads, each in the precision `auto` picks here:
 For reward and sft, two copies of the same freshly built model train on the same batches, one per kernel, taking
 turns step by step (the machine's noise falls on both); the first step of each is a warm-up. PPO's passes and
 decoding switch one model's kernel and alternate `--repeats` times. The table shows median seconds per step, the
-ratio, and how far the two kernels' losses (per-token log-probs for ppo) are apart, or decoding's tokens/s.
+ratio, and how far the two kernels' losses (per-token log-probs for ppo) are apart, or decoding's tokens/s;
+`--out FILE.json` saves those figures and the settings as JSON.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from alignflow.timing import cpu_model  # noqa: E402
+from alignflow.timing import cpu_model, machine  # noqa: E402
 from alignflow.training.common import transformers_model  # noqa: E402
+from bench.record import save  # noqa: E402
 
 KERNELS = ("eager", "sdpa")
 
@@ -200,6 +203,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of both kernels per rollout")
     parser.add_argument("--tokens", type=int, default=96, help="tokens decoded per response")
     parser.add_argument("--workloads", default="reward,sft,ppo,decoding", help="comma-separated subset")
+    parser.add_argument("--out", type=Path, help="also save the figures to this JSON file")
     args = parser.parse_args()
     for needed in ("models/sft", "models/base", "data/tokenized/reward", "data/tokenized/sft"):
         if not (ROOT / needed).exists():
@@ -220,18 +224,35 @@ def main() -> None:
         "ppo": ("PPO scoring passes", lambda: ppo_workload(args.batches, args.repeats)),
         "decoding": ("PPO sampling (per rollout)", lambda: decoding_workload(args.batches, args.repeats, args.tokens)),
     }
+    record = {
+        "machine": machine(),
+        "workloads": args.workloads,
+        "steps": args.steps,
+        "batches": args.batches,
+        "repeats": args.repeats,
+        "tokens_per_response": args.tokens,
+    }
     for key in args.workloads.split(","):
         name, run = workloads[key]
         result = run()
         eager, sdpa = (statistics.median(result[f"{kernel} s"]) for kernel in KERNELS)
+        record[f"{key}_eager_seconds_per_step"] = round(eager, 3)
+        record[f"{key}_sdpa_seconds_per_step"] = round(sdpa, 3)
+        record[f"{key}_eager_speedup"] = round(sdpa / eager, 2)
         if "tokens" in result:
             apart = f"{result['tokens'][0] / eager:.0f} against {result['tokens'][0] / sdpa:.0f} tokens/s"
+            record[f"{key}_eager_tokens_per_second"] = round(result["tokens"][0] / eager)
+            record[f"{key}_sdpa_tokens_per_second"] = round(result["tokens"][0] / sdpa)
         elif "gap" in result:
             apart = f"log-probs {statistics.mean(result['gap']):.1e} per token"
+            record[f"{key}_logprob_gap_per_token"] = float(f"{statistics.mean(result['gap']):.2e}")
         else:
             gaps = [abs(a - b) for a, b in zip(result["eager loss"], result["sdpa loss"], strict=True)]
             apart = f"loss {max(gaps):.1e} at most ({statistics.mean(result['eager loss']):.3f} mean)"
+            record[f"{key}_max_loss_gap"] = float(f"{max(gaps):.2e}")
+            record[f"{key}_mean_loss"] = round(statistics.mean(result["eager loss"]), 4)
         print(f"| {name} | {eager:.2f} | {sdpa:.2f} | {sdpa / eager:.2f}x | {apart} |", flush=True)
+    save(args.out, record)
 
 
 if __name__ == "__main__":

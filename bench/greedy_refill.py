@@ -14,7 +14,6 @@ the ratio of their times; `--out` saves the figures as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from alignflow.timing import machine  # noqa: E402
+from bench.record import save  # noqa: E402
 
 
 def main() -> None:
@@ -102,9 +102,7 @@ def main() -> None:
     print(f"| fixed batches | {fixed_seconds:.1f} | {tokens / fixed_seconds:.0f} |")
     print(f"| batch kept full | {refill_seconds:.1f} | {tokens / refill_seconds:.0f} |")
     print(f"| batch kept full, DynamicCache | {copying_seconds:.1f} | {tokens / copying_seconds:.0f} |")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    save(args.out, result)
     print(f"\nbatch kept full / fixed batches: {result['speedup']:.2f}x faster")
     print(f"in-place cache / DynamicCache: {result['in_place_cache_speedup']:.2f}x faster")
 

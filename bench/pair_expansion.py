@@ -1,10 +1,10 @@
 """Benchmark: one comparison group of K scored responses through ingest's validation and tokenize's reward pairs,
 bounded (`ingest.max_pairs_per_group`, 16 by default) against unbounded (every better/worse pair, as before).
 
-Run: `python bench/pair_expansion.py [--responses 3000]`. Each measurement runs in its own process (wall time and
-the process's peak RSS). The unbounded expansion is measured through validation only: tokenizing its millions of
-pairs would take hours, so that time is extrapolated from the bounded run's tokens per pair. The last line
-prints the ratios.
+Run: `python bench/pair_expansion.py [--responses 3000] [--max-pairs 16] [--out FILE.json]`. Each measurement runs in
+its own process (wall time and the process's peak RSS). The unbounded expansion is measured through validation only:
+tokenizing its millions of pairs would take hours, so that time is extrapolated from the bounded run's tokens per
+pair. The last line prints the ratios; `--out` saves the figures as JSON.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, default=3000)
     parser.add_argument("--max-pairs", type=int, default=16)
+    parser.add_argument("--out", type=Path, help="also save the figures to this JSON file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "group.jsonl"
@@ -83,13 +84,35 @@ def main() -> None:
         bounded = in_subprocess(path, args.max_pairs, tokenize=True)
         unbounded = in_subprocess(path, 10**12, tokenize=False)
     hours = unbounded["pairs"] * bounded["tokenize_seconds_per_pair"] / 3600
+    pairs_ratio = unbounded["pairs"] / bounded["pairs"]
+    time_ratio = unbounded["validate_seconds"] / max(bounded["validate_seconds"], 1e-3)
+    rss_ratio = unbounded["validate_peak_rss_mb"] / bounded["validate_peak_rss_mb"]
     print(f"one group of {args.responses} responses ({size_mb:.1f} MB of JSONL)")
     print(f"bounded ({args.max_pairs} pairs):  {bounded}")
     print(f"unbounded (all pairs): {unbounded}; tokenizing them would take about {hours:.1f} h")
     print(
-        f"ratios, unbounded / bounded: pairs {unbounded['pairs'] / bounded['pairs']:,.0f}x, validation time "
-        f"{unbounded['validate_seconds'] / max(bounded['validate_seconds'], 1e-3):.0f}x, validation's peak RSS "
-        f"{unbounded['validate_peak_rss_mb'] / bounded['validate_peak_rss_mb']:.1f}x"
+        f"ratios, unbounded / bounded: pairs {pairs_ratio:,.0f}x, validation time {time_ratio:.0f}x, "
+        f"validation's peak RSS {rss_ratio:.1f}x"
+    )
+    sys.path.insert(0, str(ROOT))  # here, not at import: the measuring processes import this module
+    from alignflow.timing import machine
+    from bench.record import save
+
+    bounded["tokenize_seconds_per_pair"] = float(f"{bounded['tokenize_seconds_per_pair']:.3g}")
+    save(
+        args.out,
+        {
+            "machine": machine(),
+            "responses": args.responses,
+            "max_pairs": args.max_pairs,
+            "jsonl_mb": round(size_mb, 1),
+            **{f"bounded_{key}": value for key, value in bounded.items()},
+            **{f"unbounded_{key}": value for key, value in unbounded.items()},
+            "unbounded_tokenize_hours_extrapolated": round(hours, 1),
+            "pairs_ratio": round(pairs_ratio),
+            "validate_time_ratio": round(time_ratio),
+            "validate_peak_rss_ratio": round(rss_ratio, 1),
+        },
     )
 
 

@@ -1,13 +1,14 @@
 """Benchmark: PPO's peak memory and time per update with gradient checkpointing (the default) and without.
 
-Run: `python bench/ppo_memory.py [--updates 3]` after the pipeline's tokenize stage (it reads models/base and
-data/tokenized, as the default profile writes them).
+Run: `python bench/ppo_memory.py [--updates 3] [--repeats 1] [--out FILE.json]` after the pipeline's tokenize stage
+(it reads models/base and data/tokenized, as the default profile writes them).
 
 Each setting runs in a process of its own, so that each peak resident set is its own: the default PPO recipe
 (params.yaml's LoRA, batch, response length, precision `auto` picks here) on models/base, scored by a rule (words
 per response; the reward model does not change what the policy step holds). The processes run one after the other,
 alternating `--repeats` times; the table shows each one's peak RSS (as `/usr/bin/time -v` reports it) and median
-seconds per update, then the ratios and whether the two trained the same weights bit for bit.
+seconds per update, then the ratios and whether the two trained the same weights bit for bit; `--out` saves the
+figures as JSON.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--child", choices=["on", "off"], help=argparse.SUPPRESS)
     parser.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help="also save the figures to this JSON file")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(one_run(args.child == "on", args.updates, args.weights)))
@@ -78,8 +80,10 @@ def main() -> None:
 
     from safetensors.torch import load_file
 
+    from alignflow.config import load_params
     from alignflow.precision import arithmetic
-    from alignflow.timing import cpu_model
+    from alignflow.timing import cpu_model, machine
+    from bench.record import save
 
     kind = arithmetic()
     print(f"CPU: {cpu_model()}, kernels {kind['capability']}, bf16 unit {kind.get('bf16_unit', '-')}")
@@ -103,6 +107,24 @@ def main() -> None:
     same = on.keys() == off.keys() and all(bool((on[k] == off[k]).all()) for k in on)
     print(f"\npeak: {peak_off / peak_on:.2f}x lower with checkpointing ({peak_off - peak_on:.2f} GiB less); "
           f"time per update: {seconds_on / seconds_off:.2f}x; trained weights bit-identical: {same}")  # fmt: skip
+    ppo = load_params(ROOT / "params.yaml").ppo
+    result = {
+        "machine": machine(),
+        "kernels": kind["capability"],
+        "updates": args.updates,
+        "repeats": args.repeats,
+        "batch_size": ppo.batch_size,
+        "max_new_tokens": ppo.max_new_tokens,
+        "with_checkpointing_peak_rss_gib": round(peak_on, 2),
+        "without_checkpointing_peak_rss_gib": round(peak_off, 2),
+        "with_checkpointing_seconds_per_update": round(seconds_on, 1),
+        "without_checkpointing_seconds_per_update": round(seconds_off, 1),
+        "peak_rss_without_vs_with_ratio": round(peak_off / peak_on, 2),
+        "peak_rss_saved_gib": round(peak_off - peak_on, 2),
+        "time_per_update_with_vs_without_ratio": round(seconds_on / seconds_off, 2),
+        "trained_weights_bit_identical": same,
+    }
+    save(args.out, result)
 
 
 if __name__ == "__main__":

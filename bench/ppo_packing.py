@@ -1,7 +1,7 @@
 """Benchmark: PPO's scoring passes on packed samples (ours) vs the padded rows the samples were drawn in.
 
-Run: `python bench/ppo_packing.py [--batches 3] [--repeats 2]` after the pipeline's sft stage (it reads
-models/sft and data/tokenized, as the default profile writes them).
+Run: `python bench/ppo_packing.py [--batches 3] [--repeats 2] [--out FILE.json]` after the pipeline's sft stage (it
+reads models/sft and data/tokenized, as the default profile writes them).
 
 Each batch is a PPO rollout of the default recipe (ppo.batch_size responses, ppo.samples_per_prompt per prompt,
 ppo.max_new_tokens, temperature, the bf16 sampler copy where `auto` picks it) from the SFT model with a fresh LoRA
@@ -10,6 +10,7 @@ its backward pass (LoRA, autocast in the precision `auto` picks, gradient checkp
 reference's forward pass (adapter disabled). Padded: left-padded prompts and right-padded responses, logits at every
 response position, as PPO scored before packing. Packed: `alignflow.rl.packed`. Layouts alternate `--repeats`
 times per batch; the table shows medians, then the ratio and how far the two layouts' log-probs are apart.
+`--out` saves the figures as JSON.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from alignflow.timing import cpu_model  # noqa: E402
+from alignflow.timing import cpu_model, machine  # noqa: E402
+from bench.record import save  # noqa: E402
 
 
 def padded_logprobs(lm, drawn, temperature: float) -> torch.Tensor:
@@ -99,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=3, help="rollouts scored (each one PPO update's batch)")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of both layouts per batch")
+    parser.add_argument("--out", type=Path, help="also save the figures to this JSON file")
     args = parser.parse_args()
     from alignflow.precision import arithmetic
 
@@ -140,6 +143,24 @@ def main() -> None:
         "log-prob difference, packed vs padded: max "
         f"{max(d[0] for d in differences):.2e}, mean per token {statistics.mean(d[1] for d in differences):.2e}"
     )
+    result = {
+        "machine": machine(),
+        "kernels": kind["capability"],
+        "batches": args.batches,
+        "repeats": args.repeats,
+        "responses_per_rollout": config.batch_size,
+        "real_tokens": real,
+    }
+    for name, key in (("padded (as sampled)", "padded"), ("packed (ours)", "packed")):
+        result[f"{key}_positions_computed"] = positions[name]
+        result[f"{key}_real_share"] = round(real / positions[name], 3)
+        result[f"{key}_seconds_per_update"] = round(medians[name], 2)
+    result |= {
+        "packed_speedup": round(ratio, 2),
+        "logprob_max_difference": float(f"{max(d[0] for d in differences):.2e}"),
+        "logprob_mean_difference_per_token": float(f"{statistics.mean(d[1] for d in differences):.2e}"),
+    }
+    save(args.out, result)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """Benchmark: our PolicyGradientTrainer vs trl 1.12 `trl.experimental.ppo.PPOTrainer`: `python bench/ppo_vs_trl.py`.
 
-Options: `[--updates 30] [--repeats 3] [--hidden 128] [--threads 1]`. Both sides train the same tiny Llama policy
-(full fine-tuning) against the same tiny reward model (LlamaForSequenceClassification, num_labels=1, same tokenizer),
-loaded from one saved folder, on the same 64 chat-templated prompts with the same batch, minibatch, PPO epochs,
-fixed response length, temperature, learning rate (constant, AdamW eps 1e-5, weight decay 0.01) and KL coefficient,
-in fp32 with the same thread count. TRL 1.12 (the last TRL with PPO) is installed with `--no-deps` into a venv under
-~/.cache/alignflow/bench-trl112 that reuses this interpreter's packages. Each run is a fresh process (ours with this
-interpreter, TRL with the venv's), alternating ours, TRL, ours, TRL, ... with seed 0, 1, ... shared by each pair.
-Episodes/s = updates x batch / wall time of `train()` (sampling, scoring, optimisation; model loading excluded).
-Gain/update = least-squares slope of the mean reward-model score per update. Medians over repeats.
+Options: `[--updates 30] [--repeats 3] [--hidden 128] [--threads 1] [--out FILE.json]`. Both sides train the same tiny
+Llama policy (full fine-tuning) against the same tiny reward model (LlamaForSequenceClassification, num_labels=1, same
+tokenizer), loaded from one saved folder, on the same 64 chat-templated prompts with the same batch, minibatch, PPO
+epochs, fixed response length, temperature, learning rate (constant, AdamW eps 1e-5, weight decay 0.01) and KL
+coefficient, in fp32 with the same thread count. TRL 1.12 (the last TRL with PPO) is installed with `--no-deps` into a
+venv under ~/.cache/alignflow/bench-trl112 that reuses this interpreter's packages. Each run is a fresh process (ours
+with this interpreter, TRL with the venv's), alternating ours, TRL, ours, TRL, ... with seed 0, 1, ... shared by each
+pair. Episodes/s = updates x batch / wall time of `train()` (sampling, scoring, optimisation; model loading excluded).
+Gain/update = least-squares slope of the mean reward-model score per update. Medians over repeats; `--out` saves the
+figures as JSON.
 
 Known differences: TRL's critic is a separate value model (a second backbone, initialised from the reward model);
 ours is a value head on the policy. TRL does not clip gradients (ours clips at 1.0), takes old log-probs from the
@@ -283,6 +284,7 @@ def main() -> None:
     parser.add_argument("--child", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--settings", type=json.loads, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help="also save the figures to this JSON file")
     args = parser.parse_args()
     if args.child:
         import torch
@@ -333,6 +335,31 @@ def main() -> None:
         f"ours vs trl 1.12 PPOTrainer: {ratio:.2f}x episodes/s (target >= 1.0); "
         f"reward gain/update ours {summary['ours']['gain']:.4f} vs trl {summary['trl']['gain']:.4f}"
     )
+    sys.path.insert(0, str(ROOT))
+    from alignflow.timing import machine
+    from bench.record import save
+
+    result = {
+        "machine": machine(),
+        "trl_version": runs["trl"][0]["version"],
+        "updates": args.updates,
+        "repeats": args.repeats,
+        "hidden": args.hidden,
+        "threads": args.threads,
+        "prompts": PROMPTS,
+        **SETTINGS,
+        "episodes": episodes,
+    }
+    for impl in ("ours", "trl"):
+        result |= {
+            f"{impl}_seconds": round(summary[impl]["seconds"], 2),
+            f"{impl}_episodes_per_second": round(summary[impl]["eps"], 2),
+            f"{impl}_reward_gain_per_update": round(summary[impl]["gain"], 4),
+            f"{impl}_seconds_by_seed": [round(run["seconds"], 2) for run in runs[impl]],
+            f"{impl}_reward_gain_per_update_by_seed": [round(run["gain"], 4) for run in runs[impl]],
+        }
+    result |= {"trl_gc_share": round(gc_share, 3), "ours_vs_trl_speedup": round(ratio, 2)}
+    save(args.out, result)
 
 
 if __name__ == "__main__":

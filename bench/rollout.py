@@ -3,11 +3,11 @@ order, every row decoded until the batch's longest ends) vs ours (`alignflow.rl.
 into the weights, length-sorted batches of --batch-size, rows leave the batch at their stop token), in float32 and
 from the bfloat16 sampler copy PPO decodes with by default (`ppo.sampling_dtype`).
 
-Run: `python bench/rollout.py [--prompts 64] [--max-new-tokens 64] [--batch-size 32] [--repeats 2]` after the
-pipeline's ingest and tokenize stages (it reads models/sft/model, else models/base, and the tokenized eval
+Run: `python bench/rollout.py [--prompts 64] [--max-new-tokens 64] [--batch-size 32] [--repeats 2] [--out FILE.json]`
+after the pipeline's ingest and tokenize stages (it reads models/sft/model, else models/base, and the tokenized eval
 prompts). Both ways sample from the same weights (a LoRA adapter with random, non-zero B on q/v, as after some
 training) with a KV cache, at temperature 1, for the same prompts; runs alternate old/new and the table shows
-medians. The last lines print the speedups in episodes/s.
+medians. The last lines print the speedups in episodes/s; `--out` saves the figures as JSON.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import torch  # noqa: E402
 
 from alignflow.rl.ppo import copy_weights, sampler_copy  # noqa: E402
 from alignflow.rl.sampling import sample  # noqa: E402
+from alignflow.timing import machine  # noqa: E402
+from bench.record import save  # noqa: E402
 
 OLD_BATCH = 8
 
@@ -99,6 +101,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="also save the figures to this JSON file")
     args = parser.parse_args()
     lm, tokenizer, prompts, folder = load()
     prompts = prompts[: args.prompts]
@@ -119,13 +122,29 @@ def main() -> None:
     )
     print(f"{'sampling':<48} {'seconds':>8} {'episodes/s':>11} {'tokens/s':>9}")
     rates = {}
-    for name, runs in timings.items():
+    result = {
+        "machine": machine(),
+        "model": str(folder.relative_to(ROOT)),
+        "prompts": len(prompts),
+        "max_new_tokens": args.max_new_tokens,
+        "old_batch_size": OLD_BATCH,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "threads": torch.get_num_threads(),
+    }
+    for (name, runs), key in zip(timings.items(), ("old", "ours", "ours_bf16_sampler")):
         seconds = statistics.median(s for s, _ in runs)
         tokens = statistics.median(t for _, t in runs)
         rates[name] = len(prompts) / seconds
         print(f"{name:<48} {seconds:>8.1f} {rates[name]:>11.2f} {tokens / seconds:>9.1f}")
+        result[f"{key}_seconds"] = round(seconds, 1)
+        result[f"{key}_episodes_per_second"] = round(rates[name], 2)
+        result[f"{key}_tokens_per_second"] = round(tokens / seconds, 1)
     old, *new = rates.values()
     print(f"speedup (episodes/s, ours / old): {new[0] / old:.2f}x; bfloat16 sampler / old: {new[1] / old:.2f}x")
+    result["ours_speedup"] = round(new[0] / old, 2)
+    result["bf16_sampler_speedup"] = round(new[1] / old, 2)
+    save(args.out, result)
 
 
 if __name__ == "__main__":

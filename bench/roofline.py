@@ -1,7 +1,7 @@
 """Benchmark: how far each stage's compute is from what this machine can do (a roofline, measured side by side).
 
-Run: `python bench/roofline.py [--steps 3] [--new-tokens 64]` after the pipeline's tokenize stage (it reads
-models/base, models/encoder and data/tokenized, as the default profile writes them).
+Run: `python bench/roofline.py [--steps 3] [--new-tokens 64] [--out FILE.json]` after the pipeline's tokenize stage
+(it reads models/base, models/encoder and data/tokenized, as the default profile writes them).
 
 In one run it measures:
 - the attainable matrix-product rate, fp32 and bf16, at the shapes the default models multiply (SmolLM2-135M:
@@ -17,7 +17,8 @@ Model FLOPs are counted as MFU counts them: 2 x (parameters of the matrix produc
 causal attention products; a full training step is 3x the forward, a LoRA step 2x (no weight gradients for frozen
 matrices); padding is not useful work. Decoding one token for a batch of B reads every weight once, so its
 memory-bound limit is B x bandwidth / weight bytes. Utilization = achieved / attainable (the compute peak of the
-stage's dtype, or for decoding the lower of that and the bandwidth bound). The table prints both.
+stage's dtype, or for decoding the lower of that and the bandwidth bound). The table prints both; `--out` saves
+the figures as JSON.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import torch  # noqa: E402
 
 from alignflow.config import load_params  # noqa: E402
 from alignflow.precision import arithmetic, mixed_precision, weights_dtype  # noqa: E402
-from alignflow.timing import cpu_model  # noqa: E402
+from alignflow.timing import cpu_model, machine  # noqa: E402
+from bench.record import save  # noqa: E402
 
 POLICY_SHAPES = [(576, 576), (576, 192), (576, 1536), (1536, 576), (576, 49152)]
 ENCODER_SHAPES = [(384, 384), (384, 1536), (1536, 384)]
@@ -231,6 +233,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per stage (after one warm-up)")
     parser.add_argument("--new-tokens", type=int, default=64, help="tokens each rollout row decodes")
+    parser.add_argument("--out", type=Path, help="also save the figures to this JSON file")
     args = parser.parse_args()
     for needed in ("models/base", "models/encoder", "data/tokenized/sft"):
         if not (ROOT / needed).exists():
@@ -261,11 +264,28 @@ def main() -> None:
         scoring,
         *decode_and_ppo_workloads(params, args.new_tokens, memory),
     ]
+    result = {
+        "machine": machine(),
+        "threads": torch.get_num_threads(),
+        "kernels": kind["capability"],
+        "steps": args.steps,
+        "new_tokens": args.new_tokens,
+        **{f"{name}_{model}_gemm_gflops": round(rate / 1e9, 1) for (name, model), rate in peaks.items()},
+        "memory_bandwidth_gb_per_s": round(memory / 1e9, 1),
+    }
     print(f"\n{'stage work':34s} {'precision':9s} {'achieved':>10s} {'attainable':>11s} {'utilization':>11s}  notes")
-    for what, mode, achieved, note in rows:
+    keys = ("sft_train_step", "reward_train_step", "reward_scoring", "decode", "ppo_train_step")
+    for key, (what, mode, achieved, note) in zip(keys, rows, strict=True):
         model = "encoder" if what.startswith("reward") else "policy"
         peak = peaks[("bf16" if mode == "bf16" else "fp32", model)]
         print(f"{what:34s} {mode:9s} {achieved / 1e9:7.1f} GF {peak / 1e9:8.1f} GF {achieved / peak:10.0%}   {note}")
+        result[f"{key}_precision"] = mode
+        result[f"{key}_achieved_gflops"] = round(achieved / 1e9, 1)
+        result[f"{key}_attainable_gflops"] = round(peak / 1e9, 1)
+        result[f"{key}_utilization"] = round(achieved / peak, 3)
+        if note:
+            result[f"{key}_notes"] = note
+    save(args.out, result)
 
 
 if __name__ == "__main__":

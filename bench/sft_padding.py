@@ -1,6 +1,6 @@
 """Benchmark: SFT throughput with packed rows (ours) vs dynamic padding vs padding every example to max_length.
 
-Run: `python bench/sft_padding.py [--data skewed|default] [--steps 20] [--repeats 3]`.
+Run: `python bench/sft_padding.py [--data skewed|default] [--steps 20] [--repeats 3] [--out FILE.json]`.
 - `skewed` (offline, nothing needed): a small Llama (hidden 256, 4 layers, vocab 2048, built in-process), fully
   fine-tuned on length-skewed examples (`--long-fraction` of them long), as chat data with a few long conversations
   looks. Compares pad-to-max, dynamic padding and packing.
@@ -14,7 +14,8 @@ batches in the same order; the collator is the only difference: `DataCollatorFor
 as its longest, attending only to themselves). One warm-up step, then `--steps` timed steps; runs alternate
 `--repeats` times and the table shows medians. Real tokens are the examples' own tokens. Peak memory is the RSS
 high-water mark during a run above the RSS at its start (Linux). The last lines print the ratios and how far the
-per-step training losses of packing and padding are apart (they see the same tokens, so only rounding differs).
+per-step training losses of packing and padding are apart (they see the same tokens, so only rounding differs);
+`--out` saves the figures as JSON.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ from transformers import DataCollatorForSeq2Seq  # noqa: E402
 from alignflow.config import MarkerParams, SFTParams  # noqa: E402
 from alignflow.data.formatting import IGNORE_INDEX, ChatFormat, tokenize_with_labels  # noqa: E402
 from alignflow.models.tiny import build_tiny_causal_lm  # noqa: E402
-from alignflow.timing import cpu_model  # noqa: E402
+from alignflow.timing import cpu_model, machine  # noqa: E402
 from alignflow.training.common import training_arguments  # noqa: E402
 from alignflow.training.packing import PackedCollator  # noqa: E402
 from alignflow.training.sft import sft_collator  # noqa: E402
+from bench.record import save  # noqa: E402
 
 MAX_LEN = 512
 BATCH_SIZE = 8
@@ -228,6 +230,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps per run (after 1 warm-up step)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--long-fraction", type=float, default=LONG_FRACTION, help="skewed: share of long examples")
+    parser.add_argument("--out", type=Path, help="also save the figures to this JSON file")
     args = parser.parse_args()
 
     from transformers.utils import logging as hf_logging
@@ -257,6 +260,18 @@ def main() -> None:
         f"{'peak MiB':>10}"
     )
     throughput = {}
+    record = {
+        "machine": machine(),
+        "data": args.data,
+        "workload": workload.description,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "batch_size": workload.params.batch_size,
+        **({"long_fraction": args.long_fraction} if args.data == "skewed" else {}),
+        "length_min": lengths[0],
+        "length_median": round(statistics.median(lengths)),
+        "length_max": lengths[-1],
+    }
     for method, results in runs.items():
         first = results[0]
         seconds = statistics.median(r["seconds"] for r in results)
@@ -266,12 +281,23 @@ def main() -> None:
             f"{method:<12}{first['steps']:>6}{first['real']:>13}{first['computed']:>13}{seconds:>9.2f}"
             f"{throughput[method]:>15.0f}{(f'{statistics.median(peaks):.0f}' if peaks else 'n/a'):>10}"
         )
+        key = method.replace("-", "_")
+        record[f"{key}_real_tokens"] = first["real"]
+        record[f"{key}_computed_tokens"] = first["computed"]
+        record[f"{key}_seconds"] = round(seconds, 2)
+        record[f"{key}_real_tokens_per_second"] = round(throughput[method])
+        record[f"{key}_peak_mib"] = round(statistics.median(peaks)) if peaks else None
     packed, dynamic = runs["packed"][0]["losses"], runs["dynamic"][0]["losses"]
     gap = max(abs(a - b) / abs(b) for a, b in zip(packed, dynamic, strict=True))
     print(f"\nper-step training loss, packed vs dynamic padding: {len(packed)} steps, largest relative gap {gap:.1e}")
+    record["loss_steps_compared"] = len(packed)
+    record["packed_vs_dynamic_largest_relative_loss_gap"] = float(f"{gap:.2e}")
     if "pad-to-max" in throughput:
         print(f"dynamic padding vs pad-to-max: {throughput['dynamic'] / throughput['pad-to-max']:.2f}x tokens/s")
+        record["dynamic_vs_pad_to_max_speedup"] = round(throughput["dynamic"] / throughput["pad-to-max"], 2)
     print(f"packed vs dynamic padding: {throughput['packed'] / throughput['dynamic']:.2f}x tokens/s (target >= 1.5x)")
+    record["packed_vs_dynamic_speedup"] = round(throughput["packed"] / throughput["dynamic"], 2)
+    save(args.out, record)
 
 
 if __name__ == "__main__":

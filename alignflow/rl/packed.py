@@ -1,11 +1,11 @@
 """Scoring sampled responses without padding: the real tokens of each sample (its prompt without left padding, its
 response up to the stop token) share rows, and the LM head runs only where a response token is predicted.
 
-A PPO batch laid out as sampled is left-padded to its longest prompt and right-padded to its longest response:
-about 60 % real tokens, and half the logit rows are padding. Packed, the policy's forward and backward pass and the
-reference's forward pass run 1.57x faster on the default models (bench/ppo_packing.py) for the same per-token
-log-probs up to rounding: position ids restart at 0 for every sample, so each token attends to what it attended
-to in its padded row.
+A PPO batch laid out as sampled is left-padded to its longest prompt and right-padded to its longest response, so
+much of it, logit rows included, is padding. Packed, the policy's forward and backward pass and the reference's
+forward pass compute real tokens only, and run faster (`bench/ppo_packing.py` measures the real share and the
+speedup on the default models) for the same per-token log-probs up to rounding: position ids restart at 0 for every
+sample, so each token attends to what it attended to in its padded row.
 """
 
 from __future__ import annotations

@@ -38,9 +38,9 @@ def precision_flags(setting: str, mode: str) -> dict[str, bool]:
 
 def train_with_plain_attention(model: Any) -> Any:
     """`model` (transformers or peft) switched to transformers' plain attention (matrix products and a softmax) on
-    CPU, where the backward pass of torch's fused SDPA kernel is the slower one: `bench/attention_kernels.py` on 2
-    cores (AMD EPYC, bf16) steps the reward model 1.35x, SFT 1.15x and PPO's scoring passes 1.15x faster. Both
-    compute the same function (to 1e-5 in float32), so decoding keeps SDPA (`sampling_attention`); GPUs keep their
+    CPU, where the backward pass of torch's fused SDPA kernel is the slower one (`bench/attention_kernels.py` times
+    the reward model's and SFT's steps and PPO's scoring passes with each kernel). Both compute the same function up
+    to rounding (the benchmark prints how far apart), so decoding keeps SDPA (`sampling_attention`); GPUs keep their
     default kernel throughout."""
     import torch
 
@@ -52,7 +52,7 @@ def train_with_plain_attention(model: Any) -> Any:
 @contextlib.contextmanager
 def sampling_attention(model: Any) -> Iterator[Any]:
     """`model` with torch's SDPA kernel while it decodes, then back to the kernel it trains with: a token at a time
-    against a cache, SDPA is the faster one on CPU (1.1x, `bench/attention_kernels.py`)."""
+    against a cache, SDPA is the faster one on CPU (`bench/attention_kernels.py`, its decoding workload)."""
     base = transformers_model(model)
     trained_with = base.config._attn_implementation
     switch = trained_with == "eager" and base._supports_sdpa
