@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     stage = commands.add_parser("stage", help="run one stage through DVC")
     with_params(stage)
-    stage.add_argument("name")
+    stage.add_argument("name", help="a dvc.yaml stage, e.g. sft (`dvc repro --single-item`: only this stage)")
     stage.add_argument("--force", action="store_true", help="run even if DVC considers it up to date")
     stage.set_defaults(func=cmd_stage)
 
@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = export.add_mutually_exclusive_group(required=True)
     which.add_argument("--version", help="registry version number")
     which.add_argument("--alias", help="registry alias, e.g. staging")
-    export.add_argument("--format", choices=("gguf",), default="gguf")
+    export.add_argument("--format", choices=("gguf",), default="gguf", help="output format (GGUF only)")
     export.add_argument("--quant", choices=("f16", "q8_0"), default="f16", help="matrix precision (norms stay f32)")
     export.add_argument("--out", type=Path, help="output file (default: exports/<name>-v<N>.<quant>.gguf)")
     export.add_argument("--force", action="store_true", help="replace an existing output file")
@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     talk = commands.add_parser("chat", help="chat in the terminal with a registered version or a model folder")
     talk.add_argument("--model", help="models:/<name>@<alias>, models:/<name>/<N> or a folder (default: @staging)")
-    talk.add_argument("--max-new-tokens", type=int, default=256)
+    talk.add_argument("--max-new-tokens", type=int, default=256, help="longest reply, in tokens")
     talk.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
     talk.set_defaults(func=cmd_chat)
 
@@ -468,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("folder", nargs="?", help="a model folder (e.g. models/base) instead of a registry version")
     bench.add_argument("--model", help="models:/<name>@<alias>, models:/<name>/<N> or a folder (default: @staging)")
     bench.add_argument("--version", type=int, help="a version of params register.model_name")
-    bench.add_argument("--suite", choices=("ifeval",), default="ifeval")
+    bench.add_argument("--suite", choices=("ifeval",), default="ifeval", help="benchmark to run (IFEval only)")
     bench.add_argument("--limit", type=int, default=0, help="a seeded subset of N prompts (0: all 541)")
     bench.add_argument(
         "--max-new-tokens", type=int, default=1280, help="greedy decoding limit (default: lighteval's 1280)"
@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
         transfer.set_defaults(func=cmd_transfer)
 
     again = commands.add_parser("reproduce", help="restore a registered version in a fresh git worktree")
-    again.add_argument("--version", required=True, type=int)
+    again.add_argument("--version", required=True, type=int, help="the registered version to restore")
     again.add_argument("--verify", action="store_true", help="check every output against the version's record")
     again.add_argument(
         "--recompute",
@@ -495,16 +495,21 @@ def build_parser() -> argparse.ArgumentParser:
     again.set_defaults(func=cmd_reproduce)
 
     serve_model = commands.add_parser("serve-model", help="answer HTTP POST /invocations with a registered model")
-    serve_model.add_argument("--alias", default="staging")
+    serve_model.add_argument("--alias", default="staging", help="serve the version this registry alias points to")
     serve_model.add_argument("--version", type=int, help="serve this version instead of the alias's")
     serve_model.add_argument("--name", help="registered model (default: params register.model_name)")
     serve_model.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost only)")
-    serve_model.add_argument("--port", type=int, default=5001)
+    serve_model.add_argument("--port", type=int, default=5001, help="port to listen on")
     serve_model.set_defaults(func=cmd_serve_model)
 
     promote = commands.add_parser("promote", help="gate a version and move an alias to it")
-    promote.add_argument("--version", required=True, type=int)
-    promote.add_argument("--to", required=True, choices=("staging", "production"))
+    promote.add_argument("--version", required=True, type=int, help="version of params register.model_name to gate")
+    promote.add_argument(
+        "--to",
+        required=True,
+        choices=("staging", "production"),
+        help="alias to move to the version (the gate compares it with the alias's current version)",
+    )
     promote.add_argument("--force", action="store_true", help="promote even if the gate says no")
     promote.add_argument("--reason", help="why (required with --force; recorded on the version)")
     promote.set_defaults(func=cmd_promote)

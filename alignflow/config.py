@@ -46,7 +46,9 @@ class SourceParams:
     response: answer}. The special target `transcript` names a column holding a `### Human: ... ### Assistant: ...`
     conversation."""
     human_marker: str = "### Human:"
+    """Marker that opens a user turn in a `transcript` (or `chosen_transcript` / `rejected_transcript`) column."""
     assistant_marker: str = "### Assistant:"
+    """Marker that opens an assistant turn there; a `*_transcript` column's reply is the text after its last one."""
     skip: int = 0
     """Records to pass over first: with `limit`, a slice of one file (say, held-out eval prompts)."""
     limit: int | None = None
@@ -58,9 +60,14 @@ class SourceParams:
 @dataclass(frozen=True)
 class IngestParams:
     sft: SourceParams = SourceParams("data/samples/sft.jsonl")
+    """Conversations for supervised fine-tuning."""
     comparisons: SourceParams = SourceParams("data/samples/comparisons.jsonl")
+    """Ranked responses per prompt: the reward model's, judge's and validation groups (tokenize splits them);
+    the offline preference methods train on the reward model's."""
     prompts: SourceParams = SourceParams("data/samples/prompts.jsonl")
+    """Prompts PPO samples responses to (align.method ppo)."""
     eval_prompts: SourceParams = SourceParams("data/samples/eval_prompts.jsonl")
+    """Held-out prompts: the baseline and evaluate stages and PPO's alignment curve sample on them."""
     on_error: Literal["fail", "skip"] = "fail"
     """`fail`: the first bad record stops the stage. `skip`: bad records are skipped and counted."""
     max_pairs_per_group: int = 16
@@ -114,8 +121,11 @@ class MarkerParams:
     """The seed's plain-text chat markers, added to the tokenizer as special tokens."""
 
     human: str = "###HUMAN###"
+    """Opens each user turn."""
     bot: str = "###BOT###"
+    """Opens each assistant turn; a prompt ends with it, so the reply follows."""
     stop: str = "###STOP###"
+    """Ends each assistant turn; with `template: markers` it is the token that ends a policy response."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,7 @@ class TokenizeParams:
     chat_template: str | None = None
     """Jinja chat template to use when the base tokenizer has none."""
     markers: MarkerParams = MarkerParams()
+    """Used only with `template: markers`."""
     max_length: int = 512
     """SFT examples are truncated to this many tokens (counted and logged)."""
     prompt_max_length: int = 256
@@ -155,8 +166,12 @@ class TokenizeParams:
 @dataclass(frozen=True)
 class LoraParams:
     r: int = 16
+    """Rank of the adapter's low-rank update matrices."""
     alpha: int = 32
+    """Scale of the adapter's update, which is multiplied by alpha / r (peft's lora_alpha)."""
     dropout: float = 0.05
+    """Dropout on the adapter's input. It acts in SFT only: PPO samples and updates without dropout, and TRL's
+    preference trainers turn dropout off."""
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     """Names of the linear layers to adapt (the error lists the model's own names if one is missing)."""
 
@@ -166,25 +181,37 @@ class TrainerParams:
     """Trainer knobs shared by the SFT and reward stages (HF TrainingArguments underneath)."""
 
     epochs: float = 1.0
+    """Passes over the training data (fractions allowed); used only when max_steps is -1."""
     max_steps: int = -1
     """Stop after this many optimizer steps (-1: run `epochs`)."""
     learning_rate: float = 2e-4
+    """Peak AdamW learning rate: reached after the warmup, then decayed linearly to 0 by the last step."""
     batch_size: int = 8
+    """Examples per step on each process (reward and preference methods: pairs; KTO: labelled responses), for
+    training and evaluation; an optimizer step sees batch_size x grad_accum x processes."""
     grad_accum: int = 1
+    """Batches whose gradients are accumulated before each optimizer step (a larger effective batch)."""
     warmup_ratio: float = 0.0
     """Fraction of the steps over which the learning rate ramps up, in [0, 1)."""
     weight_decay: float = 0.0
+    """AdamW's decoupled weight decay."""
     max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm before each optimizer step (0: no clipping)."""
     eval_steps: int = 50
+    """Validation loss every N steps (0: not during training; the stage still evaluates the validation data after)."""
     save_steps: int = 50
     """Checkpoint interval; an interrupted run resumes from the newest checkpoint."""
     logging_steps: int = 10
+    """Log the trainer's loss and other log values to MLflow every N steps."""
     save_total_limit: int = 2
+    """Checkpoints kept; older ones are deleted (with load_best_model_at_end the best one is kept as well)."""
     group_by_length: bool = False
     """Batch examples of similar length together (less padding)."""
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     """`auto`: bf16 where it is fast (a GPU or CPU with native bf16), fp16 on other GPUs, else full precision."""
     load_best_model_at_end: bool = True
+    """End with the checkpoint of lowest validation loss rather than the last. Only when the stage evaluates
+    (eval_steps > 0 and validation data); HF then needs save_steps to be a multiple of eval_steps."""
 
     @property
     def section(self) -> str:
@@ -201,6 +228,7 @@ class SFTParams(TrainerParams):
     method: Literal["lora", "qlora", "full", "prompt_tuning"] = "lora"
     """lora / qlora (4-bit NF4 base via bitsandbytes) / full fine-tune / prompt tuning (soft prompt)."""
     lora: LoraParams = LoraParams()
+    """The adapter trained with method lora or qlora."""
     freeze_layers: int = 0
     """Full fine-tune only: keep the embeddings and the lowest N transformer layers frozen."""
     num_virtual_tokens: int = 16
@@ -250,6 +278,7 @@ class PreferenceParams(TrainerParams):
     method: Literal["lora", "full"] = "lora"
     """lora: train an adapter on the SFT model; the reference is the same model with the adapter disabled."""
     lora: LoraParams = LoraParams()
+    """The adapter trained with method lora."""
     beta: float = 0.1
     """Strength of the pull towards the reference (DPO's beta, IPO's tau, KTO's beta; SimPO's reward scale)."""
     max_steps: int = 24
@@ -282,7 +311,10 @@ class KTOParams(PreferenceParams):
     comparisons prefer more often than they reject it is desirable; the reverse is undesirable; a tie is left out."""
 
     desirable_weight: float = 1.0
+    """Loss weight of the desirable responses (TRL's desirable_weight); with undesirable_weight it can
+    balance unequal counts of the two labels."""
     undesirable_weight: float = 1.0
+    """Loss weight of the undesirable responses (TRL's undesirable_weight)."""
 
 
 @dataclass(frozen=True)
@@ -300,6 +332,7 @@ class PPOParams:
     method: Literal["lora", "full"] = "lora"
     """lora: train an adapter on the SFT model; the reference is the same model with the adapter disabled."""
     lora: LoraParams = LoraParams()
+    """The adapter trained with method lora."""
     advantage: Literal["gae", "rloo", "grpo"] = "rloo"
     """gae: a value head and GAE over tokens (PPO). rloo / grpo: critic-free; each response's advantage is its
     return (score minus summed KL penalty) against the other samples of its prompt: leave-one-out mean (RLOO)
@@ -309,28 +342,55 @@ class PPOParams:
     updates: int = 40
     """Number of updates (each: sample batch_size responses, score, optimise)."""
     batch_size: int = 16
+    """Responses sampled and scored per update over all processes (batch_size / samples_per_prompt prompts);
+    a multiple of samples_per_prompt and of minibatch_size."""
     minibatch_size: int = 16
+    """Responses per optimizer step on each process. Equal to a process's share of batch_size, with ppo_epochs 1:
+    one on-policy step per update that reuses the rollout's forward pass."""
     ppo_epochs: int = 1
+    """Passes over each update's responses, in freshly shuffled minibatches."""
     learning_rate: float = 1e-3
+    """AdamW learning rate (constant) of the trained weights, and of the value head with gae."""
     max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm before each optimizer step."""
     max_new_tokens: int = 128
+    """Longest sampled response; one cut here before the stop token gets unfinished_penalty."""
     min_new_tokens: int = 4
+    """The stop token is blocked for a response's first N tokens."""
     temperature: float = 1.0
+    """Sampling temperature; the log-probs of the ratio and the KL are computed at it too, matching the sampler."""
     top_p: float = 1.0
+    """Nucleus sampling: draw from the smallest set of tokens whose probability reaches top_p (1: off)."""
     gamma: float = 1.0
+    """GAE discount over response tokens (gae only)."""
     lam: float = 0.95
+    """GAE lambda: trades the advantage estimate's bias against its variance (gae only)."""
     clip_range: float = 0.2
+    """PPO's epsilon: the probability ratio to the rollout's policy is clipped to [1 - clip_range, 1 + clip_range]."""
     value_clip_range: float = 0.2
+    """The value loss is clipped when a prediction moves further than this from the rollout's (gae only)."""
     vf_coef: float = 0.1
+    """Weight of the value loss beside the policy loss (gae only)."""
     kl_coef: float = 0.05
+    """Weight of the KL penalty to the SFT reference, taken off the reward (per token for gae, summed per response
+    for rloo and grpo); the starting value when kl_target is set."""
     kl_target: float | None = None
     """Set to make the KL coefficient adaptive (Ziegler et al.): it moves so the KL tracks this value."""
     kl_horizon: int = 10000
+    """With kl_target: each update scales the coefficient by 1 + error * batch_size / kl_horizon, where error is
+    KL / kl_target - 1 clipped to [-0.2, 0.2]."""
     kl_estimator: Literal["k1", "k2", "k3", "abs"] = "k1"
+    """Per-token estimate of KL(policy || SFT) from the sampled tokens, r = log-ratio: k1 = r (unbiased, can be
+    negative), k2 = r^2 / 2, k3 = exp(-r) - 1 + r (unbiased, never negative), abs = |r|. Used by the penalty and
+    the adaptive control."""
     whiten_advantages: bool = True
+    """Normalise advantages to zero mean and unit variance over the batch's response tokens (not for grpo, whose
+    advantages are already normalised within each group)."""
     normalise_reward: bool = True
     """Standardise reward-model scores with the mean/std measured by the reward stage."""
     reward_clip: float | None = 5.0
+    """Clip scores to [-reward_clip, reward_clip] after length_penalty: the standardised scores with
+    normalise_reward, else the raw ones (null or 0: off). unfinished_penalty is subtracted after the clip."""
     length_penalty: float = 0.0
     """Subtracted from the score per response token (discourages rambling)."""
     unfinished_penalty: float = 2.0
@@ -353,6 +413,8 @@ class PPOParams:
     """Every N updates (and before the first), score the policy against SFT on curve_prompts held-out eval
     prompts with the reward model and the judge: plots/alignment_curve.png. 0: off."""
     curve_prompts: int = 24
+    """Held-out eval prompts (from the start of the set) the alignment curve samples, with evaluate's
+    max_new_tokens, temperature and top_p."""
 
     def __post_init__(self) -> None:
         if self.advantage != "gae" and self.samples_per_prompt < 2:
@@ -400,8 +462,11 @@ class EvaluateParams:
     max_prompts: int = 0
     """Held-out eval prompts to generate for with both the SFT model and the policy (0: all of them)."""
     max_new_tokens: int = 128
+    """Longest sampled response (baseline, evaluate, PPO's alignment curve); one cut here counts as unfinished."""
     temperature: float = 0.7
+    """Sampling temperature of the SFT, best-of-n and policy responses; KL(policy || SFT) is computed at it too."""
     top_p: float = 0.9
+    """Nucleus sampling: draw from the smallest set of tokens whose probability reaches top_p (1: off)."""
     batch_size: int = 64
     """Prompts sampled at once. A decoding step multiplies its rows by every weight, and few rows leave the cores
     idle, so a wider batch decodes more tokens/s (`bench/decode_width.py` measures them by width).
@@ -413,6 +478,8 @@ class EvaluateParams:
     multiple_choice: str | None = None
     """Optional local JSONL of {"id", "question", "choices": [...], "answer": index}: accuracy by log-likelihood."""
     samples_logged: int = 16
+    """Rows of the sample table (prompt, each model's response and scores) logged to MLflow;
+    metrics/eval_samples.json keeps them all."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """Weights both models sample and are scored with (bfloat16: faster on CPUs with AVX512-BF16, as
     `bench/rollout.py` measures for decoding; `auto`: bfloat16 where it is fast)."""
@@ -423,7 +490,9 @@ class EvaluateParams:
 @dataclass(frozen=True)
 class RegisterParams:
     model_name: str = "alignflow-policy"
+    """MLflow registered model of the policy versions; the registry commands of the CLI default to it."""
     reward_model_name: str = "alignflow-reward"
+    """Registered model of the reward model: a version is registered with each policy version it trained."""
     alias: str = "staging"
     """Alias the gate moves when a candidate passes (promotion is an alias move, never a registry stage)."""
     gate_metrics: tuple[str, ...] = ("win_rate_policy_vs_sft_ci_low", "reward_policy_mean")
@@ -450,6 +519,7 @@ class RegisterParams:
     retries: int = 3
     """Attempts per registry operation when the tracking server does not answer."""
     retry_delay_seconds: float = 5.0
+    """Pause before a retry, growing with each attempt (delay x attempt number)."""
 
 
 @dataclass(frozen=True)
@@ -457,7 +527,9 @@ class ScheduleParams:
     cron: str = "0 3 * * *"
     """When `alignflow serve` runs the pipeline (cron syntax, in `timezone`)."""
     timezone: str = "UTC"
+    """Time zone the cron expression is read in (an IANA name, e.g. Europe/Berlin)."""
     deployment: str = "alignflow-scheduled"
+    """Prefect deployment name for `alignflow serve` and `alignflow deploy` (their --name overrides it)."""
 
 
 @dataclass(frozen=True)
@@ -467,9 +539,11 @@ class FlowParams:
     retries: int = 1
     """Extra attempts for a failed stage (DVC makes a rerun safe: it redoes only what is not up to date)."""
     retry_delay_seconds: int = 10
+    """Pause before a failed stage is retried."""
     timeout_seconds: dict[str, int] = field(default_factory=dict)
     """Per-stage time limit, e.g. {align: 3600}; stages not listed get default_timeout_seconds."""
     default_timeout_seconds: int = 7200
+    """Time limit of a stage not listed in timeout_seconds."""
     push: bool = True
     """After a successful run, `dvc push` every output to the default DVC remote (`.dvc/config`), so another
     machine or a teammate can `alignflow pull` what a registered version needs."""
@@ -509,20 +583,28 @@ class Params:
     profile: str = "default"
     """Name of the last profile applied to params.yaml (informational)."""
     common: CommonParams = CommonParams()
+    """Settings every stage shares."""
     ingest: IngestParams = IngestParams()
+    """The ingest stage: where each dataset comes from, and the base models it fetches."""
     dedup: DedupParams = DedupParams()
+    """The dedup stage: exact and near-duplicate removal, and decontamination against the eval prompts."""
     tokenize: TokenizeParams = TokenizeParams()
+    """The tokenize stage: the chat format, length limits and the splits of the SFT and comparison data."""
     sft: SFTParams = SFTParams()
     reward: RewardParams = RewardParams()
     align: AlignParams = AlignParams()
     ppo: PPOParams = PPOParams()
+    """align.method ppo: online RL of the policy against the reward model, on responses to ingest.prompts."""
     dpo: DPOParams = DPOParams()
     ipo: IPOParams = IPOParams()
     kto: KTOParams = KTOParams()
     simpo: SimPOParams = SimPOParams()
     evaluate: EvaluateParams = EvaluateParams()
+    """How the baseline and evaluate stages sample and score on the held-out eval prompts."""
     register: RegisterParams = RegisterParams()
+    """The register stage: the registered models and the promotion gate."""
     schedule: ScheduleParams = ScheduleParams()
+    """The scheduled deployment of the pipeline (`alignflow serve`, `alignflow deploy`)."""
     flow: FlowParams = FlowParams()
     compute: ComputeParams = ComputeParams()
 
