@@ -79,12 +79,12 @@ def run_rows(run: dict) -> list[tuple[str, str]]:
             )
         )
     if "ifeval_prompt_strict_policy" in m:
+        scores = " / ".join(percent(m[f"ifeval_prompt_strict_{who}"]) for who in ("base", "sft", "policy"))
         rows.append(
             (
                 f"IFEval prompt-level strict, {m['ifeval_prompts_policy']} seeded prompts: base / SFT / policy; "
-                "policy − SFT",
-                " / ".join(percent(m[f"ifeval_prompt_strict_{who}"]) for who in ("base", "sft", "policy"))
-                + f"; {interval(m, 'ifeval_diff_policy_sft')}",
+                "policy − SFT; policy − base",
+                f"{scores}; {interval(m, 'ifeval_diff_policy_sft')}; {interval(m, 'ifeval_diff_policy_base')}",
             )
         )
     rows += [
