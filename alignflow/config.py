@@ -328,6 +328,20 @@ class SimPOParams(PreferenceParams):
 
 
 @dataclass(frozen=True)
+class VerifierParams:
+    """One rule-checked reward source of the policy (`alignflow/verifiers`): it rewards what a rule can check, which
+    a policy cannot flatter the way it can a learned reward model."""
+
+    name: str = ""
+    """A built-in (ifeval, regex, length, exact, math) or your function, `package.module:function`, called as
+    function(response, prompt_record, **options) -> a reward in [0, 1], or None when it has nothing to check."""
+    weight: float = 1.0
+    """Its weight in the policy's reward, beside ppo.reward_model_weight."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the check, e.g. {pattern: "^Answer:"} for regex."""
+
+
+@dataclass(frozen=True)
 class PPOParams:
     method: Literal["lora", "full"] = "lora"
     """lora: train an adapter on the SFT model; the reference is the same model with the adapter disabled."""
@@ -393,6 +407,11 @@ class PPOParams:
     normalise_reward, else the raw ones (null or 0: off). unfinished_penalty is subtracted after the clip."""
     length_penalty: float = 0.0
     """Subtracted from the score per response token (discourages rambling)."""
+    reward_model_weight: float = 1.0
+    """Weight of the reward model's (normalised) score in the policy's reward; 0 trains on the verifiers alone."""
+    verifiers: tuple[VerifierParams, ...] = ()
+    """Rule-checked rewards added to the reward model's, each with its weight; every source's mean reward is logged
+    per update, so a user sees which one moves."""
     unfinished_penalty: float = 2.0
     """Subtracted from the (normalised) score of a response cut at max_new_tokens before the stop token, so a
     reward model is not rewarded for scoring unfinished text (TRL's missing_eos_penalty)."""
@@ -433,6 +452,9 @@ class PPOParams:
             )
         if self.min_new_tokens > self.max_new_tokens:
             raise ConfigError("ppo.min_new_tokens must not exceed ppo.max_new_tokens")
+        from alignflow.verifiers.sources import RewardSources
+
+        RewardSources.load(self.reward_model_weight, self.verifiers, "ppo")  # a bad entry fails here, in one line
 
 
 @dataclass(frozen=True)
@@ -745,7 +767,7 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
 def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
-        return value
+        return value if dataclasses.is_dataclass(value) else _build(hint, value, source, f"{key}.")
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -761,7 +783,7 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{source}: {key}: expected a list, found {value!r}")
-        return tuple(_coerce(args[0], item, source, key) for item in value)
+        return tuple(_coerce(args[0], item, source, f"{key}[{index}]") for index, item in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {key}: expected a mapping, found {value!r}")

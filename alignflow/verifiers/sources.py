@@ -13,26 +13,15 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from alignflow.config import VerifierParams
 from alignflow.errors import ConfigError
 from alignflow.verifiers.checks import BUILTIN
 
 Verifier = Callable[[str, Mapping[str, Any]], "float | None"]
 DOTTED = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
-
-
-@dataclass(frozen=True)
-class VerifierSpec:
-    """One rule-checked reward source."""
-
-    name: str
-    """A built-in (ifeval, regex, length, exact, math) or `package.module:function`."""
-    weight: float = 1.0
-    """Its weight in the policy's reward, beside `reward_model_weight`."""
-    options: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the check, e.g. {pattern: '^\\{.*\\}$'} for regex."""
 
 
 def _import(path: str, where: str) -> Callable:
@@ -47,7 +36,7 @@ def _import(path: str, where: str) -> Callable:
     return function
 
 
-def load_verifier(spec: VerifierSpec, where: str) -> Verifier:
+def load_verifier(spec: VerifierParams, where: str) -> Verifier:
     """The check `spec` names with its options bound; `where` (e.g. `ppo.verifiers[1]`) starts every error."""
     if DOTTED.fullmatch(spec.name):
         function = _import(spec.name, f"{where}.name")
@@ -85,7 +74,7 @@ class RewardSources:
     """(source name, weight, check) per verifier; names are unique (`regex`, `regex_2`, ...)."""
 
     @classmethod
-    def load(cls, reward_model_weight: float, specs: Sequence[VerifierSpec], where: str) -> RewardSources:
+    def load(cls, reward_model_weight: float, specs: Sequence[VerifierParams], where: str) -> RewardSources:
         if reward_model_weight < 0 or any(spec.weight < 0 for spec in specs):
             raise ConfigError(f"{where}: weights must be at least 0")
         if reward_model_weight == 0 and not any(spec.weight > 0 for spec in specs):
