@@ -6,7 +6,8 @@ Canonical forms (what ingest writes):
                 as input); `category` is the rejected response's quality label (e.g. "rude"), or null. Input may
                 instead give `responses`, each with a `score` (1-10) or a `label` (true: desirable), which become
                 (better, worse) pairs: all of them up to `max_pairs`, else a seeded sample of that many (pairs.py)
-- prompts:      {"id", "prompt"}
+- prompts:      {"id", "prompt"} plus, for verifiers, optional `constraints` ([{"instruction_id", "kwargs"}], IFEval's
+                instructions) and `ground_truth` (an answer or a list of accepted answers)
 Comparisons and prompts may be multi-turn: `prompt` given as a list of turns ending with a user turn (TRL's
 conversational form) is kept as `prompt` (that last user turn) plus `context` (the turns before it).
 Each validator raises FieldError naming the field; the reader adds the file and line. Values are quoted in
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from alignflow.data.pairs import ordered_pairs
+from alignflow.errors import DataError
 
 ROLES = ("system", "user", "assistant")
 SCORE_RANGE = (1, 10)
@@ -240,7 +242,34 @@ def _category(item: dict[str, Any], path: str) -> str | None:
 
 
 def normalise_prompt(record: dict[str, Any]) -> dict[str, Any]:
-    return {"id": _record_id(record), **_prompt(record)}
+    """A prompt, with what its verifiers check when it carries it: `constraints` (IFEval instruction ids with their
+    kwargs) and `ground_truth` (an answer, or a list of accepted answers)."""
+    prompt = {"id": _record_id(record), **_prompt(record)}
+    if record.get("constraints") is not None:
+        prompt["constraints"] = _constraints(record["constraints"], prompt["prompt"])
+    if record.get("ground_truth") is not None:
+        prompt["ground_truth"] = _ground_truth(record["ground_truth"])
+    return prompt
+
+
+def _constraints(constraints: Any, prompt: str) -> list[dict[str, Any]]:
+    from alignflow.verifiers.checks import constraint_item
+
+    try:
+        item = constraint_item({"prompt": prompt, "constraints": constraints})
+    except DataError as error:
+        raise FieldError(error.field, error.problem) from None
+    return [{"instruction_id": i, "kwargs": dict(k)} for i, k in zip(item.instruction_ids, item.kwargs)]
+
+
+def _ground_truth(value: Any) -> str | list[str]:
+    answers = value if isinstance(value, list) else [value]
+    if not answers or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in answers):
+        raise FieldError(
+            "ground_truth", f"expected an answer or a list of answers (text or numbers), found {show(value)}"
+        )
+    texts = [str(a) for a in answers]
+    return texts if isinstance(value, list) else texts[0]
 
 
 NORMALISERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
