@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import importlib
+import importlib.util
+import inspect
+import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -341,6 +347,42 @@ class VerifierParams:
     """Keyword arguments of the check, e.g. {pattern: "^Answer:"} for regex."""
 
 
+BUILTIN_VERIFIERS = {
+    name: f"alignflow.verifiers.checks:{name}" for name in ("ifeval", "regex", "length", "exact", "math")
+}
+"""The built-in verifiers, by the module path they are imported from (only when a params file names one)."""
+DOTTED_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def resolve_verifier(spec: VerifierParams, where: str) -> Callable[..., float | None]:
+    """The check `spec` names, with its options bound; `where` (e.g. `ppo.verifiers[1]`) starts every error."""
+    if not DOTTED_PATH.fullmatch(spec.name) and spec.name not in BUILTIN_VERIFIERS:
+        known = ", ".join(BUILTIN_VERIFIERS)
+        raise ConfigError(f"{where}.name: unknown verifier {spec.name!r}: one of {known}, or package.module:function")
+    module_name, _, attribute = BUILTIN_VERIFIERS.get(spec.name, spec.name).partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute, None)
+    except ImportError as exc:
+        raise ConfigError(f"{where}.name: cannot import {module_name!r} ({exc})") from None
+    if not callable(function):
+        raise ConfigError(f"{where}.name: {module_name!r} has no function {attribute!r}")
+    try:
+        inspect.signature(function).bind("", {}, **spec.options)
+    except TypeError as exc:
+        raise ConfigError(
+            f"{where}: {spec.name} cannot be called as (response, record, **options) with options "
+            f"{sorted(spec.options)}: {exc}"
+        ) from None
+    if spec.name == "regex":
+        try:
+            re.compile(spec.options["pattern"])
+        except re.error as exc:
+            raise ConfigError(f"{where}.options.pattern: not a regular expression ({exc})") from None
+    if spec.name == "math" and importlib.util.find_spec("math_verify") is None:
+        raise ConfigError(f"{where}.name: the math verifier needs math-verify (pip install math-verify)")
+    return functools.partial(function, **spec.options)
+
+
 @dataclass(frozen=True)
 class PPOParams:
     method: Literal["lora", "full"] = "lora"
@@ -452,9 +494,12 @@ class PPOParams:
             )
         if self.min_new_tokens > self.max_new_tokens:
             raise ConfigError("ppo.min_new_tokens must not exceed ppo.max_new_tokens")
-        from alignflow.verifiers.sources import RewardSources
-
-        RewardSources.load(self.reward_model_weight, self.verifiers, "ppo")  # a bad entry fails here, in one line
+        if self.reward_model_weight < 0 or any(spec.weight < 0 for spec in self.verifiers):
+            raise ConfigError("ppo: reward_model_weight and every verifier's weight must be at least 0")
+        if self.reward_model_weight == 0 and not any(spec.weight > 0 for spec in self.verifiers):
+            raise ConfigError("ppo: no reward source: give reward_model_weight or a verifier a weight above 0")
+        for index, spec in enumerate(self.verifiers):  # a bad entry fails here, in one line, before any training
+            resolve_verifier(spec, f"ppo.verifiers[{index}]")
 
 
 @dataclass(frozen=True)

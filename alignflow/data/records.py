@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 from alignflow.data.pairs import ordered_pairs
-from alignflow.errors import DataError
 
 ROLES = ("system", "user", "assistant")
 SCORE_RANGE = (1, 10)
@@ -246,20 +245,28 @@ def normalise_prompt(record: dict[str, Any]) -> dict[str, Any]:
     kwargs) and `ground_truth` (an answer, or a list of accepted answers)."""
     prompt = {"id": _record_id(record), **_prompt(record)}
     if record.get("constraints") is not None:
-        prompt["constraints"] = _constraints(record["constraints"], prompt["prompt"])
+        prompt["constraints"] = _constraints(record["constraints"])
     if record.get("ground_truth") is not None:
         prompt["ground_truth"] = _ground_truth(record["ground_truth"])
     return prompt
 
 
-def _constraints(constraints: Any, prompt: str) -> list[dict[str, Any]]:
-    from alignflow.verifiers.checks import constraint_item
-
-    try:
-        item = constraint_item({"prompt": prompt, "constraints": constraints})
-    except DataError as error:
-        raise FieldError(error.field, error.problem) from None
-    return [{"instruction_id": i, "kwargs": dict(k)} for i, k in zip(item.instruction_ids, item.kwargs)]
+def _constraints(constraints: Any) -> list[dict[str, Any]]:
+    """The shape of `constraints`; whether lm-eval's checkers accept each id and its kwargs is ingest's check
+    (`alignflow.verifiers.checks.constraint_item`), which needs the checkers this module does without."""
+    if not isinstance(constraints, list) or not constraints:
+        raise FieldError(
+            "constraints", f"expected a list of {{instruction_id, kwargs}} objects, found {show(constraints)}"
+        )
+    checked = []
+    for index, constraint in enumerate(constraints):
+        if not isinstance(constraint, dict) or not isinstance(constraint.get("instruction_id"), str):
+            raise FieldError(f"constraints[{index}].instruction_id", "missing or not text")
+        kwargs = constraint.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise FieldError(f"constraints[{index}].kwargs", f"expected an object, found {show(kwargs)}")
+        checked.append({"instruction_id": constraint["instruction_id"], "kwargs": kwargs})
+    return checked
 
 
 def _ground_truth(value: Any) -> str | list[str]:
