@@ -212,6 +212,23 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_constrain(args: argparse.Namespace) -> int:
+    """A prompt file with IFEval-style constraints attached, decontaminated against IFEval's test prompts."""
+    from alignflow.config import SourceParams
+    from alignflow.data.validate import validate_source
+    from alignflow.io import write_jsonl
+    from alignflow.verifiers.constraints import with_constraints
+    from alignflow.verifiers.decontamination import benchmark_prompts, check_decontaminated, task_text
+
+    prompts = validate_source("prompts", SourceParams(str(args.prompts))).records
+    constrained = with_constraints(prompts, args.seed, args.most, args.exclude)
+    texts = [(line, task_text(record)) for line, record in enumerate(constrained, 1)]
+    check_decontaminated(texts, benchmark_prompts(args.ifeval), str(args.prompts))
+    write_jsonl(args.out, constrained)
+    print(f"{len(constrained)} prompts with constraints: {args.out}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score SFT and a policy (the DVC output, or a registry version) on a prompt file; a separate report."""
     from alignflow import paths
@@ -475,6 +492,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--out", type=Path, help="report (default: reports/benchmark-<suite>-<model>.json)")
     bench.set_defaults(func=cmd_benchmark)
+
+    constrain = commands.add_parser(
+        "constrain", help="attach seeded IFEval-style constraints to a prompt file (training data for verifiers)"
+    )
+    constrain.add_argument("prompts", type=Path, help="a JSONL prompt file ({id, prompt} records)")
+    constrain.add_argument("--out", type=Path, required=True, help="the JSONL file to write")
+    constrain.add_argument("--seed", type=int, default=42, help="draws the constraints (with each record's id)")
+    constrain.add_argument("--most", type=int, default=3, help="constraints per prompt at most (at least one)")
+    constrain.add_argument("--exclude", nargs="*", default=[], help="instruction ids never to draw")
+    constrain.add_argument(
+        "--ifeval",
+        type=Path,
+        default=Path("data/benchmarks/ifeval/input_data.jsonl"),
+        help="IFEval's prompts, which no output prompt may overlap",
+    )
+    constrain.set_defaults(func=cmd_constrain)
 
     for action, what in (("push", "push outputs to"), ("pull", "fetch outputs from")):
         transfer = commands.add_parser(action, help=f"{what} the DVC remote (default: the one .dvc/config names)")

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import importlib
+import importlib.util
+import inspect
+import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -328,6 +334,56 @@ class SimPOParams(PreferenceParams):
 
 
 @dataclass(frozen=True)
+class VerifierParams:
+    """One rule-checked reward source of the policy (`alignflow/verifiers`): it rewards what a rule can check, which
+    a policy cannot flatter the way it can a learned reward model."""
+
+    name: str = ""
+    """A built-in (ifeval, regex, length, exact, math) or your function, `package.module:function`, called as
+    function(response, prompt_record, **options) -> a reward in [0, 1], or None when it has nothing to check."""
+    weight: float = 1.0
+    """Its weight in the policy's reward, beside ppo.reward_model_weight."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the check, e.g. {pattern: "^Answer:"} for regex."""
+
+
+BUILTIN_VERIFIERS = {
+    name: f"alignflow.verifiers.checks:{name}" for name in ("ifeval", "regex", "length", "exact", "math")
+}
+"""The built-in verifiers, by the module path they are imported from (only when a params file names one)."""
+DOTTED_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def resolve_verifier(spec: VerifierParams, where: str) -> Callable[..., float | None]:
+    """The check `spec` names, with its options bound; `where` (e.g. `ppo.verifiers[1]`) starts every error."""
+    if not DOTTED_PATH.fullmatch(spec.name) and spec.name not in BUILTIN_VERIFIERS:
+        known = ", ".join(BUILTIN_VERIFIERS)
+        raise ConfigError(f"{where}.name: unknown verifier {spec.name!r}: one of {known}, or package.module:function")
+    module_name, _, attribute = BUILTIN_VERIFIERS.get(spec.name, spec.name).partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute, None)
+    except ImportError as exc:
+        raise ConfigError(f"{where}.name: cannot import {module_name!r} ({exc})") from None
+    if not callable(function):
+        raise ConfigError(f"{where}.name: {module_name!r} has no function {attribute!r}")
+    try:
+        inspect.signature(function).bind("", {}, **spec.options)
+    except TypeError as exc:
+        raise ConfigError(
+            f"{where}: {spec.name} cannot be called as (response, record, **options) with options "
+            f"{sorted(spec.options)}: {exc}"
+        ) from None
+    if spec.name == "regex":
+        try:
+            re.compile(spec.options["pattern"])
+        except re.error as exc:
+            raise ConfigError(f"{where}.options.pattern: not a regular expression ({exc})") from None
+    if spec.name == "math" and importlib.util.find_spec("math_verify") is None:
+        raise ConfigError(f"{where}.name: the math verifier needs math-verify (pip install math-verify)")
+    return functools.partial(function, **spec.options)
+
+
+@dataclass(frozen=True)
 class PPOParams:
     method: Literal["lora", "full"] = "lora"
     """lora: train an adapter on the SFT model; the reference is the same model with the adapter disabled."""
@@ -393,6 +449,11 @@ class PPOParams:
     normalise_reward, else the raw ones (null or 0: off). unfinished_penalty is subtracted after the clip."""
     length_penalty: float = 0.0
     """Subtracted from the score per response token (discourages rambling)."""
+    reward_model_weight: float = 1.0
+    """Weight of the reward model's (normalised) score in the policy's reward; 0 trains on the verifiers alone."""
+    verifiers: tuple[VerifierParams, ...] = ()
+    """Rule-checked rewards added to the reward model's, each with its weight; every source's mean reward is logged
+    per update, so a user sees which one moves."""
     unfinished_penalty: float = 2.0
     """Subtracted from the (normalised) score of a response cut at max_new_tokens before the stop token, so a
     reward model is not rewarded for scoring unfinished text (TRL's missing_eos_penalty)."""
@@ -433,6 +494,12 @@ class PPOParams:
             )
         if self.min_new_tokens > self.max_new_tokens:
             raise ConfigError("ppo.min_new_tokens must not exceed ppo.max_new_tokens")
+        if self.reward_model_weight < 0 or any(spec.weight < 0 for spec in self.verifiers):
+            raise ConfigError("ppo: reward_model_weight and every verifier's weight must be at least 0")
+        if self.reward_model_weight == 0 and not any(spec.weight > 0 for spec in self.verifiers):
+            raise ConfigError("ppo: no reward source: give reward_model_weight or a verifier a weight above 0")
+        for index, spec in enumerate(self.verifiers):  # a bad entry fails here, in one line, before any training
+            resolve_verifier(spec, f"ppo.verifiers[{index}]")
 
 
 @dataclass(frozen=True)
@@ -514,6 +581,13 @@ class RegisterParams:
     max_ifeval_drop: float | None = 0.15
     """Instruction following must not drop: the lower end of the interval of IFEval prompt-level strict accuracy,
     policy minus SFT, must stay above -max_ifeval_drop (null: not checked)."""
+    hacking_min_reward_model: float | None = 0.6
+    """Reward hacking, case 1: the reward model the policy trained against prefers it (its win rate's interval
+    lies above this) while the judge, which it never saw, does not (the judge's interval lies below 0.5). The
+    gate refuses such a policy, saying so (null: not checked)."""
+    max_length_advantage: float | None = 0.1
+    """Reward hacking, case 2: a raw win rate (reward model's or judge's) may exceed its length-controlled one by at
+    most this; more means the policy wins by writing longer, not better (null: not checked)."""
     max_new_tokens: int = 64
     """Default generation length of the registered pyfunc model."""
     retries: int = 3
@@ -745,7 +819,7 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
 def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
-        return value
+        return value if dataclasses.is_dataclass(value) else _build(hint, value, source, f"{key}.")
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -761,7 +835,7 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{source}: {key}: expected a list, found {value!r}")
-        return tuple(_coerce(args[0], item, source, key) for item in value)
+        return tuple(_coerce(args[0], item, source, f"{key}[{index}]") for index, item in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {key}: expected a mapping, found {value!r}")

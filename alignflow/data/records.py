@@ -6,7 +6,8 @@ Canonical forms (what ingest writes):
                 as input); `category` is the rejected response's quality label (e.g. "rude"), or null. Input may
                 instead give `responses`, each with a `score` (1-10) or a `label` (true: desirable), which become
                 (better, worse) pairs: all of them up to `max_pairs`, else a seeded sample of that many (pairs.py)
-- prompts:      {"id", "prompt"}
+- prompts:      {"id", "prompt"} plus, for verifiers, optional `constraints` ([{"instruction_id", "kwargs"}], IFEval's
+                instructions) and `ground_truth` (an answer or a list of accepted answers)
 Comparisons and prompts may be multi-turn: `prompt` given as a list of turns ending with a user turn (TRL's
 conversational form) is kept as `prompt` (that last user turn) plus `context` (the turns before it).
 Each validator raises FieldError naming the field; the reader adds the file and line. Values are quoted in
@@ -240,7 +241,42 @@ def _category(item: dict[str, Any], path: str) -> str | None:
 
 
 def normalise_prompt(record: dict[str, Any]) -> dict[str, Any]:
-    return {"id": _record_id(record), **_prompt(record)}
+    """A prompt, with what its verifiers check when it carries it: `constraints` (IFEval instruction ids with their
+    kwargs) and `ground_truth` (an answer, or a list of accepted answers)."""
+    prompt = {"id": _record_id(record), **_prompt(record)}
+    if record.get("constraints") is not None:
+        prompt["constraints"] = _constraints(record["constraints"])
+    if record.get("ground_truth") is not None:
+        prompt["ground_truth"] = _ground_truth(record["ground_truth"])
+    return prompt
+
+
+def _constraints(constraints: Any) -> list[dict[str, Any]]:
+    """The shape of `constraints`; whether lm-eval's checkers accept each id and its kwargs is ingest's check
+    (`alignflow.verifiers.checks.constraint_item`), which needs the checkers this module does without."""
+    if not isinstance(constraints, list) or not constraints:
+        raise FieldError(
+            "constraints", f"expected a list of {{instruction_id, kwargs}} objects, found {show(constraints)}"
+        )
+    checked = []
+    for index, constraint in enumerate(constraints):
+        if not isinstance(constraint, dict) or not isinstance(constraint.get("instruction_id"), str):
+            raise FieldError(f"constraints[{index}].instruction_id", "missing or not text")
+        kwargs = constraint.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise FieldError(f"constraints[{index}].kwargs", f"expected an object, found {show(kwargs)}")
+        checked.append({"instruction_id": constraint["instruction_id"], "kwargs": kwargs})
+    return checked
+
+
+def _ground_truth(value: Any) -> str | list[str]:
+    answers = value if isinstance(value, list) else [value]
+    if not answers or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in answers):
+        raise FieldError(
+            "ground_truth", f"expected an answer or a list of answers (text or numbers), found {show(value)}"
+        )
+    texts = [str(a) for a in answers]
+    return texts if isinstance(value, list) else texts[0]
 
 
 NORMALISERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -131,12 +132,26 @@ def tokenize_prompts(
     a multi-turn prompt's earlier turns (`context`), which the reward model is shown again at scoring time."""
     rows, truncated = [], 0
     multi_turn = any(record.get("context") for record in records)
+    checked = any(key in record for record in records for key in CHECKED_FIELDS)
     for record in records:
         ids = tokenizer(chat_format.prompt(tokenizer, conversation(record)), add_special_tokens=False)["input_ids"]
         truncated += len(ids) > max_length
         row = {"id": record["id"], "prompt": record["prompt"], "input_ids": ids[-max_length:]}
-        rows.append({**row, "context": record.get("context", [])} if multi_turn else row)
+        if multi_turn:
+            row["context"] = record.get("context", [])
+        if checked:  # one JSON text column: constraints' kwargs differ in shape from row to row, Arrow's types do not
+            row["checks"] = json.dumps({key: record[key] for key in CHECKED_FIELDS if key in record}, sort_keys=True)
+        rows.append(row)
     return rows, {"truncated": truncated}
+
+
+CHECKED_FIELDS = ("constraints", "ground_truth")
+"""What a prompt may carry for its verifiers (alignflow/verifiers), kept beside its tokens."""
+
+
+def prompt_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A tokenized prompt row as its verifiers read it: the prompt with its constraints and ground truth."""
+    return {"prompt": row["prompt"], **json.loads(row.get("checks") or "{}")}
 
 
 def length_stats(rows: list[dict[str, Any]], column: str = "input_ids") -> dict[str, float]:

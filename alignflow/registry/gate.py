@@ -17,6 +17,7 @@ WIN_RATE = "win_rate_policy_vs_sft"
 LC_WIN_RATE = "lc_win_rate_policy_vs_sft"
 REWARD_DIFF = "reward_diff_policy_sft"
 JUDGE_WIN_RATE = "judge_win_rate_policy_vs_sft"
+JUDGE_LC_WIN_RATE = "judge_lc_win_rate_policy_vs_sft"
 KL = "kl_policy_sft_mean"
 IFEVAL_DIFF = "ifeval_diff_policy_sft"
 UNFINISHED = "unfinished_policy"
@@ -38,6 +39,33 @@ class Decision:
 def gate_tag(alias: str, field: str) -> str:
     """The tag holding one field of the decision about `alias` (decision, reason, decided_by, decided_at)."""
     return f"gate.{alias}.{field}"
+
+
+def reward_hacking(candidate: Mapping[str, float], gate: RegisterParams) -> list[str]:
+    """A line per sign that the policy gamed its reward rather than improved: the reward model it trained against
+    prefers it while the held-out judge does not, or it wins by length (raw win rate well above the length-controlled
+    one). Other systems log these curves; the gate refuses on them."""
+    signs = []
+    floor, rm_low = gate.hacking_min_reward_model, candidate.get(f"{WIN_RATE}_ci_low")
+    judge_high = candidate.get(f"{JUDGE_WIN_RATE}_ci_high")
+    if floor is not None and rm_low is not None and judge_high is not None and rm_low > floor and judge_high < 0.5:
+        signs.append(
+            f"reward hacking: the reward model prefers the policy ({format_interval(candidate, WIN_RATE)}, above "
+            f"{floor}) but the held-out judge does not ({format_interval(candidate, JUDGE_WIN_RATE)}, below 0.5)"
+        )
+    if gate.max_length_advantage is not None:
+        for raw, controlled, scorer in (
+            (WIN_RATE, LC_WIN_RATE, "reward model"),
+            (JUDGE_WIN_RATE, JUDGE_LC_WIN_RATE, "judge"),
+        ):
+            if raw in candidate and controlled in candidate:
+                gain = candidate[raw] - candidate[controlled]
+                if gain > gate.max_length_advantage:
+                    signs.append(
+                        f"reward hacking by length: the {scorer}'s raw win rate {candidate[raw]:.4g} exceeds its "
+                        f"length-controlled {candidate[controlled]:.4g} by {gain:.4g} > {gate.max_length_advantage}"
+                    )
+    return signs
 
 
 def decide_promotion(
@@ -108,6 +136,7 @@ def decide_promotion(
     )
     if gate.max_ifeval_drop is not None:
         check_interval(IFEVAL_DIFF, -gate.max_ifeval_drop, "IFEval prompt-level strict accuracy minus SFT's")
+    failures += reward_hacking(candidate, gate)
     if current and unlike:
         passed.append(
             f"@{gate.alias} (version {current_version}) was evaluated differently ({', '.join(unlike)}): "

@@ -25,6 +25,7 @@ from torch import nn
 
 from alignflow.config import PPOParams
 from alignflow.data.formatting import Prompt, conversation
+from alignflow.data.tokenize import prompt_record
 from alignflow.errors import ConfigError
 from alignflow.io import write_json
 from alignflow.precision import mixed_precision, weights_dtype
@@ -32,6 +33,7 @@ from alignflow.rl import core
 from alignflow.rl.packed import PackedBatch, layout_of, pack_samples, token_outputs
 from alignflow.rl.sampling import TOKENS_AT_ONCE, Samples, response_logprobs, sample
 from alignflow.training.common import complete_checkpoints, sampling_attention, transformers_model
+from alignflow.verifiers.sources import RewardSources, source_means
 
 log = logging.getLogger(__name__)
 CHECKPOINT_MARKER = "state.json"
@@ -123,6 +125,7 @@ class PolicyGradientTrainer:
             prompts,
             seed,
         )
+        self.sources = RewardSources.load(params.reward_model_weight, params.verifiers, "ppo")
         self.stop_id = tokenizer.convert_tokens_to_ids(stop_token)
         if self.stop_id is None or self.stop_id == tokenizer.unk_token_id:
             raise ConfigError(f"ppo.stop_token {stop_token!r} is not a token of the policy's tokenizer")
@@ -202,13 +205,7 @@ class PolicyGradientTrainer:
                 p.top_p,
             )
         mask = drawn.mask
-        raw = self.reward_fn([conversation(r) for r in rows], drawn.texts).float().to(mask.device)
-        scores = raw - p.length_penalty * mask.sum(1)
-        if self.reward_stats:
-            scores = core.normalise_scores(scores, self.reward_stats["mean"], self.reward_stats["std"], p.reward_clip)
-        elif p.reward_clip:
-            scores = scores.clamp(-p.reward_clip, p.reward_clip)
-        scores = core.unfinished_penalty(scores, drawn.finished, p.unfinished_penalty)
+        scores, stats = self._scores(rows, drawn)
 
         policy = self._no_dropout()
         batch = policy.pack(drawn)
@@ -235,9 +232,7 @@ class PolicyGradientTrainer:
             advantages, returns = per_response[:, None] * mask, torch.zeros_like(mask)
         if p.whiten_advantages and p.advantage != "grpo":  # grpo is already normalised within each group
             advantages = core.whiten(advantages, mask)
-        stats = {
-            "reward_mean": raw.mean().item(),
-            "reward_std": raw.std().item() if len(raw) > 1 else 0.0,
+        stats |= {
             "score_mean": scores.mean().item(),
             "kl": kl.sum(1).mean().item(),
             "response_length": mask.sum(1).mean().item(),
@@ -247,6 +242,26 @@ class PolicyGradientTrainer:
         }
         live = (live_logprobs, live_values) if self.fused else None
         return Rollout(drawn, logprobs, values, advantages, returns, live), stats
+
+    def _scores(self, rows: list[dict], drawn: Samples) -> tuple[torch.Tensor, dict[str, float]]:
+        """Each response's score (the reward model's, normalised and clipped, weighted, plus the verifiers'), less
+        the unfinished penalty; and each source's mean, logged per update so a user sees which source moves."""
+        p, mask, stats = self.params, drawn.mask, {}
+        scores = torch.zeros(len(rows), device=mask.device)
+        if self.sources.reward_model_weight:
+            raw = self.reward_fn([conversation(r) for r in rows], drawn.texts).float().to(mask.device)
+            scores = raw - p.length_penalty * mask.sum(1)
+            if self.reward_stats:
+                mean, std = self.reward_stats["mean"], self.reward_stats["std"]
+                scores = core.normalise_scores(scores, mean, std, p.reward_clip)
+            elif p.reward_clip:
+                scores = scores.clamp(-p.reward_clip, p.reward_clip)
+            stats |= {"reward_mean": raw.mean().item(), "reward_std": raw.std().item() if len(raw) > 1 else 0.0}
+        if self.sources.verifiers:
+            verified = self.sources.score(drawn.texts, [prompt_record(r) for r in rows])
+            scores = torch.tensor(self.sources.mix(scores.tolist(), verified), device=mask.device)
+            stats |= source_means(verified)
+        return core.unfinished_penalty(scores, drawn.finished, p.unfinished_penalty), stats
 
     def optimise(self, rollout: Rollout) -> dict[str, float]:
         p, r, drawn = self.params, rollout, rollout.samples

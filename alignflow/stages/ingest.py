@@ -14,10 +14,13 @@ from alignflow import paths, tracking
 from alignflow.config import DATASETS, Params, SourceParams, section_dict
 from alignflow.data.presets import converter, validate_mapped
 from alignflow.data.records import prompt_text
-from alignflow.data.validate import check_ids_across_sources
+from alignflow.data.validate import Validated, check_ids_across_sources
+from alignflow.errors import DataError
 from alignflow.io import staged_outputs, write_json, write_jsonl
 from alignflow.models.sources import materialise_encoder, materialise_policy
 from alignflow.stages.common import cli
+from alignflow.verifiers.checks import constraint_item
+from alignflow.verifiers.decontamination import benchmark_prompts, check_decontaminated, task_text
 
 
 def source_fingerprint(source: SourceParams) -> str:
@@ -25,6 +28,28 @@ def source_fingerprint(source: SourceParams) -> str:
     if not path.is_file():
         return f"{source.path}@{source.split}"
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def check_constraints(result: Validated, file: str, on_error: str) -> None:
+    """Every prompt's IFEval constraints built as lm-eval's checkers build them: an unknown id, or kwargs that do
+    not fit their checker, is `file:line: constraints[i]...: problem` (skipped and counted with on_error: skip)."""
+    kept = [], []
+    for where, record in zip(result.locations, result.records):
+        try:
+            if record.get("constraints"):
+                constraint_item(record, file, where)
+        except DataError as error:
+            if on_error != "skip":
+                raise
+            result.rejects.append(error)
+            continue
+        kept[0].append(where)
+        kept[1].append(record)
+    result.locations, result.records = kept
+
+
+TRAINED_ON = ("sft", "comparisons", "prompts")
+"""Datasets a stage trains on: none may overlap IFEval's test prompts."""
 
 
 def run(params: Params) -> dict[str, Any]:
@@ -38,6 +63,13 @@ def run(params: Params) -> dict[str, Any]:
         for name, source in sources.items()
     }
     check_ids_across_sources(validated, sources, config.on_error)
+    for name in ("prompts", "eval_prompts"):
+        check_constraints(validated[name], sources[name].path, config.on_error)
+    benchmark = benchmark_prompts(Path(params.evaluate.ifeval.path)) if params.evaluate.ifeval.enabled else []
+    for name in TRAINED_ON:  # a benchmark prompt trained on would measure memory, not instruction following
+        result = validated[name]
+        texts = ((where, task_text(record)) for where, record in zip(result.locations, result.records))
+        check_decontaminated(texts, benchmark, sources[name].path)
     metrics: dict[str, Any] = {}
     for name, result in validated.items():
         metrics[f"{name}_records"] = len(result.records)

@@ -8,12 +8,14 @@ instruction shares it), so it is removed before the comparison: what must not ov
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from alignflow.errors import DataError
-from alignflow.evaluation.ifeval import IFEvalItem, build_checker
+from alignflow.evaluation.ifeval import build_checker
 from alignflow.verifiers.checks import prompt_text
 
 NGRAM = 8
@@ -26,8 +28,10 @@ def ngrams(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
 
 
 def task_text(record: Mapping[str, Any]) -> str:
-    """The prompt without the wording of its constraints (rebuilt from their ids and arguments)."""
-    text = prompt_text(record)
+    """What a training record asks, without the wording of its constraints (rebuilt from their ids and arguments):
+    a prompt's text and earlier turns, or an SFT conversation's user turns."""
+    turns = [*record.get("context", ()), *record.get("messages", ())]
+    text = " ".join([*(t["content"] for t in turns if t.get("role") == "user"), prompt_text(record)])
     for constraint in record.get("constraints") or ():
         checker = build_checker(constraint["instruction_id"], dict(constraint.get("kwargs") or {}), text)
         text = text.replace(checker.build_description(**_description_args(checker, constraint)), " ")
@@ -39,19 +43,38 @@ def _description_args(checker: Any, constraint: Mapping[str, Any]) -> dict[str, 
     return arguments if checker.get_instruction_args() else {}
 
 
-def check_decontaminated(records: Sequence[Mapping[str, Any]], benchmark: Iterable[IFEvalItem], file: str) -> None:
-    """Raise DataError naming `file`, the record's line and the IFEval key it shares a run of words with."""
+def benchmark_prompts(path: Path) -> list[tuple[int, str]]:
+    """(key, prompt) of every IFEval record, read without building its checkers (importing them is slow, and
+    `evaluate` validates the file in full)."""
+    if not path.is_file():
+        raise DataError(str(path), None, None, "IFEval file not found (evaluate.ifeval.path names it)")
+    prompts = []
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if text.strip():
+            try:
+                record = json.loads(text)
+                prompts.append((record["key"], record["prompt"]))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise DataError(str(path), number, None, "not an IFEval record (JSON with key and prompt)") from None
+    return prompts
+
+
+def check_decontaminated(
+    texts: Iterable[tuple[int | str, str]], benchmark: Iterable[tuple[int, str]], file: str
+) -> None:
+    """Raise DataError naming `file`, the text's line and the IFEval key it shares a run of words with.
+    `texts` are (line, prompt text without its constraints' wording) pairs, as `task_text` gives them."""
     seen: dict[tuple[str, ...], int] = {}
-    for item in benchmark:
-        for gram in ngrams(item.prompt):
-            seen.setdefault(gram, item.key)
-    for line, record in enumerate(records, 1):
-        for gram in ngrams(task_text(record)):
+    for key, prompt in benchmark:
+        for gram in ngrams(prompt):
+            seen.setdefault(gram, key)
+    for line, text in texts:
+        for gram in ngrams(text):
             if gram in seen:
                 raise DataError(
                     file,
                     line,
                     "prompt",
-                    f"overlaps IFEval prompt {seen[gram]} ('{' '.join(gram)}'): IFEval's test "
-                    "prompts must not be trained on",
+                    f"overlaps IFEval prompt {seen[gram]} ('{' '.join(gram)}'): IFEval's test prompts must not be "
+                    "trained on",
                 )

@@ -1,79 +1,20 @@
 """Reward sources for the online methods: the learned reward model, named verifiers, or a weighted sum of both.
 
-A verifier is a built-in name (`alignflow.verifiers.checks.BUILTIN`) or a function of the user's, named by dotted
-path `package.module:function` and called as `function(response, record, **options)` -> float in [0, 1] or None
-(nothing to check on this record). Each is resolved and its options bound when the config loads, so a typo fails
-before any training with one line naming the entry.
+A verifier is a built-in (`alignflow.verifiers.checks`) or a function of the user's, named by dotted path
+`package.module:function` and called as `function(response, record, **options)` -> float in [0, 1] or None
+(nothing to check on this record); `alignflow.config.resolve_verifier` resolves it when the params load, so a typo
+fails before any training with one line naming the entry.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import inspect
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from alignflow.errors import ConfigError
-from alignflow.verifiers.checks import BUILTIN
+from alignflow.config import VerifierParams, resolve_verifier
 
 Verifier = Callable[[str, Mapping[str, Any]], "float | None"]
-DOTTED = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
-
-
-@dataclass(frozen=True)
-class VerifierSpec:
-    """One rule-checked reward source."""
-
-    name: str
-    """A built-in (ifeval, regex, length, exact, math) or `package.module:function`."""
-    weight: float = 1.0
-    """Its weight in the policy's reward, beside `reward_model_weight`."""
-    options: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the check, e.g. {pattern: '^\\{.*\\}$'} for regex."""
-
-
-def _import(path: str, where: str) -> Callable:
-    module_name, _, attribute = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"{where}: cannot import {module_name!r} ({exc})") from None
-    function = getattr(module, attribute, None)
-    if not callable(function):
-        raise ConfigError(f"{where}: {module_name!r} has no function {attribute!r}")
-    return function
-
-
-def load_verifier(spec: VerifierSpec, where: str) -> Verifier:
-    """The check `spec` names with its options bound; `where` (e.g. `ppo.verifiers[1]`) starts every error."""
-    if DOTTED.fullmatch(spec.name):
-        function = _import(spec.name, f"{where}.name")
-    elif spec.name in BUILTIN:
-        function = BUILTIN[spec.name]
-    else:
-        known = ", ".join(BUILTIN)
-        raise ConfigError(f"{where}.name: unknown verifier {spec.name!r}: one of {known}, or package.module:function")
-    try:
-        inspect.signature(function).bind("", {}, **spec.options)
-    except TypeError as exc:
-        raise ConfigError(
-            f"{where}: {spec.name} cannot be called as (response, record, **options) with options "
-            f"{sorted(spec.options)}: {exc}"
-        ) from None
-    if spec.name == "math":
-        try:
-            import math_verify  # noqa: F401
-        except ImportError:
-            raise ConfigError(f"{where}.name: the math verifier needs math-verify (pip install math-verify)") from None
-    if spec.name == "regex":
-        try:
-            re.compile(spec.options["pattern"])
-        except re.error as exc:
-            raise ConfigError(f"{where}.options.pattern: not a regular expression ({exc})") from None
-    return functools.partial(function, **spec.options)
 
 
 @dataclass(frozen=True)
@@ -85,17 +26,13 @@ class RewardSources:
     """(source name, weight, check) per verifier; names are unique (`regex`, `regex_2`, ...)."""
 
     @classmethod
-    def load(cls, reward_model_weight: float, specs: Sequence[VerifierSpec], where: str) -> RewardSources:
-        if reward_model_weight < 0 or any(spec.weight < 0 for spec in specs):
-            raise ConfigError(f"{where}: weights must be at least 0")
-        if reward_model_weight == 0 and not any(spec.weight > 0 for spec in specs):
-            raise ConfigError(f"{where}: no reward source: give the reward model or a verifier a weight above 0")
+    def load(cls, reward_model_weight: float, specs: Sequence[VerifierParams], where: str) -> RewardSources:
         named, seen = [], {}
         for index, spec in enumerate(specs):
             base = spec.name.rpartition(":")[2]
             seen[base] = seen.get(base, 0) + 1
             name = base if seen[base] == 1 else f"{base}_{seen[base]}"
-            named.append((name, spec.weight, load_verifier(spec, f"{where}.verifiers[{index}]")))
+            named.append((name, spec.weight, resolve_verifier(spec, f"{where}.verifiers[{index}]")))
         return cls(reward_model_weight, tuple(named))
 
     def score(self, responses: Sequence[str], records: Sequence[Mapping[str, Any]]) -> dict[str, list[float | None]]:

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from alignflow.errors import DataError
-from alignflow.evaluation.ifeval import checkers, read_ifeval
+from alignflow.evaluation.ifeval import checkers
 from alignflow.verifiers.checks import constraint_item, ifeval
 from alignflow.verifiers.constraints import with_constraints
-from alignflow.verifiers.decontamination import check_decontaminated
+from alignflow.verifiers.decontamination import benchmark_prompts, check_decontaminated, task_text
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = [
@@ -30,7 +30,7 @@ TASKS = [
 
 @pytest.fixture(scope="module")
 def ifeval_items():
-    return read_ifeval(ROOT / "data/benchmarks/ifeval/input_data.jsonl")
+    return benchmark_prompts(ROOT / "data/benchmarks/ifeval/input_data.jsonl")
 
 
 def test_constraints_are_seeded_valid_and_never_conflict():
@@ -54,10 +54,12 @@ def test_excluded_instructions_are_never_drawn():
 
 
 def test_own_prompts_with_constraints_pass_decontamination(ifeval_items):
-    check_decontaminated(with_constraints(TASKS, seed=42), ifeval_items, "prompts.jsonl")
+    texts = [(line, task_text(r)) for line, r in enumerate(with_constraints(TASKS, seed=42), 1)]
+    check_decontaminated(texts, ifeval_items, "prompts.jsonl")
 
 
 def test_a_planted_ifeval_prompt_fails_naming_the_line(ifeval_items):
-    planted = [*with_constraints(TASKS[:3], seed=42), {"id": "leak", "prompt": "Please: " + ifeval_items[7].prompt}]
-    with pytest.raises(DataError, match=rf"^prompts.jsonl:4: prompt: overlaps IFEval prompt {ifeval_items[7].key} "):
-        check_decontaminated(planted, ifeval_items, "prompts.jsonl")
+    planted = [*with_constraints(TASKS[:3], seed=42), {"id": "leak", "prompt": "Please: " + ifeval_items[7][1]}]
+    texts = [(line, task_text(r)) for line, r in enumerate(planted, 1)]
+    with pytest.raises(DataError, match=rf"^prompts.jsonl:4: prompt: overlaps IFEval prompt {ifeval_items[7][0]} "):
+        check_decontaminated(texts, ifeval_items, "prompts.jsonl")

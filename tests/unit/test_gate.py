@@ -191,10 +191,11 @@ def test_the_length_controlled_bound_rejects_a_policy_that_wins_only_by_length_a
         "lc_win_rate_policy_vs_sft_ci_low": 0.44,
         "lc_win_rate_policy_vs_sft_ci_high": 0.6,
     }
-    decision = decide_promotion(padded, None, GATE)
+    lc_only = dataclasses.replace(GATE, max_length_advantage=None)  # the hacking check would name it too
+    decision = decide_promotion(padded, None, lc_only)
     assert not decision.promote
     assert decision.reason == "length-controlled win rate vs SFT 0.52 [0.44, 0.6]: lower end not above 0.5"
-    assert decide_promotion(padded, None, dataclasses.replace(GATE, min_lc_win_rate=None)).promote
+    assert decide_promotion(padded, None, dataclasses.replace(lc_only, min_lc_win_rate=None)).promote
     without = {k: v for k, v in GOOD.items() if not k.startswith("lc_")}
     assert "no interval for the length-controlled win rate" in decide_promotion(without, None, GATE).reason
 
@@ -224,3 +225,40 @@ def test_a_holder_evaluated_differently_is_not_compared_and_the_reason_names_wha
     assert "@staging (version 3) was evaluated differently (eval_prompts, ifeval): comparison with it skipped" in (
         unlike.reason
     )
+
+
+def test_a_reward_model_gamed_behind_the_judges_back_is_named_as_reward_hacking():
+    gamed = {
+        **GOOD,
+        **interval_keys("win_rate_policy_vs_sft", 0.8, 0.72, 0.88),
+        **interval_keys("lc_win_rate_policy_vs_sft", 0.79, 0.7, 0.87),
+        **interval_keys("judge_win_rate_policy_vs_sft", 0.4, 0.33, 0.47),
+        "judge_lc_win_rate_policy_vs_sft": 0.4,
+    }
+    decision = decide_promotion(gamed, None, GATE)
+    assert not decision.promote
+    assert "reward hacking: the reward model prefers the policy (0.8 [0.72, 0.88], above 0.6)" in decision.reason
+    undecided_judge = {**gamed, **interval_keys("judge_win_rate_policy_vs_sft", 0.48, 0.41, 0.55)}
+    assert "reward hacking" not in decide_promotion(undecided_judge, None, GATE).reason
+    unchecked = dataclasses.replace(GATE, hacking_min_reward_model=None)
+    assert "reward hacking" not in decide_promotion(gamed, None, unchecked).reason
+
+
+def test_a_win_by_length_beyond_the_bound_is_named_for_each_scorer():
+    longer = {
+        **GOOD,
+        **interval_keys("win_rate_policy_vs_sft", 0.78, 0.7, 0.85),
+        "judge_lc_win_rate_policy_vs_sft": 0.5,
+    }
+    decision = decide_promotion(longer, None, GATE)
+    assert not decision.promote
+    assert "by length: the reward model's raw win rate 0.78 exceeds its length-controlled 0.66 by 0.12 > 0.1" in (
+        decision.reason
+    )
+    assert "the judge's raw win rate 0.66 exceeds its length-controlled 0.5 by 0.16 > 0.1" in decision.reason
+    assert decide_promotion({**longer, "judge_lc_win_rate_policy_vs_sft": 0.6}, None, GATE).reason.count("length:") == 1
+    assert decide_promotion(longer, None, dataclasses.replace(GATE, max_length_advantage=None)).promote
+
+
+def interval_keys(key, value, low, high):
+    return {key: value, f"{key}_ci_low": low, f"{key}_ci_high": high}

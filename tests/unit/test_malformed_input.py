@@ -128,6 +128,33 @@ CASES = [
         r":2: NUL byte at column 14 ",
     ),
     jsonl_case(
+        "prompt_unknown_constraint",
+        "prompts",
+        jsonl(PROMPT, {"id": "p-2", "prompt": "q", "constraints": [{"instruction_id": "punctuation:no_commas"}]}),
+        r":2: constraints\[0\].instruction_id: unknown instruction id 'punctuation:no_commas' \(25 known\)$",
+    ),
+    jsonl_case(
+        "prompt_constraint_kwargs_misfit",
+        "prompts",
+        jsonl(
+            {
+                "id": "p-1",
+                "prompt": "q",
+                "constraints": [
+                    {"instruction_id": "punctuation:no_comma"},
+                    {"instruction_id": "length_constraints:number_words", "kwargs": {"num_word": 50}},
+                ],
+            }
+        ),
+        r":1: constraints\[1\].kwargs: does not fit checker 'length_constraints:number_words': ",
+    ),
+    jsonl_case(
+        "prompt_ground_truth_not_an_answer",
+        "prompts",
+        jsonl({"id": "p-1", "prompt": "q", "ground_truth": {"answer": 4}}),
+        r":1: ground_truth: expected an answer or a list of answers \(text or numbers\), found ",
+    ),
+    jsonl_case(
         "jsonl_escaped_nul_in_text",
         "prompts",
         jsonl({"id": "p-1", "prompt": "a\u0000b"}),
@@ -414,6 +441,16 @@ CASES = [
         "params_bad_choice",
         "tokenize:\n  template: llama\n",
         r": tokenize\.template: expected one of 'chat', 'markers', found 'llama'$",
+    ),
+    params_case(
+        "params_unknown_verifier",
+        "ppo:\n  verifiers: [{name: regexp}]\n",
+        r": ppo\.verifiers\[0\]\.name: unknown verifier 'regexp': one of ifeval, regex, length, exact, math, ",
+    ),
+    params_case(
+        "params_verifier_path_not_importable",
+        "ppo:\n  verifiers: [{name: 'no_such_package.checks:score'}]\n",
+        r": ppo\.verifiers\[0\]\.name: cannot import 'no_such_package.checks' ",
     ),
     params_case("params_section_not_mapping", "dedup: 3\n", r": dedup: expected a mapping, found 3$"),
     params_case(

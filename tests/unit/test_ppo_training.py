@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from alignflow.config import PPOParams
+from alignflow.config import PPOParams, VerifierParams
 from alignflow.errors import ConfigError
 from alignflow.rl.ppo import PolicyGradientTrainer
 from alignflow.training.common import prepare_checkpoint_dir
@@ -357,3 +357,20 @@ def test_sampling_drops_finished_rows_without_changing_what_the_others_generate(
         )[0, len(prompt) :]
         length = int(batched.mask[row].sum())
         assert batched.responses[row, :length].tolist() == greedy[:length].tolist()
+
+
+@pytest.mark.slow  # tens of seconds: out of the quick loop, in every full run
+def test_a_verifier_alone_trains_the_policy_towards_its_rule(setup, tmp_path, monkeypatch):
+    """No reward model: a user's verifier, named by dotted path, is the whole reward, and its mean is logged."""
+    (tmp_path / "word_rule.py").write_text(
+        "WORDS = {'the', 'water', 'and', 'a', 'to'}\n"
+        "def share(response, record):\n"
+        "    words = response.lower().split()\n"
+        "    return sum(w in WORDS for w in words) / len(words) if words else 0.0\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rule = VerifierParams("word_rule:share")
+    history = trainer(setup, reward_model_weight=0.0, verifiers=(rule,)).train()
+    assert "reward_mean" not in history[0]
+    start, end = mean(history, "verifier_share", slice(0, 5)), mean(history, "verifier_share", slice(-5, None))
+    assert end > start + 0.1

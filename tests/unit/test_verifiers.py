@@ -3,9 +3,10 @@ one-line errors for a bad entry, and the weighted mix of the reward model with t
 
 import pytest
 
+from alignflow.config import PPOParams, VerifierParams, resolve_verifier
 from alignflow.errors import ConfigError, DataError
 from alignflow.verifiers.checks import constraint_item, exact, ifeval, length, math, regex
-from alignflow.verifiers.sources import RewardSources, VerifierSpec, load_verifier, source_means
+from alignflow.verifiers.sources import RewardSources, source_means
 
 NO_COMMA_AT_LEAST_5_WORDS = {
     "prompt": [{"role": "user", "content": "Describe a cat without commas, in at least five words."}],
@@ -59,34 +60,34 @@ def test_a_users_verifier_by_dotted_path(tmp_path, monkeypatch):
         "def wrong(response):\n    return 1.0\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    check = load_verifier(VerifierSpec("my_checks:mentions", options={"word": "cat"}), "ppo.verifiers[0]")
+    check = resolve_verifier(VerifierParams("my_checks:mentions", options={"word": "cat"}), "ppo.verifiers[0]")
     assert check("a cat", {}) == 1.0 and check("a dog", {}) == 0.0
     with pytest.raises(ConfigError, match=r"^ppo.verifiers\[0\].name: cannot import 'no_such_module'"):
-        load_verifier(VerifierSpec("no_such_module:f"), "ppo.verifiers[0]")
+        resolve_verifier(VerifierParams("no_such_module:f"), "ppo.verifiers[0]")
     with pytest.raises(ConfigError, match=r"^ppo.verifiers\[0\].name: 'my_checks' has no function 'missing'"):
-        load_verifier(VerifierSpec("my_checks:missing"), "ppo.verifiers[0]")
+        resolve_verifier(VerifierParams("my_checks:missing"), "ppo.verifiers[0]")
     with pytest.raises(ConfigError, match=r"^ppo.verifiers\[1\]: my_checks:wrong cannot be called as"):
-        load_verifier(VerifierSpec("my_checks:wrong"), "ppo.verifiers[1]")
+        resolve_verifier(VerifierParams("my_checks:wrong"), "ppo.verifiers[1]")
 
 
 def test_bad_built_in_entries_fail_with_one_line():
     with pytest.raises(ConfigError, match=r"^ppo.verifiers\[0\].name: unknown verifier 'regexp': one of ifeval"):
-        load_verifier(VerifierSpec("regexp"), "ppo.verifiers[0]")
+        resolve_verifier(VerifierParams("regexp"), "ppo.verifiers[0]")
     with pytest.raises(ConfigError, match=r"^ppo.verifiers\[0\]: regex cannot be called .* \['patern'\]"):
-        load_verifier(VerifierSpec("regex", options={"patern": "x"}), "ppo.verifiers[0]")
+        resolve_verifier(VerifierParams("regex", options={"patern": "x"}), "ppo.verifiers[0]")
     with pytest.raises(ConfigError, match=r"^ppo.verifiers\[0\].options.pattern: not a regular expression"):
-        load_verifier(VerifierSpec("regex", options={"pattern": "("}), "ppo.verifiers[0]")
-    with pytest.raises(ConfigError, match="no reward source"):
-        RewardSources.load(0.0, [VerifierSpec("length", weight=0.0)], "ppo")
+        resolve_verifier(VerifierParams("regex", options={"pattern": "("}), "ppo.verifiers[0]")
+    with pytest.raises(ConfigError, match="^ppo: no reward source"):
+        PPOParams(reward_model_weight=0.0, verifiers=(VerifierParams("length", weight=0.0),))
 
 
 def test_sources_mix_by_weight_and_skip_what_does_not_apply():
     sources = RewardSources.load(
         0.5,
         [
-            VerifierSpec("ifeval", weight=2.0),
-            VerifierSpec("length", options={"max_words": 3}),
-            VerifierSpec("length", weight=0.25, options={"min_words": 2}),
+            VerifierParams("ifeval", weight=2.0),
+            VerifierParams("length", options={"max_words": 3}),
+            VerifierParams("length", weight=0.25, options={"min_words": 2}),
         ],
         "ppo",
     )
@@ -97,5 +98,5 @@ def test_sources_mix_by_weight_and_skip_what_does_not_apply():
     assert verified == {"ifeval": [1.0, None], "length": [0.0, 1.0], "length_2": [1.0, 1.0]}
     assert sources.mix([1.0, -2.0], verified) == [0.5 + 2.0 + 0.0 + 0.25, -1.0 + 1.0 + 0.25]
     assert source_means(verified) == {"verifier_ifeval": 1.0, "verifier_length": 0.5, "verifier_length_2": 1.0}
-    rules_only = RewardSources.load(0.0, [VerifierSpec("length", options={"max_words": 3})], "ppo")
+    rules_only = RewardSources.load(0.0, [VerifierParams("length", options={"max_words": 3})], "ppo")
     assert rules_only.mix(None, rules_only.score(responses, records)) == [0.0, 1.0]
