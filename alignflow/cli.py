@@ -457,7 +457,6 @@ def build_parser() -> argparse.ArgumentParser:
     which = export.add_mutually_exclusive_group(required=True)
     which.add_argument("--version", help="registry version number")
     which.add_argument("--alias", help="registry alias, e.g. staging")
-    export.add_argument("--format", choices=("gguf",), default="gguf", help="output format (GGUF only)")
     export.add_argument("--quant", choices=("f16", "q8_0"), default="f16", help="matrix precision (norms stay f32)")
     export.add_argument("--out", type=Path, help="output file (default: exports/<name>-v<N>.<quant>.gguf)")
     export.add_argument("--force", action="store_true", help="replace an existing output file")

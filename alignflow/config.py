@@ -277,6 +277,37 @@ class AlignParams:
 
 
 @dataclass(frozen=True)
+class SampledPairsParams:
+    """Rejection-sampling preference data for dpo / ipo / kto / simpo with `pairs: sampled`: k responses per
+    policy prompt from the SFT model, ranked by the verifiers' weighted sum with the reward model breaking ties;
+    the best and the worst of each prompt form a pair. Cheap on a CPU: sampling only, no training."""
+
+    verifiers: tuple[VerifierParams, ...] = ()
+    """The checks that rank the responses (as ppo.verifiers); none: the reward model alone ranks them."""
+    samples_per_prompt: int = 4
+    """Responses sampled per prompt (at least 2)."""
+    prompts: int = 0
+    """Policy prompts sampled, from the start of the set (0: all)."""
+    max_new_tokens: int = 128
+    """Longest sampled response."""
+    temperature: float = 1.0
+    """Sampling temperature: the responses of a prompt must differ for a pair to teach anything."""
+    top_p: float = 1.0
+    """Nucleus sampling (1: off)."""
+    batch_size: int = 16
+    """Responses decoded together."""
+
+    def check(self, where: str) -> None:
+        """One line naming `where` (e.g. dpo.sampled_pairs) for a setting that cannot work."""
+        if self.samples_per_prompt < 2:
+            raise ConfigError(f"{where}.samples_per_prompt: at least 2, got {self.samples_per_prompt}")
+        if self.temperature <= 0:
+            raise ConfigError(f"{where}.temperature: must be above 0, got {self.temperature}")
+        for index, spec in enumerate(self.verifiers):
+            resolve_verifier(spec, f"{where}.verifiers[{index}]")
+
+
+@dataclass(frozen=True)
 class PreferenceParams(TrainerParams):
     """Offline preference optimisation (TRL trainers) from the SFT model on the reward model's training groups
     (never the judge's or validation groups: every method is scored on the same unseen footing)."""
@@ -285,6 +316,11 @@ class PreferenceParams(TrainerParams):
     """lora: train an adapter on the SFT model; the reference is the same model with the adapter disabled."""
     lora: LoraParams = LoraParams()
     """The adapter trained with method lora."""
+    pairs: Literal["comparisons", "sampled"] = "comparisons"
+    """comparisons: the reward model's training comparison groups. sampled: rejection sampling (`sampled_pairs`):
+    the SFT model's own responses to the policy prompts, ranked by verifiers."""
+    sampled_pairs: SampledPairsParams = SampledPairsParams()
+    """How the pairs are sampled and ranked with `pairs: sampled`."""
     beta: float = 0.1
     """Strength of the pull towards the reference (DPO's beta, IPO's tau, KTO's beta; SimPO's reward scale)."""
     max_steps: int = 24
@@ -299,6 +335,7 @@ class PreferenceParams(TrainerParams):
         super().__post_init__()
         if self.beta <= 0:
             raise ConfigError(f"{self.section}.beta: must be above 0, got {self.beta}")
+        self.sampled_pairs.check(f"{self.section}.sampled_pairs")
 
 
 @dataclass(frozen=True)
@@ -471,11 +508,15 @@ class PPOParams:
     checkpoint_every: int = 8
     """Save model, value head, optimizer, RNG and data position every N updates; reruns resume."""
     curve_every: int = 8
-    """Every N updates (and before the first), score the policy against SFT on curve_prompts held-out eval
-    prompts with the reward model and the judge: plots/alignment_curve.png. 0: off."""
+    """Every N updates (and before the first, and after the last), score the policy against SFT on the dev split
+    (curve_prompts) with the reward model and the judge: plots/alignment_curve.png, and the pick of `keep: best`.
+    0: off."""
     curve_prompts: int = 24
-    """Held-out eval prompts (from the start of the set) the alignment curve samples, with evaluate's
-    max_new_tokens, temperature and top_p."""
+    """The dev split: this many policy prompts (the last of the set) are held out of PPO's training pool and
+    sampled by the curve, with evaluate's max_new_tokens, temperature and top_p. Never the eval prompts."""
+    keep: Literal["best", "last"] = "best"
+    """best: the policy is the probed update with the highest reward-model win rate on the dev split (the earliest
+    of equals); last: the final update. Which one was kept is in metrics/align.json and the version's lineage."""
 
     def __post_init__(self) -> None:
         if self.advantage != "gae" and self.samples_per_prompt < 2:
@@ -494,6 +535,8 @@ class PPOParams:
             )
         if self.min_new_tokens > self.max_new_tokens:
             raise ConfigError("ppo.min_new_tokens must not exceed ppo.max_new_tokens")
+        if self.keep == "best" and not (self.curve_every and self.curve_prompts):
+            raise ConfigError("ppo.keep: best needs the dev-split probe: set curve_every and curve_prompts above 0")
         if self.reward_model_weight < 0 or any(spec.weight < 0 for spec in self.verifiers):
             raise ConfigError("ppo: reward_model_weight and every verifier's weight must be at least 0")
         if self.reward_model_weight == 0 and not any(spec.weight > 0 for spec in self.verifiers):
@@ -552,6 +595,13 @@ class EvaluateParams:
     `bench/rollout.py` measures for decoding; `auto`: bfloat16 where it is fast)."""
     ifeval: IFEvalParams = IFEvalParams()
     """IFEval for the base model and SFT (baseline stage) and the policy (evaluate), on the same prompts."""
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:  # KL(policy || SFT) is measured at this temperature: 0 would divide by zero
+            raise ConfigError(
+                f"evaluate.temperature: must be above 0 (KL is measured at it), got {self.temperature}; "
+                "IFEval decodes greedily on its own"
+            )
 
 
 @dataclass(frozen=True)
@@ -747,6 +797,9 @@ def section_dict(section: Any) -> dict[str, Any]:
         if dataclasses.is_dataclass(value):
             for f in dataclasses.fields(value):
                 walk(f"{prefix}{f.name}.", getattr(value, f.name))
+        elif isinstance(value, (list, tuple)) and value and all(dataclasses.is_dataclass(v) for v in value):
+            for index, item in enumerate(value):  # ppo.verifiers[0].name, ...
+                walk(f"{prefix.rstrip('.')}[{index}].", item)
         else:
             flat[prefix.rstrip(".")] = value
 

@@ -32,6 +32,8 @@ REWARD_MODEL = Path("models/reward")
 JUDGE_MODEL = Path("models/judge")
 """A second reward model trained on comparison groups the reward model never saw; evaluation only."""
 POLICY = Path("models/policy")
+KEPT_UPDATE = "kept_update.json"
+"""Beside a PPO policy: which of its updates it is (`ppo.keep`); the registered version's lineage records it."""
 BASELINE = Path("data/baseline.json")
 """SFT's side of the evaluation (samples, scores, best-of-n), reused while only the policy changes."""
 

@@ -48,8 +48,8 @@ def weights_dtype(setting: str, name: str) -> Literal["float32", "bfloat16"]:
 def warn_if_slow(setting: str) -> None:
     if not bf16_is_fast():
         log.warning(
-            "%s: bf16 on a processor without native bf16 (AVX512-BF16, AMX) runs about 40x slower than full "
-            "precision; set it to auto",
+            "%s: bf16 on a processor without native bf16 (AVX512-BF16, AMX) runs far slower than full "
+            "precision (bench/rollout.py measures it); set it to auto",
             setting,
         )
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from alignflow.config import SourceParams
 from alignflow.data.records import DEFAULT_MAX_PAIRS, FieldError, show, text_field, validate_messages
+from alignflow.data.rlvr import verifier_fields
 from alignflow.data.sources import parse_transcript
 from alignflow.data.validate import Items, Validated, read_items, validate_source
 
@@ -440,6 +441,15 @@ PRESET_LIST = [
         | {"comparisons": ("input.messages", "preferred_output", "non_preferred_output")},
         {"pairs[i].chosen": "preferred_output", "pairs[i].rejected": "non_preferred_output"}
         | _messages_field("messages"),
+    ),
+    Preset(
+        "rlvr",
+        "open-instruct's RLVR prompts (Tulu 3): messages, ground_truth, dataset; IFEval rows' ground_truth becomes "
+        "`constraints`, every other row's is the answer the exact and math verifiers check",
+        "hub:allenai/RLVR-GSM, hub:allenai/RLVR-IFeval, hub:allenai/RLVR-MATH",
+        {"prompts": lambda row: {"prompt": _up_to_last_user_turn(_list(row, "messages")), **verifier_fields(row)}},
+        {"prompts": ("messages", "ground_truth", "dataset")},
+        {"constraints": "ground_truth"} | _messages_field("messages"),
     ),
 ]
 PRESETS = {preset.name: preset for preset in PRESET_LIST}

@@ -73,12 +73,12 @@ def training_curves(history: list[dict[str, float]]) -> Figure:
 
 
 CURVE_KEYS = {"curve_win_rate": "reward model", "curve_judge_win_rate": "judge"}
-"""History keys PPO writes every ppo.curve_every updates: win rate vs SFT on a fixed prompt set (offline methods
+"""History keys PPO writes every ppo.curve_every updates: win rate vs SFT on the dev split (offline methods
 sample nothing while training, so their plot holds only the starting point)."""
 
 
 def alignment_curve(history: list[dict[str, float]]) -> Figure:
-    """Win rate of the policy against SFT on fixed held-out prompts over updates (0.5 at update 0: the same model)."""
+    """Win rate of the policy against SFT on the dev split over updates (0.5 at update 0: the same model)."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.5))
     for key, label in CURVE_KEYS.items():

@@ -30,6 +30,7 @@ from alignflow.errors import ConfigError
 from alignflow.io import write_json
 from alignflow.precision import mixed_precision, weights_dtype
 from alignflow.rl import core
+from alignflow.rl.best import BestUpdate
 from alignflow.rl.packed import PackedBatch, layout_of, pack_samples, token_outputs
 from alignflow.rl.sampling import TOKENS_AT_ONCE, Samples, response_logprobs, sample
 from alignflow.training.common import complete_checkpoints, sampling_attention, transformers_model
@@ -148,6 +149,8 @@ class PolicyGradientTrainer:
         self.fused = params.ppo_epochs == 1 and params.minibatch_size == local
         """One on-policy step per update: the rollout's forward pass (with gradients) is also the update's."""
         self.update = 0
+        self.best = BestUpdate() if params.keep == "best" else None
+        """The update kept (`ppo.keep: best`), ranked by the probe's reward-model win rate."""
         self.history: list[dict[str, float]] = []
 
     # -- data ---------------------------------------------------------------------------------
@@ -348,6 +351,8 @@ class PolicyGradientTrainer:
                 with torch.no_grad(), self.sampling_model() as lm:
                     stats.update(probe(lm))
                 set_rng_state(state)
+                if self.best is not None:
+                    self.best.consider(self.update, stats, self._trainable_state)
             if on_update:
                 on_update(self.update, stats, texts)
             if checkpoint_dir is not None and (
@@ -378,6 +383,8 @@ class PolicyGradientTrainer:
             for index, state in enumerate(states):
                 write_json(partial / f"rng-{index}.json", state)
             save_file(self._trainable_state(), str(partial / "trainable.safetensors"))
+            if self.best is not None:
+                self.best.save(partial)
             torch.save(self.optimizer.state_dict(), partial / "optimizer.pt")
             write_json(
                 partial / "state.json", {"update": self.update, "kl_coef": self.kl.value, "history": self.history}
@@ -401,13 +408,17 @@ class PolicyGradientTrainer:
         self.optimizer.load_state_dict(torch.load(newest / "optimizer.pt", weights_only=True))
         state = json.loads((newest / "state.json").read_text())
         self.kl.value, self.update, self.history = state["kl_coef"], state["update"], state["history"]
+        if self.best is not None:
+            self.best.load(newest)
         set_rng_state(rng_from_json(json.loads((newest / f"rng-{self.accelerator.process_index}.json").read_text())))
         if self.accelerator.is_main_process:
             print(f"resuming from {newest} (update {self.update})", flush=True)
 
     def trained_model(self) -> tuple[nn.Module, nn.Module]:
-        """(policy LM with any adapter merged, value head)."""
+        """(policy LM with any adapter merged, value head), at the best update with `keep: best`."""
         policy = self.accelerator.unwrap_model(self.policy)
+        if self.best is not None and self.best.weights is not None:
+            policy.load_state_dict(self.best.weights, strict=False)
         lm = policy.lm.merge_and_unload() if self.uses_adapter else policy.lm
         return lm, policy.value_head
 

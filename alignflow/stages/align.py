@@ -19,6 +19,7 @@ from typing import Any
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.data.formatting import ChatFormat, policy_stop_token
+from alignflow.errors import ConfigError
 from alignflow.io import staged_outputs, write_json
 from alignflow.models.loading import load_pretrained
 from alignflow.models.reward import RewardScorer
@@ -43,7 +44,6 @@ def run(params: Params) -> dict[str, Any]:
     inputs = (
         paths.TOKENIZED / "prompts",
         paths.TOKENIZED / "reward",
-        paths.TOKENIZED / "eval_prompts",
         paths.SFT_MODEL,
         paths.REWARD_MODEL,
         paths.JUDGE_MODEL,
@@ -92,14 +92,20 @@ def train_offline(params: Params, checkpoints: Path) -> dict[str, Any]:
 
     method, seed = params.align.method, params.common.seed
     config = getattr(params, method)
-    source = paths.TOKENIZED / "reward"
-    pairs = load_arrow(source, "tokenize")["train"].to_list()
     tokenizer = load_pretrained(AutoTokenizer, require(paths.SFT_MODEL / "model", "sft"))
+    stop_token = policy_stop_token(params, tokenizer)
+    sampling: dict[str, Any] = {}
+    if config.pairs == "sampled":
+        source = paths.TOKENIZED / "prompts"
+        pairs, sampling = sample_pairs(params, config, tokenizer, stop_token)
+    else:
+        source = paths.TOKENIZED / "reward"
+        pairs = load_arrow(source, "tokenize")["train"].to_list()
     chat = ChatFormat(params.tokenize.template, params.tokenize.markers)
-    examples = preference_examples(pairs, tokenizer, chat, policy_stop_token(params, tokenizer))
+    examples = preference_examples(pairs, tokenizer, chat, stop_token)
     if method == "kto":
         examples = unpaired_examples(examples, seed)
-    check_training_data(method, examples, f"{source} (train split)")
+    check_training_data(method, examples, f"{source} ({'sampled pairs' if sampling else 'train split'})")
     resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, config, params.tokenize))
     trainer, result = train_preference(
         method,
@@ -117,6 +123,7 @@ def train_offline(params: Params, checkpoints: Path) -> dict[str, Any]:
     last = history[-min(3, len(history)) :]
     metrics: dict[str, Any] = {
         **trainer_metrics(trainer, result),
+        **sampling,
         "examples": len(examples),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
     }
@@ -130,6 +137,34 @@ def train_offline(params: Params, checkpoints: Path) -> dict[str, Any]:
     return metrics
 
 
+def sample_pairs(params: Params, config, tokenizer, stop_token: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rejection-sampling pairs from the SFT model's answers to the policy prompts (`pairs: sampled`)."""
+    from alignflow.training.sampled_pairs import sampled_pairs
+    from alignflow.training.sft import load_sft_model
+
+    started = time.monotonic()
+    rows = load_arrow(paths.TOKENIZED / "prompts", "tokenize").to_list()
+    scorer = RewardScorer(require(paths.REWARD_MODEL, "reward"), params.tokenize.reward_max_length)
+    lm = load_sft_model(require(paths.SFT_MODEL, "sft"))
+    stop_id = tokenizer.convert_tokens_to_ids(stop_token)
+    where = f"{params.align.method}.sampled_pairs"
+    pairs, stats = sampled_pairs(lm, tokenizer, rows, scorer, config.sampled_pairs, stop_id, params.common.seed, where)
+    del lm
+    return pairs, {**stats, "sampling_seconds": round(time.monotonic() - started, 1)}
+
+
+def dev_split(prompts: list[dict[str, Any]], config) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(PPO's training pool, the dev split the curve probes): the last `curve_prompts` prompts are held out, so
+    the update kept is picked on prompts the policy never trained on and the eval prompts are never read."""
+    held = config.curve_prompts if config.curve_every else 0
+    if held and len(prompts) <= held:
+        raise ConfigError(
+            f"ppo.curve_prompts: holding out {held} of the {len(prompts)} policy prompts as the dev split leaves "
+            "none to train on"
+        )
+    return (prompts[:-held], prompts[-held:]) if held else (prompts, [])
+
+
 def train_ppo(params: Params, checkpoints: Path) -> dict[str, Any]:
     """Our PPO (GAE, RLOO or GRPO advantages) against the reward model, with the learning-curve probe."""
     import mlflow
@@ -140,7 +175,7 @@ def train_ppo(params: Params, checkpoints: Path) -> dict[str, Any]:
     from alignflow.rl.ppo import PolicyGradientTrainer, rng_state, set_rng_state, set_seed
 
     config, seed = params.ppo, params.common.seed
-    prompts = load_arrow(paths.TOKENIZED / "prompts", "tokenize").to_list()
+    prompts, dev_prompts = dev_split(load_arrow(paths.TOKENIZED / "prompts", "tokenize").to_list(), config)
     tokenizer = load_pretrained(AutoTokenizer, require(paths.SFT_MODEL / "model", "sft"))
     scorer = RewardScorer(require(paths.REWARD_MODEL, "reward"), params.tokenize.reward_max_length)
     stop_token = policy_stop_token(params, tokenizer)
@@ -160,10 +195,9 @@ def train_ppo(params: Params, checkpoints: Path) -> dict[str, Any]:
     started = time.monotonic()
     probe = None
     if config.curve_every:
-        curve_prompts = load_arrow(paths.TOKENIZED / "eval_prompts", "tokenize").to_list()[: config.curve_prompts]
         judge = RewardScorer(require(paths.JUDGE_MODEL, "reward"), params.tokenize.reward_max_length)
         probe = AlignmentProbe(
-            tokenizer, curve_prompts, {"reward": scorer, "judge": judge}, trainer.stop_id, params.evaluate, seed
+            tokenizer, dev_prompts, {"reward": scorer, "judge": judge}, trainer.stop_id, params.evaluate, seed
         )
         state = rng_state()
         with trainer.sampling_model(reference=True) as sft:
@@ -191,6 +225,8 @@ def train_ppo(params: Params, checkpoints: Path) -> dict[str, Any]:
     }
     metrics.update({f"final_{key}": round(value, 4) for key, value in history[-1].items() if key.startswith("curve_")})
     metrics.update(updates=len(history), initial_reward_mean=round(history[0]["reward_mean"], 4))
+    kept = trainer.best.update if trainer.best is not None and trainer.best.weights is not None else len(history)
+    metrics.update(kept_update=kept, **{f"kept_{k}": v for k, v in history[kept - 1].items() if k.startswith("curve_")})
     metrics.update(
         train_seconds=round(seconds, 1), episodes_per_second=round(len(run_here) * config.batch_size / seconds, 3)
     )
@@ -198,11 +234,12 @@ def train_ppo(params: Params, checkpoints: Path) -> dict[str, Any]:
         metrics.update(curve_seconds=round(probe.seconds, 1), curve_share=round(probe.seconds / seconds, 3))
     if main_process:
 
-        def value_head_file(out_dir: Path) -> None:
+        def ppo_files(out_dir: Path) -> None:
             weights = {k: v.contiguous() for k, v in value_head.state_dict().items()}
             save_file(weights, str(out_dir / "value_head.safetensors"))
+            write_json(out_dir / paths.KEPT_UPDATE, {"update": kept, "of": len(history), "keep": config.keep})
 
-        save_policy(lm, tokenizer, history, metrics, value_head_file)
+        save_policy(lm, tokenizer, history, metrics, ppo_files)
         mlflow.log_metrics(metrics)
         if samples:
             mlflow.log_table(

@@ -91,3 +91,14 @@ def test_the_dataclass_defaults_are_the_values_params_yaml_ships():
         ]
 
     assert differences(load_params(ROOT / "params.yaml"), Params()) == []
+
+
+def test_a_list_of_sections_flattens_by_index_for_mlflow_and_checkpoint_snapshots():
+    from alignflow.config import parse_params, section_dict
+    from alignflow.training.common import params_snapshot
+
+    params = parse_params({"ppo": {"verifiers": [{"name": "length", "options": {"min_words": 3}}, {"name": "exact"}]}})
+    flat = section_dict(params.ppo)
+    assert flat["verifiers[0].name"] == "length" and flat["verifiers[1].name"] == "exact"
+    assert flat["verifiers[0].options"] == {"min_words": 3}
+    assert params_snapshot(params.ppo)["ppo.verifiers[1].weight"] == 1.0  # JSON-safe: checkpoints compare it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -374,3 +375,69 @@ def test_a_verifier_alone_trains_the_policy_towards_its_rule(setup, tmp_path, mo
     assert "reward_mean" not in history[0]
     start, end = mean(history, "verifier_share", slice(0, 5)), mean(history, "verifier_share", slice(-5, None))
     assert end > start + 0.1
+
+
+def scripted_probe(scores: list[float]):
+    """A probe that reports these win rates in turn (a constructed learning curve)."""
+    remaining = list(scores)
+    return lambda lm: {"curve_win_rate": remaining.pop(0)}
+
+
+def snapshots(policy_trainer) -> tuple[dict[int, dict], callable]:
+    """The trainable weights after every update, and the on_update callback that records them."""
+    seen: dict[int, dict] = {}
+    return seen, lambda update, stats, texts: seen.__setitem__(update, policy_trainer._trainable_state())
+
+
+def test_keep_best_returns_the_update_the_dev_curve_ranks_highest(setup, tmp_path):
+    """Probes after updates 2, 4, 6 score 0.6, 0.9, 0.7: the policy is update 4's, not the last one."""
+    best = trainer(setup, updates=6, curve_every=2, checkpoint_every=2)
+    seen, record = snapshots(best)
+    best.train(probe=scripted_probe([0.6, 0.9, 0.7]), on_update=record)
+    assert best.best.update == 4 and best.best.score == 0.9
+    lm, _ = best.trained_model()
+    kept = {name: weight for name, weight in lm.state_dict().items() if f"lm.{name}" in seen[4]}
+    assert kept and all(torch.equal(weight, seen[4][f"lm.{name}"]) for name, weight in kept.items())
+    assert any(not torch.equal(seen[4][key], seen[6][key]) for key in seen[4])  # update 6 differs: a real choice
+
+    last = trainer(setup, updates=6, curve_every=2, keep="last")
+    last.train(probe=scripted_probe([0.6, 0.9, 0.7]))
+    assert last.best is None
+    assert all(
+        torch.equal(w, seen[6][f"lm.{n}"])
+        for n, w in last.trained_model()[0].state_dict().items()
+        if f"lm.{n}" in seen[6]
+    )
+
+
+def test_keep_best_survives_an_interruption(setup, tmp_path):
+    first = trainer(setup, updates=6, curve_every=2, checkpoint_every=2)
+    first.train(tmp_path, stop_after=5, probe=scripted_probe([0.6, 0.9]))  # killed after update 5
+    resumed = trainer(setup, updates=6, curve_every=2, checkpoint_every=2)
+    resumed.train(tmp_path, resume=True, probe=scripted_probe([0.7]))
+    assert (resumed.best.update, resumed.best.score) == (4, 0.9)
+    uninterrupted = trainer(setup, updates=6, curve_every=2)
+    uninterrupted.train(probe=scripted_probe([0.6, 0.9, 0.7]))
+    resumed_lm, expected_lm = resumed.trained_model()[0].state_dict(), uninterrupted.trained_model()[0].state_dict()
+    assert all(torch.allclose(resumed_lm[k], expected_lm[k], atol=1e-5) for k in expected_lm)
+
+
+def test_keep_best_needs_the_dev_probe():
+    with pytest.raises(ConfigError, match="ppo.keep: best needs the dev-split probe"):
+        PPOParams(curve_every=0)
+    assert PPOParams(curve_every=0, keep="last").keep == "last"
+
+
+def test_the_dev_split_is_held_out_of_training_and_align_never_reads_the_eval_prompts():
+    import yaml
+
+    from alignflow.stages.align import dev_split
+
+    prompts = [{"id": index} for index in range(10)]
+    pool, dev = dev_split(prompts, PPOParams(curve_prompts=3))
+    assert [p["id"] for p in pool] == list(range(7)) and [p["id"] for p in dev] == [7, 8, 9]
+    assert dev_split(prompts, PPOParams(curve_every=0, keep="last")) == (prompts, [])
+    with pytest.raises(ConfigError, match="leaves none to train on"):
+        dev_split(prompts[:3], PPOParams(curve_prompts=3))
+    stages = yaml.safe_load((Path(__file__).parents[2] / "dvc.yaml").read_text())["stages"]
+    assert not any("eval_prompts" in dep for dep in stages["align"]["deps"])

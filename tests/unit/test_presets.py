@@ -196,6 +196,11 @@ SCHEMAS = {
         },
         {"prompt": "Hi", "pairs": [("Hello!", "What.", None)]},
     ),
+    ("rlvr", "prompts"): (
+        {"messages": [chat("Tom has 3 apples and eats one. How many are left?", "user")], "ground_truth": "2"}
+        | {"dataset": "gsm8k"},
+        {"prompt": "Tom has 3 apples and eats one. How many are left?", "ground_truth": "2"},
+    ),
 }
 
 
@@ -213,6 +218,7 @@ def test_a_row_in_the_public_schema_becomes_the_canonical_record_and_tokenizes(t
         assert pairs == expected["pairs"]
     if "pair_count" in expected:
         assert len(record["pairs"]) == expected["pair_count"]
+    assert record.get("ground_truth") == expected.get("ground_truth")
     tokenized(tokenizer, dataset, [record])
 
 
@@ -376,6 +382,56 @@ ERRORS = [
         ":1: chosen: expected one",
     ),
 ]
+
+
+def rlvr_ifeval(ground_truth) -> dict:
+    return {"messages": [chat("Describe a lake.", "user")], "ground_truth": ground_truth, "dataset": "ifeval"}
+
+
+@pytest.mark.parametrize(
+    "ground_truth",
+    [
+        json.dumps({"func_name": "validate_word_constraint", "N": 50, "quantifier": "at most", "end_phrase": None}),
+        json.dumps(
+            [
+                {
+                    "instruction_id": ["length_constraints:number_words"],
+                    "kwargs": [{"num_words": 51, "relation": "less than"}],
+                }
+            ]
+        ),
+    ],
+    ids=["function-spelling", "ifeval-spelling"],
+)
+def test_rlvr_ifeval_rows_become_constraints_that_ifevals_checkers_read(tmp_path, ground_truth):
+    from alignflow.verifiers.checks import ifeval
+
+    (record,) = ingest(tmp_path, "rlvr", "prompts", [rlvr_ifeval(ground_truth)])
+    assert record["constraints"][0]["instruction_id"] == "length_constraints:number_words"
+    relation = record["constraints"][0]["kwargs"].get("relation", "less than")
+    assert (relation, record["constraints"][0]["kwargs"]["num_words"]) == ("less than", 51)
+    record = {
+        **record,
+        "constraints": [{**record["constraints"][0], "kwargs": {"num_words": 51, "relation": relation}}],
+    }
+    assert ifeval("A calm lake.", record) == 1.0 and ifeval("water " * 60, record) == 0.0
+
+
+@pytest.mark.parametrize(
+    "ground_truth, expected",
+    [
+        ('{"func_name": "validate_choice", "options": "yes, no"}', ":1: ground_truth.func_name: 'validate_choice' has"),
+        ('{"func_name": "validate_word_constraint", "N": 5, "quantifier": "around"}', ":1: ground_truth.quantifier:"),
+        ("{not json", ":1: ground_truth: not JSON"),
+        (
+            '{"instruction_id": ["punctuation:no_comma", "change_case:english_capital"], "kwargs": [{}]}',
+            "1 kwargs for 2",
+        ),
+    ],
+)
+def test_an_rlvr_row_without_an_exact_ifeval_checker_is_one_line(tmp_path, ground_truth, expected):
+    message = error(tmp_path, "rlvr", "prompts", [rlvr_ifeval(ground_truth)])
+    assert expected in message and "\n" not in message, message
 
 
 @pytest.mark.parametrize("preset, dataset, row, expected", ERRORS, ids=[f"{e[0]}-{i}" for i, e in enumerate(ERRORS)])

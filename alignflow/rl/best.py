@@ -1,0 +1,50 @@
+"""Keep the best update, not the last: the policy's dev-split win rate picks it (OpenRLHF's
+`--ckpt.best_metric_key`, open-instruct's best checkpoint).
+
+The probe that measures it samples prompts held out of PPO's own pool, never the eval prompts, so the pick does
+not tune on the set that judges the result. The best update's trainable weights are held in memory (a LoRA
+adapter is small; with `ppo.method: full` it is a copy of the model) and written into every checkpoint, so a
+resumed run keeps the same pick.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+BEST_WEIGHTS, BEST_STATE = "best.safetensors", "best.json"
+
+
+@dataclass
+class BestUpdate:
+    metric: str = "curve_win_rate"
+    """The probe's number that ranks the updates (the reward model's win rate against SFT on the dev split)."""
+    update: int = 0
+    score: float = -math.inf
+    weights: dict[str, torch.Tensor] | None = None
+
+    def consider(self, update: int, stats: Mapping[str, float], weights: Callable[[], dict[str, torch.Tensor]]) -> None:
+        """Hold `weights()` when this update's score beats every earlier one (the earliest of equals stays)."""
+        score = stats.get(self.metric)
+        if score is not None and score > self.score:
+            self.update, self.score, self.weights = update, float(score), weights()
+
+    def save(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        if self.weights is not None:
+            save_file(self.weights, str(directory / BEST_WEIGHTS))
+            (directory / BEST_STATE).write_text(json.dumps({"update": self.update, "score": self.score}))
+
+    def load(self, directory: Path) -> None:
+        from safetensors.torch import load_file
+
+        if (directory / BEST_STATE).is_file():
+            state = json.loads((directory / BEST_STATE).read_text())
+            self.update, self.score = state["update"], state["score"]
+            self.weights = load_file(str(directory / BEST_WEIGHTS))
