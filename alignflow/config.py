@@ -231,10 +231,11 @@ class TrainerParams:
 
 @dataclass(frozen=True)
 class SFTParams(TrainerParams):
-    method: Literal["lora", "qlora", "full", "prompt_tuning"] = "lora"
-    """lora / qlora (4-bit NF4 base via bitsandbytes) / full fine-tune / prompt tuning (soft prompt)."""
+    tuning: Literal["lora", "qlora", "full", "prompt_tuning"] = "lora"
+    """Which weights train: lora / qlora (4-bit NF4 base via bitsandbytes) / full fine-tune / prompt tuning (a soft
+    prompt)."""
     lora: LoraParams = LoraParams()
-    """The adapter trained with method lora or qlora."""
+    """The adapter trained with tuning lora or qlora."""
     freeze_layers: int = 0
     """Full fine-tune only: keep the embeddings and the lowest N transformer layers frozen."""
     num_virtual_tokens: int = 16
@@ -312,10 +313,11 @@ class PreferenceParams(TrainerParams):
     """Offline preference optimisation (TRL trainers) from the SFT model on the reward model's training groups
     (never the judge's or validation groups: every method is scored on the same unseen footing)."""
 
-    method: Literal["lora", "full"] = "lora"
-    """lora: train an adapter on the SFT model; the reference is the same model with the adapter disabled."""
+    tuning: Literal["lora", "full"] = "lora"
+    """Which weights train: lora, an adapter on the SFT model (the reference is the same model with the adapter
+    disabled), or full (the reference is a frozen copy)."""
     lora: LoraParams = LoraParams()
-    """The adapter trained with method lora."""
+    """The adapter trained with tuning lora."""
     pairs: Literal["comparisons", "sampled"] = "comparisons"
     """comparisons: the reward model's training comparison groups. sampled: rejection sampling (`sampled_pairs`):
     the SFT model's own responses to the policy prompts, ranked by verifiers."""
@@ -422,10 +424,11 @@ def resolve_verifier(spec: VerifierParams, where: str) -> Callable[..., float | 
 
 @dataclass(frozen=True)
 class PPOParams:
-    method: Literal["lora", "full"] = "lora"
-    """lora: train an adapter on the SFT model; the reference is the same model with the adapter disabled."""
+    tuning: Literal["lora", "full"] = "lora"
+    """Which weights train: lora, an adapter on the SFT model (the reference is the same model with the adapter
+    disabled), or full (the reference is a frozen copy)."""
     lora: LoraParams = LoraParams()
-    """The adapter trained with method lora."""
+    """The adapter trained with tuning lora."""
     advantage: Literal["gae", "rloo", "grpo"] = "rloo"
     """gae: a value head and GAE over tokens (PPO). rloo / grpo: critic-free; each response's advantage is its
     return (score minus summed KL penalty) against the other samples of its prompt: leave-one-out mean (RLOO)
@@ -840,10 +843,17 @@ def _suggest(name: str, choices: typing.Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+RENAMED_KEYS = {"method": "tuning"}
+"""Keys renamed inside the training sections (sft, ppo, dpo, ipo, kto, simpo): `method` there meant which weights
+train, while `align.method` is the algorithm; an old params file gets one line naming the new key."""
+
+
 def _check_keys(cls: type, data: dict[str, Any], source: str, prefix: str) -> None:
     """Reject unknown keys at any depth (used for overlays, which may be partial)."""
     hints = typing.get_type_hints(cls)
     for key, value in data.items():
+        if key not in hints and RENAMED_KEYS.get(key) in hints:
+            raise ConfigError(f"{source}: {prefix}{key}: renamed to {prefix}{RENAMED_KEYS[key]} (same values)")
         if key not in hints:
             raise ConfigError(f"{source}: {prefix}{key}: unknown key{_suggest(key, hints)}")
         if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):

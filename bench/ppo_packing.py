@@ -86,7 +86,7 @@ def default_trainer():
     tokenizer = load_pretrained(AutoTokenizer, ROOT / "models/sft/model")
     prompts = load_from_disk(str(ROOT / "data/tokenized/prompts")).to_list()
     set_seed(params.common.seed)
-    lm = trainable_policy(ROOT / "models/sft", config.method, config.lora)
+    lm = trainable_policy(ROOT / "models/sft", config.tuning, config.lora)
 
     def no_reward(prompts, responses) -> torch.Tensor:
         return torch.zeros(len(responses))

@@ -148,7 +148,7 @@ def run_ours(work: Path, s: dict) -> dict:
         return reward_model(**batch).logits[:, 0]  # pooled at the last non-pad token
 
     params = PPOParams(
-        method="full",
+        tuning="full",
         updates=s["updates"],
         batch_size=s["batch_size"],
         minibatch_size=s["minibatch_size"],

@@ -191,7 +191,7 @@ def skewed_workload(steps: int, long_fraction: float) -> Workload:
     model, tokenizer = build_tiny_causal_lm(corpus, seed=0, vocab_size=2048, hidden_size=256, layers=4)
     examples = make_examples(conversations, tokenizer, (steps + 1) * BATCH_SIZE, long_fraction)
     n_long = sum(len(e["input_ids"]) >= LONG_LENGTHS[0] for e in examples)
-    params = SFTParams(method="full", batch_size=BATCH_SIZE, learning_rate=1e-3, mixed_precision="no")
+    params = SFTParams(tuning="full", batch_size=BATCH_SIZE, learning_rate=1e-3, mixed_precision="no")
     description = (
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M-parameter Llama, full fine-tune, fp32; "
         f"{len(examples)} length-skewed examples ({n_long} long)"

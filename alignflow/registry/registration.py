@@ -26,7 +26,7 @@ def model_card(params: Params, metrics: dict[str, Any], tags: dict[str, str]) ->
     return "\n".join(
         [
             f"# {params.register.model_name}",
-            f"Aligned policy from alignflow: SFT ({params.sft.method}) of `{params.ingest.model}`, then "
+            f"Aligned policy from alignflow: SFT ({params.sft.tuning}) of `{params.ingest.model}`, then "
             f"{method_summary(params)}; reward model and judge on `{params.reward.backbone}`.",
             "",
             f"- {metrics.get('prompts')} held-out prompts, 95 % paired bootstrap intervals: win rate vs SFT "
@@ -70,11 +70,11 @@ def method_summary(params: Params) -> str:
     config = getattr(params, method)
     if method == "ppo":
         return (
-            f"PPO ({config.advantage} advantages, {config.method}, {config.updates} updates) against the reward model"
+            f"PPO ({config.advantage} advantages, {config.tuning}, {config.updates} updates) against the reward model"
         )
     budget = f"{config.max_steps} steps" if config.max_steps > 0 else f"{config.epochs:g} epochs"
     return (
-        f"{method.upper() if method != 'simpo' else 'SimPO'} ({config.method}, beta {config.beta}, {budget}) "
+        f"{method.upper() if method != 'simpo' else 'SimPO'} ({config.tuning}, beta {config.beta}, {budget}) "
         "on the reward model's comparison groups"
     )
 

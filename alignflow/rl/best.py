@@ -3,7 +3,7 @@
 
 The probe that measures it samples prompts held out of PPO's own pool, never the eval prompts, so the pick does
 not tune on the set that judges the result. The best update's trainable weights are held in memory (a LoRA
-adapter is small; with `ppo.method: full` it is a copy of the model) and written into every checkpoint, so a
+adapter is small; with `ppo.tuning: full` it is a copy of the model) and written into every checkpoint, so a
 resumed run keeps the same pick.
 """
 

@@ -182,7 +182,7 @@ def train_ppo(params: Params, checkpoints: Path) -> dict[str, Any]:
     resuming = prepare_checkpoint_dir(checkpoints, params_snapshot(params.common, config, params.tokenize))
     set_seed(seed)  # the fresh adapter's initialisation is part of the run (unseeded, no two runs were alike)
     trainer = PolicyGradientTrainer(
-        trainable_policy(require(paths.SFT_MODEL, "sft"), config.method, config.lora),
+        trainable_policy(require(paths.SFT_MODEL, "sft"), config.tuning, config.lora),
         tokenizer,
         scorer,
         prompts,

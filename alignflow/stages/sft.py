@@ -38,6 +38,8 @@ def run(params: Params) -> dict[str, Any]:
 def train(params: Params) -> dict[str, Any]:
     from transformers import AutoTokenizer, Trainer, set_seed
 
+    from alignflow.training.label_loss import LabelledPositionsTrainer
+
     config, seed = params.sft, params.common.seed
     data = load_arrow(paths.TOKENIZED / "sft", "tokenize").remove_columns("id")
     tokenizer = load_pretrained(AutoTokenizer, require(paths.TOKENIZED / "tokenizer", "tokenize"))
@@ -49,9 +51,11 @@ def train(params: Params) -> dict[str, Any]:
     model = build_sft_model(require(paths.BASE_MODEL, "ingest"), tokenizer, config)
     has_eval = len(data["validation"]) > 0
     collator = training_collator(model, tokenizer, config)
-    trainer = Trainer(
+    # prompt tuning prepends virtual tokens inside peft, so only the model's own loss lines its labels up
+    trainer_class = Trainer if config.tuning == "prompt_tuning" else LabelledPositionsTrainer
+    trainer = trainer_class(
         model=model,
-        args=training_arguments(config, checkpoints, seed, has_eval),
+        args=training_arguments(config, checkpoints, seed, has_eval, prediction_loss_only=True),
         train_dataset=data["train"],
         eval_dataset=data["validation"] if has_eval else None,
         data_collator=collator,

@@ -103,7 +103,7 @@ def train_preference(
 
     set_seed(seed)  # the fresh adapter's initialisation is part of the run
     model = mergeable_sft_model(sft_dir, "align")
-    peft_config = lora_config(model, config.lora, "CAUSAL_LM") if config.method == "lora" else None
+    peft_config = lora_config(model, config.lora, "CAUSAL_LM") if config.tuning == "lora" else None
     trainer_class, config_class, extra = _trainer(method, config, max_length)
     args = training_arguments(config, output_dir, seed, has_eval=False, cls=config_class, **extra)
     trainer = trainer_class(

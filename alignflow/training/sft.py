@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from transformers import BitsAndBytesConfig, DataCollatorForSeq2Seq, PreTrainedModel
 
 SFT_CARD = "alignflow.json"
-"""Written beside the SFT outputs: how to load them (method, adapter or not)."""
+"""Written beside the SFT outputs: how to load them (tuning, adapter or not)."""
 
 
 def sft_collator(tokenizer) -> DataCollatorForSeq2Seq:
@@ -36,7 +36,7 @@ def sft_collator(tokenizer) -> DataCollatorForSeq2Seq:
 
 def training_collator(model, tokenizer, params: SFTParams) -> PackedCollator | DataCollatorForSeq2Seq:
     """Packed rows where `params.packing` asks and the model keeps packed examples apart, else padded rows."""
-    if params.packing and params.method != "prompt_tuning":
+    if params.packing and params.tuning != "prompt_tuning":
         if packs_correctly(model):
             return PackedCollator(tokenizer.pad_token_id)
         print("sft: packing: the model's attention mixes packed examples, so batches are padded instead")
@@ -80,14 +80,14 @@ def quantization_config() -> BitsAndBytesConfig:
     from transformers import BitsAndBytesConfig
 
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise ConfigError("sft.method: qlora needs bitsandbytes (pip install bitsandbytes), or use method: lora")
+        raise ConfigError("sft.tuning: qlora needs bitsandbytes (pip install bitsandbytes), or use tuning: lora")
     try:
         import bitsandbytes.functional as bnbf
 
         bnbf.quantize_4bit(torch.randn(64, 64, device="cuda" if torch.cuda.is_available() else "cpu"), quant_type="nf4")
     except Exception as exc:
         raise ConfigError(
-            f"sft.method: qlora: bitsandbytes cannot quantize on this device ({exc}); use method: lora"
+            f"sft.tuning: qlora: bitsandbytes cannot quantize on this device ({exc}); use tuning: lora"
         ) from None
     compute = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
     return BitsAndBytesConfig(
@@ -112,13 +112,13 @@ def build_sft_model(base_dir: Path, tokenizer, params: SFTParams) -> PeftModel |
     """The model to train: a peft model (lora/qlora/prompt_tuning) or the full model with frozen lower layers."""
     from peft import PromptTuningConfig, get_peft_model, prepare_model_for_kbit_training
 
-    model, added = _load_base(base_dir, tokenizer, quantized=params.method == "qlora")
+    model, added = _load_base(base_dir, tokenizer, quantized=params.tuning == "qlora")
     train_with_plain_attention(model)
-    if params.method in ("lora", "qlora"):
-        if params.method == "qlora":
+    if params.tuning in ("lora", "qlora"):
+        if params.tuning == "qlora":
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         return get_peft_model(model, lora_config(model, params.lora, "CAUSAL_LM", added))
-    if params.method == "prompt_tuning":
+    if params.tuning == "prompt_tuning":
         return get_peft_model(
             model, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=params.num_virtual_tokens)
         )
@@ -150,10 +150,10 @@ def save_sft_outputs(model, tokenizer, params: SFTParams, base_dir: Path, out_di
     if isinstance(model, PeftModel):
         model.save_pretrained(out_dir / "adapter")
         _sort_target_modules(out_dir / "adapter" / "adapter_config.json")
-        if params.method == "qlora":
+        if params.tuning == "qlora":
             base, _ = _load_base(base_dir, tokenizer, quantized=False)
             merged = PeftModel.from_pretrained(base, out_dir / "adapter").merge_and_unload()
-        elif params.method == "prompt_tuning":
+        elif params.tuning == "prompt_tuning":
             merged = model.get_base_model()
         else:
             merged = model.merge_and_unload()
@@ -161,7 +161,7 @@ def save_sft_outputs(model, tokenizer, params: SFTParams, base_dir: Path, out_di
         merged = model
     merged.save_pretrained(model_dir, safe_serialization=True)
     tokenizer.save_pretrained(model_dir)
-    card = {"method": params.method, "needs_adapter": params.method == "prompt_tuning"}
+    card = {"tuning": params.tuning, "needs_adapter": params.tuning == "prompt_tuning"}
     (out_dir / SFT_CARD).write_text(json.dumps(card, indent=1))
 
 
@@ -180,19 +180,19 @@ def mergeable_sft_model(sft_dir: Path, stage: str) -> PreTrainedModel:
     card = json.loads((sft_dir / SFT_CARD).read_text())
     if card["needs_adapter"]:
         raise ConfigError(
-            f"{stage}: the SFT model is prompt-tuned (an unmergeable soft prompt); use sft.method lora, qlora "
+            f"{stage}: the SFT model is prompt-tuned (an unmergeable soft prompt); use sft.tuning lora, qlora "
             "or full before aligning it"
         )
     return train_with_plain_attention(load_sft_model(sft_dir))
 
 
-def trainable_policy(sft_dir: Path, method: str, lora: LoraParams) -> PeftModel | PreTrainedModel:
-    """The SFT model ready for RL: with a fresh LoRA adapter (`method: lora`; disabling it gives the reference
+def trainable_policy(sft_dir: Path, tuning: str, lora: LoraParams) -> PeftModel | PreTrainedModel:
+    """The SFT model ready for RL: with a fresh LoRA adapter (`tuning: lora`; disabling it gives the reference
     policy) or as is (`full`)."""
     from peft import get_peft_model
 
     lm = mergeable_sft_model(sft_dir, "ppo")
-    return get_peft_model(lm, lora_config(lm, lora, "CAUSAL_LM")) if method == "lora" else lm
+    return get_peft_model(lm, lora_config(lm, lora, "CAUSAL_LM")) if tuning == "lora" else lm
 
 
 def load_sft_model(sft_dir: Path, **kwargs: Any) -> PeftModel | PreTrainedModel:

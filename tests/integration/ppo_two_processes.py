@@ -23,7 +23,7 @@ def length_reward(prompts, responses):
 
 
 params = PPOParams(
-    method="full",
+    tuning="full",
     updates=3,
     batch_size=4,
     minibatch_size=2,

@@ -433,6 +433,11 @@ CASES = [
         r": align\.method: expected one of 'ppo', 'dpo', 'ipo', 'kto', 'simpo', found 'dpx'$",
     ),
     params_case(
+        "params_renamed_key",
+        "sft:\n  method: full\n",
+        r": sft\.method: renamed to sft\.tuning \(same values\)$",
+    ),
+    params_case(
         "params_unknown_key",
         "dedup:\n  treshold: 0.8\n",
         r": dedup\.treshold: unknown key; did you mean 'threshold'\?$",

@@ -66,4 +66,4 @@ def test_models_whose_attention_mixes_packed_examples_get_padded_batches(tiny_lm
     assert isinstance(training_collator(llama, tokenizer, params), PackedCollator)
     assert not isinstance(training_collator(opt, tokenizer, params), PackedCollator)
     assert not isinstance(training_collator(llama, tokenizer, SFTParams(packing=False)), PackedCollator)
-    assert not isinstance(training_collator(llama, tokenizer, SFTParams(method="prompt_tuning")), PackedCollator)
+    assert not isinstance(training_collator(llama, tokenizer, SFTParams(tuning="prompt_tuning")), PackedCollator)

@@ -58,7 +58,7 @@ def trainer(setup, **overrides):
     params = PPOParams(
         **{
             **dict(
-                method="full",
+                tuning="full",
                 updates=30,
                 batch_size=8,
                 minibatch_size=4,

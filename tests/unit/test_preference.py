@@ -39,7 +39,7 @@ def sft_dir(tiny_lm, tmp_path_factory):
     folder = tmp_path_factory.mktemp("sft")
     lm.save_pretrained(folder / "model")
     tokenizer.save_pretrained(folder / "model")
-    (folder / SFT_CARD).write_text(json.dumps({"method": "full", "needs_adapter": False}))
+    (folder / SFT_CARD).write_text(json.dumps({"tuning": "full", "needs_adapter": False}))
     return folder
 
 
@@ -92,7 +92,7 @@ def test_each_method_raises_the_chosen_over_rejected_log_ratio_from_zero(method,
 
 def test_lora_trains_only_the_adapter_and_merges_into_a_plain_model(sft_dir, tiny_lm, tmp_path):
     reference, tokenizer = tiny_lm
-    trainer, _ = train("dpo", sft_dir, tokenizer, tmp_path, method="lora")
+    trainer, _ = train("dpo", sft_dir, tokenizer, tmp_path, tuning="lora")
     trainable = [name for name, p in trainer.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in name for name in trainable)
     merged = merged_policy(trainer.model)

@@ -1,4 +1,4 @@
-"""SFT: dynamic padding, every method trains, wrong LoRA targets are named, and Trainer resume is exact."""
+"""SFT: dynamic padding, every tuning trains, wrong LoRA targets are named, and Trainer resume is exact."""
 
 from __future__ import annotations
 
@@ -42,20 +42,20 @@ def test_collator_pads_each_batch_to_its_longest_example(tiny_lm):
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
-@pytest.mark.parametrize("method", ["lora", "qlora", "full", "prompt_tuning"])
-def test_every_method_trains_and_saves_a_loadable_model(base, method, tmp_path):
+@pytest.mark.parametrize("tuning", ["lora", "qlora", "full", "prompt_tuning"])
+def test_every_tuning_trains_and_saves_a_loadable_model(base, tuning, tmp_path):
     from transformers import Trainer
 
     folder, tokenizer = base
     params = SFTParams(
-        method=method,
+        tuning=tuning,
         max_steps=3,
         learning_rate=1e-2,
         batch_size=4,
         eval_steps=0,
         save_steps=100,
         logging_steps=1,
-        freeze_layers=1 if method == "full" else 0,
+        freeze_layers=1 if tuning == "full" else 0,
     )
     model = build_sft_model(folder, tokenizer, params)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -63,15 +63,15 @@ def test_every_method_trains_and_saves_a_loadable_model(base, method, tmp_path):
     Trainer(model=model, args=args, train_dataset=examples(tokenizer), data_collator=sft_collator(tokenizer)).train()
     changed = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
     assert changed, "training changed no trainable weight"
-    if method == "full":
+    if tuning == "full":
         assert not any(p.requires_grad for p in model.model.layers[0].parameters())
     save_sft_outputs(model, tokenizer, params, folder, tmp_path / "out")
     reloaded = load_sft_model(tmp_path / "out")
     assert reloaded(input_ids=torch.tensor([[1, 2, 3]])).logits.shape[-1] == len(tokenizer)
-    if method in ("lora", "qlora"):  # written in one order whatever Python's hash seed (PEFT keeps them in a set)
+    if tuning in ("lora", "qlora"):  # written in one order whatever Python's hash seed (PEFT keeps them in a set)
         targets = json.loads((tmp_path / "out/adapter/adapter_config.json").read_text())["target_modules"]
         assert targets == sorted(targets) == sorted(params.lora.target_modules)
-    assert_ready_for_rl(tmp_path / "out", reloaded, prompt_tuned=method == "prompt_tuning")
+    assert_ready_for_rl(tmp_path / "out", reloaded, prompt_tuned=tuning == "prompt_tuning")
 
 
 def assert_ready_for_rl(sft_dir, sft_model, prompt_tuned):
@@ -104,7 +104,7 @@ def test_trainer_resume_matches_an_uninterrupted_run(base, tmp_path):
 
     folder, tokenizer = base
     params = SFTParams(
-        method="lora", max_steps=6, learning_rate=5e-3, batch_size=4, eval_steps=0, save_steps=3, logging_steps=1
+        tuning="lora", max_steps=6, learning_rate=5e-3, batch_size=4, eval_steps=0, save_steps=3, logging_steps=1
     )
     data = examples(tokenizer)
 
