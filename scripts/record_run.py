@@ -19,8 +19,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "results/runs"
-FILES = ("eval", "reward", "register", "timing", "machine")
-"""The metrics files a record keeps (each may be missing in older commits)."""
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from docgen.results import RECORDED  # noqa: E402
 
 
 def git(*args: str) -> str:
@@ -49,7 +50,7 @@ def record(commit: str | None) -> dict:
     # Before the policy slot (the `align` section) PPO was the only method.
     method = params.get("align", {}).get("method", "ppo")
     entry = {"date": date, "commit": sha, "profile": params.get("profile", "default"), "method": method}
-    for name in FILES:
+    for name in RECORDED:
         text = read(f"metrics/{name}.json")
         if text is not None:
             entry[name] = json.loads(text)

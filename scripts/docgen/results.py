@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+RECORDED = ("eval", "reward", "align", "register", "timing", "machine")
+"""The metrics files a run's results record keeps (`scripts/record_run.py`); each may be missing in older ones."""
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_CARD = {"models/base": ("SmolLM2-135M-Instruct", 29.9)}
 """Published IFEval scores of the base models benchmarked here (the model card's "IFEval (Average prompt/inst)",
@@ -96,6 +99,15 @@ def run_rows(run: dict) -> list[tuple[str, str]]:
         ),
         ("unfinished responses, SFT / policy", f"{share(m['unfinished_sft'])} / {share(m['unfinished_policy'])}"),
     ]
+    align = run.get("align", {})
+    if "kept_update" in align:
+        rows.append(
+            (
+                "PPO update kept (the best on the dev split, by the reward model)",
+                f"{align['kept_update']} of {align['updates']} (dev win rate {two(align['kept_curve_win_rate'])}; the "
+                f"last update's {two(align['final_curve_win_rate'])})",
+            )
+        )
     if reward:
         rows.append(
             (
@@ -123,7 +135,7 @@ def run_rows(run: dict) -> list[tuple[str, str]]:
 
 def default_run() -> str:
     """The committed default run, as `alignflow run` leaves it in `metrics/`."""
-    run = {name: load(ROOT / f"metrics/{name}.json") for name in ("eval", "reward", "register", "timing", "machine")}
+    run = {name: load(ROOT / f"metrics/{name}.json") for name in RECORDED}
     return "\n".join(table(run_rows(run)))
 
 
