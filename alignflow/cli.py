@@ -284,6 +284,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     out = args.out or Path(f"reports/benchmark-{args.suite}-{label}.json")
     record = {
         "model": model,
+        "commit": version.tags.get("lineage.git_commit", "") if version else tracking.git_commit(),
         "suite": args.suite,
         "settings": section_dict(config),
         "checker": checker_version(),

@@ -185,6 +185,9 @@ def ifeval_benchmark() -> str:
             verdicts = [answer[mode] for answer in record["answers"]]
             m.update(interval_metrics(f"ifeval_average_{mode}", average_accuracies(verdicts, seed=0)))
         name, published = MODEL_CARD.get(record["model"], (record["model"], None))
+        commit = record.get("commit", "unknown")  # what made the model: a version's lineage, else the project's
+        if commit not in ("", "unknown"):
+            name += f" (`{commit[:7]}`)"
         machine = record["machine"]
         lines.append(
             f"| {name} | {m['ifeval_prompts']} | {percent(m['ifeval_prompt_strict'])} | "
