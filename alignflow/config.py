@@ -801,8 +801,8 @@ def section_dict(section: Any) -> dict[str, Any]:
             for f in dataclasses.fields(value):
                 walk(f"{prefix}{f.name}.", getattr(value, f.name))
         elif isinstance(value, (list, tuple)) and value and all(dataclasses.is_dataclass(v) for v in value):
-            for index, item in enumerate(value):  # ppo.verifiers[0].name, ...
-                walk(f"{prefix.rstrip('.')}[{index}].", item)
+            for index, item in enumerate(value):  # verifiers.0.name: MLflow's param names allow no brackets
+                walk(f"{prefix}{index}.", item)
         else:
             flat[prefix.rstrip(".")] = value
 

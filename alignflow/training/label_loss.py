@@ -20,18 +20,19 @@ IGNORE_INDEX = -100
 
 
 def labelled_loss(
-    model, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
+    model, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None, head: Any = None
 ) -> tuple[torch.Tensor, Any]:
     """(loss, model outputs): the mean token cross-entropy over labelled positions, or the sum over
     `num_items_in_batch` labels when the Trainer counts them across gradient-accumulation steps (as transformers'
-    causal-LM loss does)."""
+    causal-LM loss does). `head` is the model's output layer (default: `model`'s own; a model wrapped for
+    distributed training, as DDP wraps it, does not expose it)."""
     inputs = dict(inputs)
     labels = inputs.pop("labels")
     outputs = model(**inputs, output_hidden_states=True, logits_to_keep=1)
     targets = labels[:, 1:]
     kept = targets != IGNORE_INDEX
     hidden = outputs.hidden_states[-1][:, :-1][kept]
-    logits = model.get_output_embeddings()(hidden).float()
+    logits = (head or model.get_output_embeddings())(hidden).float()
     loss = F.cross_entropy(logits, targets[kept], reduction="sum")
     count = num_items_in_batch if num_items_in_batch is not None else kept.sum()
     if torch.is_tensor(count):
@@ -45,5 +46,6 @@ class LabelledPositionsTrainer(Trainer):
     def compute_loss(
         self, model, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        loss, outputs = labelled_loss(model, inputs, num_items_in_batch)
+        head = self.accelerator.unwrap_model(model).get_output_embeddings()
+        loss, outputs = labelled_loss(model, inputs, num_items_in_batch, head)
         return (loss, {"loss": loss}) if return_outputs else loss

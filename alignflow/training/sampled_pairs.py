@@ -1,9 +1,10 @@
 """Rejection-sampling preference data for the offline methods (`pairs: sampled`).
 
-The SFT model answers each policy prompt k times; the verifiers' weighted sum ranks the answers and the reward
-model breaks ties; the best and the worst answer of a prompt become a (chosen, rejected) pair. The policy then
-learns from its own distribution what the rules reward, without generating while it trains: sampling is the
-whole cost, which is what makes it a CPU-friendly alternative to online RL with verifiers.
+The SFT model answers each policy prompt k times; the verifiers' weighted sum ranks the answers (one cut at the
+token limit below any finished one) and the reward model breaks ties; the best and the worst answer of a prompt
+become a (chosen, rejected) pair. The policy then learns from its own distribution what the rules reward, without
+generating while it trains: sampling is the whole cost, which is what makes it a CPU-friendly alternative to
+online RL with verifiers.
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ from alignflow.verifiers.sources import RewardSources, source_means
 
 
 def ranked_pair(
-    texts: Sequence[str], verified: Sequence[float], model_scores: Sequence[float]
+    texts: Sequence[str],
+    verified: Sequence[float],
+    model_scores: Sequence[float],
+    finished: Sequence[bool] | None = None,
 ) -> tuple[int, int] | None:
-    """Indices of the best and the worst answer by (verifiers, reward model); None when nothing tells them apart."""
-    keys = list(zip(verified, model_scores))
+    """Indices of the best and the worst answer by (finished, verifiers, reward model): an answer cut at the token
+    limit never beats a finished one, as PPO penalises it; None when nothing tells them apart."""
+    finished = finished if finished is not None else [True] * len(texts)
+    keys = list(zip(finished, verified, model_scores))
     order = sorted(range(len(texts)), key=lambda i: (keys[i], -i))
     best, worst = order[-1], order[0]
     if keys[best] == keys[worst] or texts[best] == texts[worst]:
@@ -66,7 +72,7 @@ def sampled_pairs(
     pairs, decided = [], 0
     for index, row in enumerate(rows):
         span = slice(index * k, (index + 1) * k)
-        found = ranked_pair(texts[span], totals[span], model_scores[span])
+        found = ranked_pair(texts[span], totals[span], model_scores[span], drawn.finished[span])
         if found is None:
             continue
         best, worst = (index * k + i for i in found)

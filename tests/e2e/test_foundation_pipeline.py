@@ -133,51 +133,6 @@ def test_switching_to_dpo_reruns_only_the_policy_slot_and_registers_the_method(p
     assert client.get_model_version("alignflow-policy", "1").tags["lineage.method"] == "ppo"
 
 
-IFEVAL_PROMPTS = {"ingest": {"prompts": {"path": "data/samples/prompts_ifeval.jsonl"}}}
-"""The policy prompts with IFEval-style constraints attached (`alignflow constrain`)."""
-
-
-def test_dpo_on_pairs_the_verifiers_ranked_reaches_a_registered_version(projects):
-    import mlflow
-
-    from alignflow.config import apply_overlay
-
-    _, by_prefect = projects
-    sampled = {"pairs": "sampled", "sampled_pairs": {"verifiers": [{"name": "ifeval"}], "max_new_tokens": 12}}
-    apply_overlay(by_prefect / "params.yaml", IFEVAL_PROMPTS | {"align": {"method": "dpo"}, "dpo": sampled})
-    flow = run(["alignflow", "run"], by_prefect)
-    assert "align" in ran_stages(flow) and "register" in ran_stages(flow)
-    metrics = json.loads((by_prefect / "metrics/align.json").read_text())
-    assert metrics["sampled_pairs"] == metrics["examples"] > 0
-    assert 0 <= metrics["sampled_verifier_ifeval"] <= 1
-    client = mlflow.MlflowClient(f"sqlite:///{by_prefect / 'mlflow.db'}")
-    latest = max(client.search_model_versions("name='alignflow-policy'"), key=lambda v: int(v.version))
-    assert latest.tags["lineage.method"] == "dpo" and int(latest.version) >= 3
-
-
-def test_ppo_with_a_verifier_beside_the_reward_model_logs_each_source_and_registers(projects):
-    import mlflow
-
-    from alignflow.config import apply_overlay
-
-    _, by_prefect = projects
-    verifiers = {"ppo": {"verifiers": [{"name": "ifeval", "weight": 2.0}]}}
-    apply_overlay(by_prefect / "params.yaml", IFEVAL_PROMPTS | {"align": {"method": "ppo"}} | verifiers)
-    flow = run(["alignflow", "run"], by_prefect)
-    assert "align" in ran_stages(flow) and "register" in ran_stages(flow)
-    client = mlflow.MlflowClient(f"sqlite:///{by_prefect / 'mlflow.db'}")
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    (align_run,) = client.search_runs(
-        experiments, "attributes.run_name = 'align'", order_by=["attributes.start_time DESC"], max_results=1
-    )
-    history = client.get_metric_history(align_run.info.run_id, "verifier_ifeval")
-    assert len(history) == 4 and all(0 <= point.value <= 1 for point in history)  # one per update
-    assert client.get_metric_history(align_run.info.run_id, "reward_mean")
-    latest = max(client.search_model_versions("name='alignflow-policy'"), key=lambda v: int(v.version))
-    assert latest.tags["lineage.method"] == "ppo" and latest.tags["lineage.ppo_kept_update"].endswith("of 4 (best)")
-    assert json.loads((by_prefect / "metrics/register.json").read_text())["version"] == int(latest.version)
-
-
 def test_stage_runs_nest_under_one_parent_run_per_pipeline_run(projects):
     by_dvc, by_prefect = projects
     for project, parents in ((by_dvc, 2), (by_prefect, 3)):  # dvc repro + dvc exp run; three flow runs

@@ -93,12 +93,19 @@ def test_the_dataclass_defaults_are_the_values_params_yaml_ships():
     assert differences(load_params(ROOT / "params.yaml"), Params()) == []
 
 
-def test_a_list_of_sections_flattens_by_index_for_mlflow_and_checkpoint_snapshots():
+def test_a_list_of_sections_flattens_by_index_into_names_mlflow_accepts(tmp_path):
+    import mlflow
+
     from alignflow.config import parse_params, section_dict
     from alignflow.training.common import params_snapshot
 
     params = parse_params({"ppo": {"verifiers": [{"name": "length", "options": {"min_words": 3}}, {"name": "exact"}]}})
     flat = section_dict(params.ppo)
-    assert flat["verifiers[0].name"] == "length" and flat["verifiers[1].name"] == "exact"
-    assert flat["verifiers[0].options"] == {"min_words": 3}
-    assert params_snapshot(params.ppo)["ppo.verifiers[1].weight"] == 1.0  # JSON-safe: checkpoints compare it
+    assert flat["verifiers.0.name"] == "length" and flat["verifiers.1.name"] == "exact"
+    assert flat["verifiers.0.options"] == {"min_words": 3}
+    assert params_snapshot(params.ppo)["ppo.verifiers.1.weight"] == 1.0  # JSON-safe: checkpoints compare it
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("params"))
+    for name, value in flat.items():  # as the stages log their section
+        client.log_param(run.info.run_id, name, value)
+    assert client.get_run(run.info.run_id).data.params["verifiers.1.name"] == "exact"

@@ -364,17 +364,16 @@ def test_sampling_drops_finished_rows_without_changing_what_the_others_generate(
 def test_a_verifier_alone_trains_the_policy_towards_its_rule(setup, tmp_path, monkeypatch):
     """No reward model: a user's verifier, named by dotted path, is the whole reward, and its mean is logged."""
     (tmp_path / "word_rule.py").write_text(
-        "WORDS = {'the', 'water', 'and', 'a', 'to'}\n"
         "def share(response, record):\n"
-        "    words = response.lower().split()\n"
-        "    return sum(w in WORDS for w in words) / len(words) if words else 0.0\n"
+        "    found = sum(response.count(word) for word in ('the', 'water', 'and'))\n"
+        "    return min(1.0, found / 4)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    rule = VerifierParams("word_rule:share")
+    rule = VerifierParams("word_rule:share", weight=10.0)  # on the scale of the count reward the others train on
     history = trainer(setup, reward_model_weight=0.0, verifiers=(rule,)).train()
     assert "reward_mean" not in history[0]
     start, end = mean(history, "verifier_share", slice(0, 5)), mean(history, "verifier_share", slice(-5, None))
-    assert end > start + 0.1
+    assert end > start + 0.1, (start, end)
 
 
 def scripted_probe(scores: list[float]):

@@ -14,6 +14,7 @@ def test_the_verifiers_rank_first_and_the_reward_model_breaks_their_ties():
     assert ranked_pair(texts, [1.0, 1.0, 1.0], [0.2, 0.9, -0.3]) == (1, 2)  # a tie goes to the reward model
     assert ranked_pair(texts, [1.0, 1.0, 1.0], [0.5, 0.5, 0.5]) is None  # nothing tells them apart
     assert ranked_pair(["same", "same"], [1.0, 0.0], [0.0, 0.0]) is None  # one answer twice teaches nothing
+    assert ranked_pair(texts, [1.0, 0.0, 0.5], [0.0, 0.0, 0.0], [False, True, True]) == (2, 0)  # cut off ranks last
 
 
 def test_sampled_pairs_prefer_what_the_verifier_passes(tiny_lm):
