@@ -231,9 +231,10 @@ class TrainerParams:
 
 @dataclass(frozen=True)
 class SFTParams(TrainerParams):
-    tuning: Literal["lora", "qlora", "full", "prompt_tuning"] = "lora"
+    tuning: Literal["lora", "qlora", "full", "prompt_tuning", "none"] = "lora"
     """Which weights train: lora / qlora (4-bit NF4 base via bitsandbytes) / full fine-tune / prompt tuning (a soft
-    prompt)."""
+    prompt) / none: no supervised step, the base model is the SFT model (for an instruction-tuned base whose
+    instruction following the SFT data would cost; the later stages are unchanged)."""
     lora: LoraParams = LoraParams()
     """The adapter trained with tuning lora or qlora."""
     freeze_layers: int = 0

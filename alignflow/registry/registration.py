@@ -22,11 +22,17 @@ from alignflow.registry import client as registry
 from alignflow.registry.lineage import dvc_hashes, lineage_tags, machine_tags
 
 
+def start_summary(params: Params) -> str:
+    if params.sft.tuning == "none":
+        return f"`{params.ingest.model}` without SFT"
+    return f"SFT ({params.sft.tuning}) of `{params.ingest.model}`"
+
+
 def model_card(params: Params, metrics: dict[str, Any], tags: dict[str, str]) -> str:
     return "\n".join(
         [
             f"# {params.register.model_name}",
-            f"Aligned policy from alignflow: SFT ({params.sft.tuning}) of `{params.ingest.model}`, then "
+            f"Aligned policy from alignflow: {start_summary(params)}, then "
             f"{method_summary(params)}; reward model and judge on `{params.reward.backbone}`.",
             "",
             f"- {metrics.get('prompts')} held-out prompts, 95 % paired bootstrap intervals: win rate vs SFT "

@@ -2,7 +2,8 @@
 again.
 
 Run: `python -m alignflow.stages.baseline` (`compute.backend: ray`: the batches split over Ray workers, same
-results). IFEval's prompts (`evaluate.ifeval`) are answered greedily by SFT and the base model. SFT samples once
+results). IFEval's prompts (`evaluate.ifeval`) are answered greedily by SFT and the base model (once, when
+`sft.tuning: none` makes them one model). SFT samples once
 per held-out prompt, SFT best-of-n n times on the first `best_of_n_prompts`, the reward
 model and the judge score them, and SFT's held-out loss (and multiple-choice accuracy) is measured. Nothing here
 reads the policy, so DVC reruns this stage only when SFT, the scorers, the prompts or these settings change; the
@@ -16,7 +17,8 @@ from typing import Any
 
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
-from alignflow.evaluation.benchmark import score_model
+from alignflow.evaluation.benchmark import pipeline_items, score_model
+from alignflow.evaluation.ifeval import ifeval_metrics
 from alignflow.evaluation.loading import eval_prompts, load_model, load_scorers, load_tokenizer, model_metrics
 from alignflow.evaluation.suite import PromptResult, baseline_batches, baseline_record, evaluation_batches
 from alignflow.io import staged_outputs, write_json
@@ -49,7 +51,12 @@ def run(params: Params) -> dict[str, Any]:
     record = baseline_record(prompts, rows, metrics)
     if config.ifeval.enabled:
         answers = {}
-        for name, model in (("sft", sft), ("base", load_model(params, "base"))):
+        for name in ("sft", "base"):
+            if name == "base" and params.sft.tuning == "none":  # the same model: the same greedy answers
+                answers[name] = answers["sft"]
+                metrics.update(ifeval_metrics(pipeline_items(params), answers[name].verdicts, name))
+                continue
+            model = sft if name == "sft" else load_model(params, "base")
             scores, answers[name] = score_model(params, model, tokenizer, stop_id, name)
             metrics.update(scores)
         record["ifeval"] = {name: found.record() for name, found in answers.items()}

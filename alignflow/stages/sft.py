@@ -31,8 +31,26 @@ from alignflow.training.sft import build_sft_model, save_sft_outputs, training_c
 
 
 def run(params: Params) -> dict[str, Any]:
+    if params.sft.tuning == "none":  # nothing trains: no workers, no checkpoints
+        return keep_base(params)
     inputs = (paths.TOKENIZED / "sft", paths.TOKENIZED / "tokenizer", paths.BASE_MODEL)
     return train_here_or_on_ray("sft", train, params, inputs, (paths.SFT_MODEL, paths.metrics_file("sft")))
+
+
+def keep_base(params: Params) -> dict[str, Any]:
+    """`tuning: none`: models/sft is the base model (with the tokenize stage's tokenizer), so a policy starts
+    from the base as it would from a trained SFT model."""
+    from transformers import AutoTokenizer
+
+    tokenizer = load_pretrained(AutoTokenizer, require(paths.TOKENIZED / "tokenizer", "tokenize"))
+    model = build_sft_model(require(paths.BASE_MODEL, "ingest"), tokenizer, params.sft)
+    metrics = {"trained": False, "trainable_parameters": 0}
+    with tracking.stage_run("sft", params.common.experiment, section_dict(params.sft)):
+        with staged_outputs(paths.SFT_MODEL, paths.metrics_file("sft")) as (out_dir, metrics_path):
+            save_sft_outputs(model, tokenizer, params.sft, paths.BASE_MODEL, out_dir)
+            write_json(metrics_path, metrics)
+    print(f"sft: {metrics} (tuning none: the base model is the SFT model)")
+    return metrics
 
 
 def train(params: Params) -> dict[str, Any]:

@@ -109,10 +109,13 @@ def _load_base(base_dir: Path, tokenizer, quantized: bool):
 
 
 def build_sft_model(base_dir: Path, tokenizer, params: SFTParams) -> PeftModel | PreTrainedModel:
-    """The model to train: a peft model (lora/qlora/prompt_tuning) or the full model with frozen lower layers."""
+    """The model to train: a peft model (lora/qlora/prompt_tuning) or the full model with frozen lower layers;
+    with tuning none, the base model as the later stages load it."""
     from peft import PromptTuningConfig, get_peft_model, prepare_model_for_kbit_training
 
     model, added = _load_base(base_dir, tokenizer, quantized=params.tuning == "qlora")
+    if params.tuning == "none":
+        return model
     train_with_plain_attention(model)
     if params.tuning in ("lora", "qlora"):
         if params.tuning == "qlora":

@@ -167,8 +167,9 @@ def ledger() -> str:
 
 def ifeval_benchmark() -> str:
     """One row per `alignflow benchmark` record; the prompt/instruction means carry 95 % intervals over prompts,
-    recomputed from the record's per-prompt verdicts."""
-    from alignflow.evaluation.ifeval import average_accuracies
+    recomputed from the record's per-prompt verdicts, and a model scored on the same prompts and token limit as a
+    base model gets its prompt-level strict difference to it, with a paired interval."""
+    from alignflow.evaluation.ifeval import average_accuracies, paired_difference
     from alignflow.evaluation.statistics import interval_metrics
 
     records = [load(path) for path in sorted((ROOT / "results/ifeval").glob("*.json"))]
@@ -176,9 +177,10 @@ def ifeval_benchmark() -> str:
         return "No `alignflow benchmark` record is committed under `results/ifeval/` yet."
     lines = [
         "| model (`alignflow benchmark`) | prompts | prompt strict | inst strict | prompt loose | inst loose | "
-        "average strict | average loose | published | cut at limit | minutes (CPU) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "average strict | average loose | published | prompt strict − base | cut at limit | minutes (CPU) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    bases = {same_prompts(r): r for r in records if r["model"] in MODEL_CARD}
     for record in records:
         m = {key.removesuffix("_model"): value for key, value in record["metrics"].items()}
         for mode in ("strict", "loose"):
@@ -188,16 +190,32 @@ def ifeval_benchmark() -> str:
         commit = record.get("commit", "unknown")  # what made the model: a version's lineage, else the project's
         if commit not in ("", "unknown"):
             name += f" (`{commit[:7]}`)"
+        base = bases.get(same_prompts(record))
+        if base is not None and base is not record:
+            m.update(paired_difference(verdicts_of(record), verdicts_of(base), "base", seed=0))
         machine = record["machine"]
         lines.append(
             f"| {name} | {m['ifeval_prompts']} | {percent(m['ifeval_prompt_strict'])} | "
             f"{percent(m['ifeval_inst_strict'])} | {percent(m['ifeval_prompt_loose'])} | "
             f"{percent(m['ifeval_inst_loose'])} | {interval(m, 'ifeval_average_strict')} | "
             f"{interval(m, 'ifeval_average_loose')} | {published if published is not None else '-'} | "
+            f"{interval(m, 'ifeval_diff_base') if 'ifeval_diff_base' in m else '-'} | "
             f"{share(m['ifeval_unfinished'])} | {record['minutes']} ({machine['cpu']}, "
             f"{'bf16' if machine['native_bf16'] else 'fp32'}, up to {record['settings']['max_new_tokens']} tokens) |"
         )
     return "\n".join(lines)
+
+
+def same_prompts(record: dict) -> tuple:
+    """What makes two benchmark records comparable prompt by prompt: the prompts and the token limit."""
+    return tuple(answer["key"] for answer in record["answers"]), record["settings"]["max_new_tokens"]
+
+
+def verdicts_of(record: dict):
+    from alignflow.evaluation.ifeval import Verdicts
+
+    answers = record["answers"]
+    return Verdicts([a["strict"] for a in answers], [a["loose"] for a in answers], [a["finished"] for a in answers])
 
 
 def bench(stem: str) -> str:

@@ -23,15 +23,20 @@ IFEVAL_PROMPTS = {"ingest": {"prompts": {"path": "data/samples/prompts_ifeval.js
 """The policy prompts with IFEval-style constraints attached (`alignflow constrain`)."""
 
 
-def test_dpo_on_pairs_the_verifiers_ranked_reaches_a_registered_version(verified):
+def test_dpo_from_the_base_model_on_pairs_the_verifiers_ranked_reaches_a_registered_version(verified):
+    """The ifeval profile's recipe: no SFT step, the base model's sampled answers ranked by the checkers, DPO."""
     import mlflow
 
     from alignflow.config import apply_overlay
 
     sampled = {"pairs": "sampled", "sampled_pairs": {"verifiers": [{"name": "ifeval"}], "max_new_tokens": 12}}
-    apply_overlay(verified / "params.yaml", IFEVAL_PROMPTS | {"align": {"method": "dpo"}, "dpo": sampled})
+    recipe = {"sft": {"tuning": "none"}, "align": {"method": "dpo"}, "dpo": sampled}
+    apply_overlay(verified / "params.yaml", IFEVAL_PROMPTS | recipe)
     flow = run(["alignflow", "run"], verified)
-    assert "align" in ran_stages(flow) and "register" in ran_stages(flow)
+    assert {"sft", "baseline", "align", "register"} <= set(ran_stages(flow))
+    assert json.loads((verified / "metrics/sft.json").read_text())["trained"] is False
+    baseline = json.loads((verified / "metrics/baseline.json").read_text())
+    assert baseline["ifeval_prompt_strict_base"] == baseline["ifeval_prompt_strict_sft"]  # one model, answered once
     metrics = json.loads((verified / "metrics/align.json").read_text())
     assert metrics["sampled_pairs"] == metrics["examples"] > 0
     assert 0 <= metrics["sampled_verifier_ifeval"] <= 1

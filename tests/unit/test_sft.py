@@ -93,6 +93,16 @@ def assert_ready_for_rl(sft_dir, sft_model, prompt_tuned):
     torch.testing.assert_close(full(input_ids=ids).logits, expected)
 
 
+def test_tuning_none_saves_the_base_model_as_the_sft_model(base, tiny_lm, tmp_path):
+    folder, tokenizer = base
+    params = SFTParams(tuning="none")
+    save_sft_outputs(build_sft_model(folder, tokenizer, params), tokenizer, params, folder, tmp_path / "out")
+    reloaded, ids = load_sft_model(tmp_path / "out"), torch.tensor([[1, 2, 3]])
+    torch.testing.assert_close(reloaded(input_ids=ids).logits, tiny_lm[0](input_ids=ids).logits)
+    assert not (tmp_path / "out/adapter").exists()
+    assert_ready_for_rl(tmp_path / "out", reloaded, prompt_tuned=False)
+
+
 def test_unknown_lora_target_lists_the_models_layers(base):
     folder, tokenizer = base
     with pytest.raises(ConfigError, match=r"\['qkv'\] not in the model; its linear layers are: .*q_proj.*v_proj"):
