@@ -285,6 +285,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     record = {
         "model": model,
         "commit": version.tags.get("lineage.git_commit", "") if version else tracking.git_commit(),
+        "recipe": {key: version.tags.get(f"lineage.{key}", "") for key in ("profile", "method")} if version else {},
         "suite": args.suite,
         "settings": section_dict(config),
         "checker": checker_version(),

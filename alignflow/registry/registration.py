@@ -58,9 +58,9 @@ def model_card(params: Params, metrics: dict[str, Any], tags: dict[str, str]) ->
 
 
 def method_tags(params: Params) -> dict[str, str]:
-    """`lineage.method` (+ `lineage.ppo_advantage` and `lineage.ppo_kept_update` for ppo): which method made the
-    policy, and which of its updates it is."""
-    tags = {"lineage.method": params.align.method}
+    """`lineage.profile` and `lineage.method` (+ `lineage.ppo_advantage` and `lineage.ppo_kept_update` for ppo):
+    which recipe made the policy, and which of its updates it is."""
+    tags = {"lineage.profile": params.profile, "lineage.method": params.align.method}
     if params.align.method == "ppo":
         tags["lineage.ppo_advantage"] = params.ppo.advantage
         kept = paths.POLICY / paths.KEPT_UPDATE

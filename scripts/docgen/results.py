@@ -187,6 +187,9 @@ def ifeval_benchmark() -> str:
             verdicts = [answer[mode] for answer in record["answers"]]
             m.update(interval_metrics(f"ifeval_average_{mode}", average_accuracies(verdicts, seed=0)))
         name, published = MODEL_CARD.get(record["model"], (record["model"], None))
+        recipe = record.get("recipe") or {}
+        if recipe.get("method"):  # a registered version: the recipe that made it says more than its number
+            name = f"policy: {recipe['method']}" + (f", profile {recipe['profile']}" if recipe.get("profile") else "")
         commit = record.get("commit", "unknown")  # what made the model: a version's lineage, else the project's
         if commit not in ("", "unknown"):
             name += f" (`{commit[:7]}`)"

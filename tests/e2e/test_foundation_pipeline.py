@@ -92,6 +92,7 @@ def test_flow_run_ends_with_a_registered_version_and_dvc_metrics(projects):
     assert scored.data.tags["mlflow.parentRunId"] == version.run_id and scored.data.metrics["ifeval_prompts_model"] == 3
     report = json.loads((by_prefect / "reports/benchmark-ifeval-alignflow-policy-v1.json").read_text())
     assert len(report["answers"]) == 3 and report["settings"]["max_new_tokens"] == 8
+    assert report["recipe"] == {"profile": "tiny", "method": "ppo"}  # the version's lineage names what made it
     listing = run(["alignflow", "registry"], by_prefect).stdout
     assert "ifeval_vs_sft" in listing.splitlines()[1] and "(3)" in listing.splitlines()[2]
 

@@ -42,7 +42,7 @@ def test_dpo_from_the_base_model_on_pairs_the_verifiers_ranked_reaches_a_registe
     assert 0 <= metrics["sampled_verifier_ifeval"] <= 1
     client = mlflow.MlflowClient(f"sqlite:///{verified / 'mlflow.db'}")
     latest = max(client.search_model_versions("name='alignflow-policy'"), key=lambda v: int(v.version))
-    assert latest.tags["lineage.method"] == "dpo" and latest.version == "2"  # version 1: the template's run
+    assert latest.tags["lineage.method"] == "dpo" and int(latest.version) == 2  # version 1: the template's run
 
 
 def test_ppo_with_a_verifier_beside_the_reward_model_logs_each_source_and_registers(verified):
