@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL_CARD = {"models/base": ("SmolLM2-135M-Instruct", 29.9)}
 """Published IFEval scores of the base models benchmarked here (the model card's "IFEval (Average prompt/inst)",
 measured with lighteval)."""
+FOLDERS = {"models/sft/model": "SFT model"}
+"""Names of the pipeline's model folders benchmarked by path."""
 
 
 def load(path: Path) -> dict:
@@ -186,7 +188,7 @@ def ifeval_benchmark() -> str:
         for mode in ("strict", "loose"):
             verdicts = [answer[mode] for answer in record["answers"]]
             m.update(interval_metrics(f"ifeval_average_{mode}", average_accuracies(verdicts, seed=0)))
-        name, published = MODEL_CARD.get(record["model"], (record["model"], None))
+        name, published = MODEL_CARD.get(record["model"], (FOLDERS.get(record["model"], record["model"]), None))
         recipe = record.get("recipe") or {}
         if recipe.get("method"):  # a registered version: the recipe that made it says more than its number
             name = f"policy: {recipe['method']}" + (f", profile {recipe['profile']}" if recipe.get("profile") else "")
