@@ -3,12 +3,11 @@ again.
 
 Run: `python -m alignflow.stages.baseline` (`compute.backend: ray`: the batches split over Ray workers, same
 results). IFEval's prompts (`evaluate.ifeval`) are answered greedily by SFT and the base model (once, when
-`sft.tuning: none` makes them one model). SFT samples once
-per held-out prompt, SFT best-of-n n times on the first `best_of_n_prompts`, the reward
-model and the judge score them, and SFT's held-out loss (and multiple-choice accuracy) is measured. Nothing here
-reads the policy, so DVC reruns this stage only when SFT, the scorers, the prompts or these settings change; the
-evaluate stage adds the policy to the saved rows with the same per-batch seeds, giving the numbers one process
-computing both would.
+`sft.tuning: none` makes them one model). SFT samples once per held-out prompt, SFT best-of-n n times on the first
+`best_of_n_prompts`, the reward model and the judge score them, and SFT's held-out loss (and multiple-choice
+accuracy) is measured. Nothing here reads the policy, so DVC reruns this stage only when SFT, the scorers, the
+prompts or these settings change; the evaluate stage adds the policy to the saved rows with the same per-batch
+seeds, giving the numbers one process computing both would.
 """
 
 from __future__ import annotations
