@@ -16,7 +16,7 @@ from typing import Any
 
 from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
-from alignflow.evaluation.benchmark import pipeline_items, score_model
+from alignflow.evaluation.benchmark import score_model
 from alignflow.evaluation.ifeval import ifeval_metrics
 from alignflow.evaluation.loading import eval_prompts, load_model, load_scorers, load_tokenizer, model_metrics
 from alignflow.evaluation.suite import PromptResult, baseline_batches, baseline_record, evaluation_batches
@@ -50,13 +50,13 @@ def run(params: Params) -> dict[str, Any]:
     record = baseline_record(prompts, rows, metrics)
     if config.ifeval.enabled:
         answers = {}
-        for name in ("sft", "base"):
-            if name == "base" and params.sft.tuning == "none":  # the same model: the same greedy answers
-                answers[name] = answers["sft"]
-                metrics.update(ifeval_metrics(pipeline_items(params), answers[name].verdicts, name))
-                continue
-            model = sft if name == "sft" else load_model(params, "base")
-            scores, answers[name] = score_model(params, model, tokenizer, stop_id, name)
+        scores, answers["sft"] = score_model(params, sft, tokenizer, stop_id, "sft")
+        metrics.update(scores)
+        if params.sft.tuning == "none":  # the same model: the same greedy answers
+            answers["base"] = answers["sft"]
+            metrics.update(ifeval_metrics(answers["sft"].items, answers["sft"].verdicts, "base"))
+        else:
+            scores, answers["base"] = score_model(params, load_model(params, "base"), tokenizer, stop_id, "base")
             metrics.update(scores)
         record["ifeval"] = {name: found.record() for name, found in answers.items()}
     with tracking.stage_run("baseline", params.common.experiment, section_dict(config)):

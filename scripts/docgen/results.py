@@ -185,9 +185,9 @@ def ifeval_benchmark() -> str:
     bases = {same_prompts(r): r for r in records if r["model"] in MODEL_CARD}
     for record in records:
         m = {key.removesuffix("_model"): value for key, value in record["metrics"].items()}
+        verdicts = verdicts_of(record)
         for mode in ("strict", "loose"):
-            verdicts = [answer[mode] for answer in record["answers"]]
-            m.update(interval_metrics(f"ifeval_average_{mode}", average_accuracies(verdicts, seed=0)))
+            m.update(interval_metrics(f"ifeval_average_{mode}", average_accuracies(getattr(verdicts, mode), seed=0)))
         name, published = MODEL_CARD.get(record["model"], (FOLDERS.get(record["model"], record["model"]), None))
         recipe = record.get("recipe") or {}
         if recipe.get("method"):  # a registered version: the recipe that made it says more than its number
@@ -197,7 +197,7 @@ def ifeval_benchmark() -> str:
             name += f" (`{commit[:7]}`)"
         base = bases.get(same_prompts(record))
         if base is not None and base is not record:
-            m.update(paired_difference(verdicts_of(record), verdicts_of(base), "base", seed=0))
+            m.update(paired_difference(verdicts, verdicts_of(base), "base", seed=0))
         machine = record["machine"]
         lines.append(
             f"| {name} | {m['ifeval_prompts']} | {percent(m['ifeval_prompt_strict'])} | "
@@ -217,10 +217,10 @@ def same_prompts(record: dict) -> tuple:
 
 
 def verdicts_of(record: dict):
-    from alignflow.evaluation.ifeval import Verdicts
+    from alignflow.evaluation.benchmark import verdicts_from_record
 
     answers = record["answers"]
-    return Verdicts([a["strict"] for a in answers], [a["loose"] for a in answers], [a["finished"] for a in answers])
+    return verdicts_from_record(answers, [answer["key"] for answer in answers], record["model"])
 
 
 def bench(stem: str) -> str:
