@@ -298,6 +298,9 @@ class SampledPairsParams:
     """Nucleus sampling (1: off)."""
     batch_size: int = 16
     """Responses decoded together."""
+    decided_by: Literal["any", "verifiers"] = "any"
+    """any: finishing, then the verifiers, then the reward model may decide a pair. verifiers: only a finished
+    answer the verifiers score above another makes a pair (fewer pairs, each teaching the rules alone)."""
 
     def check(self, where: str) -> None:
         """One line naming `where` (e.g. dpo.sampled_pairs) for a setting that cannot work."""

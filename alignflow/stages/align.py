@@ -20,7 +20,7 @@ from alignflow import paths, tracking
 from alignflow.config import Params, section_dict
 from alignflow.data.formatting import ChatFormat, policy_stop_token
 from alignflow.errors import ConfigError
-from alignflow.io import staged_outputs, write_json
+from alignflow.io import staged_outputs, write_json, write_jsonl
 from alignflow.models.loading import load_pretrained
 from alignflow.models.reward import RewardScorer
 from alignflow.scale.launch import train_here_or_on_ray
@@ -37,6 +37,8 @@ from alignflow.training.sft import trainable_policy
 
 SAMPLES_LOGGED = 4
 HISTORY = "history.json"
+SAMPLED_PAIRS = "sampled_pairs.jsonl"
+"""With `pairs: sampled`, the pairs the policy learned from, beside it: what the verifiers chose is inspectable."""
 """Per-update (ppo) or per-logged-step (offline) training statistics, beside the policy; evaluate plots them."""
 
 
@@ -132,7 +134,8 @@ def train_offline(params: Params, checkpoints: Path) -> dict[str, Any]:
         if values:
             metrics[f"final_{key}"] = round(sum(values) / len(values), 4)
     if tracking.is_main_process():
-        save_policy(merged_policy(trainer.model).float(), tokenizer, history, metrics)
+        keep_pairs = (lambda folder: write_jsonl(folder / SAMPLED_PAIRS, pairs)) if sampling else None
+        save_policy(merged_policy(trainer.model).float(), tokenizer, history, metrics, keep_pairs)
     tracking.log_metrics(metrics)
     return metrics
 

@@ -25,13 +25,23 @@ def ranked_pair(
     verified: Sequence[float],
     model_scores: Sequence[float],
     finished: Sequence[bool] | None = None,
+    decided_by: str = "any",
 ) -> tuple[int, int] | None:
     """Indices of the best and the worst answer by (finished, verifiers, reward model): an answer cut at the token
-    limit never beats a finished one, as PPO penalises it; None when nothing tells them apart."""
+    limit never beats a finished one, as PPO penalises it; None when nothing tells them apart. With decided_by
+    `verifiers`, only a finished answer the verifiers score strictly above the worst makes a pair, so the pair
+    teaches the rules and not finishing or the reward model's taste."""
     finished = finished if finished is not None else [True] * len(texts)
     keys = list(zip(finished, verified, model_scores))
     order = sorted(range(len(texts)), key=lambda i: (keys[i], -i))
     best, worst = order[-1], order[0]
+    if decided_by == "verifiers":
+        done = [i for i in order if finished[i]]
+        if not done:
+            return None
+        best = max(done, key=lambda i: (verified[i], model_scores[i], -i))
+        worst = min(order, key=lambda i: (verified[i], finished[i], model_scores[i], -i))
+        return (best, worst) if verified[best] > verified[worst] else None
     if keys[best] == keys[worst] or texts[best] == texts[worst]:
         return None
     return best, worst
@@ -48,7 +58,7 @@ def sampled_pairs(
     where: str,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Pairs in the comparison rows' shape (prompt, context, chosen, rejected) and what the sampling measured:
-    pairs kept, pairs the verifiers decided (not the reward model's tie-break), each verifier's mean."""
+    pairs kept, pairs the verifiers decided (the chosen answer scores higher by them), each verifier's mean."""
     rows = list(rows[: config.prompts] if config.prompts else rows)
     k = config.samples_per_prompt
     repeated = [row for row in rows for _ in range(k)]
@@ -72,11 +82,11 @@ def sampled_pairs(
     pairs, decided = [], 0
     for index, row in enumerate(rows):
         span = slice(index * k, (index + 1) * k)
-        found = ranked_pair(texts[span], totals[span], model_scores[span], drawn.finished[span])
+        found = ranked_pair(texts[span], totals[span], model_scores[span], drawn.finished[span], config.decided_by)
         if found is None:
             continue
         best, worst = (index * k + i for i in found)
-        decided += totals[best] != totals[worst]
+        decided += totals[best] > totals[worst]
         pair = {"prompt": row["prompt"], "context": row.get("context"), "chosen": texts[best], "rejected": texts[worst]}
         pairs.append(pair)
     stats = {

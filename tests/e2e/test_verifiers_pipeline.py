@@ -39,6 +39,8 @@ def test_dpo_from_the_base_model_on_pairs_the_verifiers_ranked_reaches_a_registe
     assert baseline["ifeval_prompt_strict_base"] == baseline["ifeval_prompt_strict_sft"]  # one model, answered once
     metrics = json.loads((verified / "metrics/align.json").read_text())
     assert metrics["sampled_pairs"] == metrics["examples"] > 0
+    kept = (verified / "models/policy/sampled_pairs.jsonl").read_text().splitlines()
+    assert len(kept) == metrics["sampled_pairs"]  # what the policy learned from is kept beside it
     assert 0 <= metrics["sampled_verifier_ifeval"] <= 1
     client = mlflow.MlflowClient(f"sqlite:///{verified / 'mlflow.db'}")
     latest = max(client.search_model_versions("name='alignflow-policy'"), key=lambda v: int(v.version))

@@ -17,6 +17,16 @@ def test_the_verifiers_rank_first_and_the_reward_model_breaks_their_ties():
     assert ranked_pair(texts, [1.0, 0.0, 0.5], [0.0, 0.0, 0.0], [False, True, True]) == (2, 0)  # cut off ranks last
 
 
+def test_pairs_decided_by_the_verifiers_have_a_finished_chosen_answer_that_scores_higher():
+    texts = ["a", "b", "c"]
+    only = {"decided_by": "verifiers"}
+    # a finished answer that fails every rule no longer beats a cut one that passes them
+    assert ranked_pair(texts, [1.0, 0.0, 0.5], [0.0, 0.0, 0.0], [False, True, True], **only) == (2, 1)
+    assert ranked_pair(texts, [1.0, 1.0, 1.0], [0.2, 0.9, -0.3], **only) is None  # the reward model never decides
+    assert ranked_pair(texts, [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [False, True, True], **only) is None  # best is cut
+    assert ranked_pair(texts, [0.5, 0.5, 0.0], [0.0, 0.0, 0.0], [True, True, False], **only) == (0, 2)
+
+
 def test_sampled_pairs_prefer_what_the_verifier_passes(tiny_lm):
     lm, tokenizer = tiny_lm
     questions = ["How do I keep basil?", "Why is the sky blue?", "My bike squeaks.", "How can I learn words?"]
