@@ -4,10 +4,10 @@ Run after a pipeline run (it reads data/tokenized, models/sft, models/reward, mo
     python scripts/method_dev.py --set align.method=dpo --set dpo.max_steps=16 [--set ...] [--prompts 64]
 
 The align stage runs as is in a scratch project whose inputs link to this checkout's (nothing here is overwritten).
-The policy and SFT then sample the first `--prompts` PPO prompts with evaluation's settings, and the reward model and
-the judge score both, as evaluate does. PPO prompts are no held-out evaluation prompt and offline methods never train
-on them, so choosing settings here leaves the evaluation set unseen. Prints the settings, the stage's wall time, and
-win rates (raw and length-controlled) with intervals.
+The policy and SFT then sample the last `--prompts` PPO prompts with evaluation's settings, and the reward model and
+the judge score both, as evaluate does. PPO prompts are no held-out evaluation prompt, PPO holds the last ones out as
+its dev split and offline methods never train on them, so choosing settings here leaves the evaluation set unseen.
+Prints the settings, the stage's wall time, and win rates (raw and length-controlled) with intervals.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def main() -> None:
 
 
 def score_on_dev_prompts(params, count: int) -> dict:
-    """evaluate's comparison (same sampling settings, scorers and statistics) on the first `count` PPO prompts."""
+    """evaluate's comparison (same sampling settings, scorers and statistics) on the last `count` PPO prompts
+    (PPO's dev split when count <= ppo.curve_prompts)."""
     import dataclasses
 
     from alignflow import paths
@@ -74,7 +75,7 @@ def score_on_dev_prompts(params, count: int) -> dict:
 
     tokenizer, stop_id = load_tokenizer(params, paths.POLICY)
     sft, policy = load_model(params, "sft"), load_model(params, "policy")
-    prompts = load_arrow(paths.TOKENIZED / "prompts", "tokenize").to_list()[:count]
+    prompts = load_arrow(paths.TOKENIZED / "prompts", "tokenize").to_list()[-count:]
     config = dataclasses.replace(params.evaluate, best_of_n=0)
     result = evaluate_models(sft, policy, tokenizer, prompts, load_scorers(params), stop_id, config, params.common.seed)
     return result.metrics
