@@ -329,6 +329,10 @@ class PreferenceParams(TrainerParams):
     """How the pairs are sampled and ranked with `pairs: sampled`."""
     beta: float = 0.1
     """Strength of the pull towards the reference (DPO's beta, IPO's tau, KTO's beta; SimPO's reward scale)."""
+    chosen_nll_weight: float = 0.0
+    """Weight of a negative log-likelihood term on the chosen answers beside the preference loss (0: off): RPO
+    (Pang et al.) for dpo and ipo through TRL's `sft` loss type, `cpo_alpha` for simpo; not for kto. It keeps the
+    chosen answers likely where the preference loss alone can push both answers of a pair down."""
     max_steps: int = 24
     learning_rate: float = 5e-4
     batch_size: int = 8
@@ -341,6 +345,11 @@ class PreferenceParams(TrainerParams):
         super().__post_init__()
         if self.beta <= 0:
             raise ConfigError(f"{self.section}.beta: must be above 0, got {self.beta}")
+        if self.chosen_nll_weight < 0 or (self.chosen_nll_weight and self.section == "kto"):
+            raise ConfigError(
+                f"{self.section}.chosen_nll_weight: must be 0 for kto and at least 0 otherwise, "
+                f"got {self.chosen_nll_weight}"
+            )
         self.sampled_pairs.check(f"{self.section}.sampled_pairs")
 
 

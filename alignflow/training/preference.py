@@ -130,10 +130,17 @@ def _trainer(method: str, config: PreferenceParams, max_length: int) -> tuple[ty
     if isinstance(config, SimPOParams):
         from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-        simpo = {"loss_type": LOSS_TYPES[method], "cpo_alpha": 0.0, "simpo_gamma": config.gamma_beta_ratio}
+        simpo = {
+            "loss_type": LOSS_TYPES[method],
+            "cpo_alpha": config.chosen_nll_weight,
+            "simpo_gamma": config.gamma_beta_ratio,
+        }
         return CPOTrainer, CPOConfig, {**common, **simpo}
     from trl import DPOConfig, DPOTrainer
 
+    if config.chosen_nll_weight:  # RPO: the preference loss plus the chosen answers' NLL
+        losses = {"loss_type": [LOSS_TYPES[method], "sft"], "loss_weights": [1.0, config.chosen_nll_weight]}
+        return DPOTrainer, DPOConfig, {**common, **losses}
     return DPOTrainer, DPOConfig, {**common, "loss_type": [LOSS_TYPES[method]]}
 
 

@@ -90,6 +90,23 @@ def test_each_method_raises_the_chosen_over_rejected_log_ratio_from_zero(method,
     assert len(history) == 6 and all("loss" in entry for entry in history)
 
 
+@pytest.mark.parametrize("method", ["dpo", "simpo"])
+def test_the_chosen_nll_term_keeps_the_chosen_answers_more_likely(method, sft_dir, tiny_lm, tmp_path):
+    tokenizer = tiny_lm[1]
+    likelihood = {}
+    for weight in (0.0, 1.0):
+        trainer, _ = train(method, sft_dir, tokenizer, tmp_path / str(weight), chosen_nll_weight=weight)
+        policy = merged_policy(trainer.model).eval()
+        likelihood[weight] = float(completion_logps(policy, tokenizer, PAIRS, "chosen").mean())
+    assert likelihood[1.0] > likelihood[0.0] + 0.2  # nats per answer, over 6 steps
+
+
+@pytest.mark.parametrize("method, weight", [("kto", 1.0), ("dpo", -0.5)])
+def test_a_chosen_nll_weight_a_method_cannot_use_is_one_line(method, weight):
+    with pytest.raises(ConfigError, match=f"^{method}.chosen_nll_weight: must be 0 for kto and at least 0"):
+        section(method, chosen_nll_weight=weight)
+
+
 def test_lora_trains_only_the_adapter_and_merges_into_a_plain_model(sft_dir, tiny_lm, tmp_path):
     reference, tokenizer = tiny_lm
     trainer, _ = train("dpo", sft_dir, tokenizer, tmp_path, tuning="lora")
