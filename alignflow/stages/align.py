@@ -37,9 +37,9 @@ from alignflow.training.sft import trainable_policy
 
 SAMPLES_LOGGED = 4
 HISTORY = "history.json"
+"""Per-update (ppo) or per-logged-step (offline) training statistics, beside the policy; evaluate plots them."""
 SAMPLED_PAIRS = "sampled_pairs.jsonl"
 """With `pairs: sampled`, the pairs the policy learned from, beside it: what the verifiers chose is inspectable."""
-"""Per-update (ppo) or per-logged-step (offline) training statistics, beside the policy; evaluate plots them."""
 
 
 def run(params: Params) -> dict[str, Any]:

@@ -36,11 +36,11 @@ def ranked_pair(
     order = sorted(range(len(texts)), key=lambda i: (keys[i], -i))
     best, worst = order[-1], order[0]
     if decided_by == "verifiers":
-        done = [i for i in order if finished[i]]
+        done = [i for i in range(len(texts)) if finished[i]]
         if not done:
             return None
         best = max(done, key=lambda i: (verified[i], model_scores[i], -i))
-        worst = min(order, key=lambda i: (verified[i], finished[i], model_scores[i], -i))
+        worst = min(range(len(texts)), key=lambda i: (verified[i], finished[i], model_scores[i], -i))
         return (best, worst) if verified[best] > verified[worst] else None
     if keys[best] == keys[worst] or texts[best] == texts[worst]:
         return None
