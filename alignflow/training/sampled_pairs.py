@@ -32,9 +32,6 @@ def ranked_pair(
     `verifiers`, only a finished answer the verifiers score strictly above the worst makes a pair, so the pair
     teaches the rules and not finishing or the reward model's taste."""
     finished = finished if finished is not None else [True] * len(texts)
-    keys = list(zip(finished, verified, model_scores))
-    order = sorted(range(len(texts)), key=lambda i: (keys[i], -i))
-    best, worst = order[-1], order[0]
     if decided_by == "verifiers":
         done = [i for i in range(len(texts)) if finished[i]]
         if not done:
@@ -42,6 +39,9 @@ def ranked_pair(
         best = max(done, key=lambda i: (verified[i], model_scores[i], -i))
         worst = min(range(len(texts)), key=lambda i: (verified[i], finished[i], model_scores[i], -i))
         return (best, worst) if verified[best] > verified[worst] else None
+    keys = list(zip(finished, verified, model_scores))
+    order = sorted(range(len(texts)), key=lambda i: (keys[i], -i))
+    best, worst = order[-1], order[0]
     if keys[best] == keys[worst] or texts[best] == texts[worst]:
         return None
     return best, worst
