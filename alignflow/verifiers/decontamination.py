@@ -2,8 +2,11 @@
 memory, not instruction following.
 
 The check is word n-gram overlap (lower case, punctuation dropped), as GPT-3 and the Tulu 3 decontamination
-reports do. A prompt's attached constraint wording is IFEval's own template text (every prompt with the same
-instruction shares it), so it is removed before the comparison: what must not overlap is the task.
+reports do, with open-instruct's threshold: a training text leaks an IFEval prompt when it holds more than half of
+that prompt's 8-word runs. One shared run is not enough: "can you give me some advice on how to" opens hh-rlhf
+conversations and IFEval prompts alike. A prompt's attached constraint wording is IFEval's own template text
+(every prompt with the same instruction shares it), so it is removed before the comparison: what must not overlap
+is the task.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from alignflow.evaluation.ifeval import build_checker
 from alignflow.verifiers.checks import prompt_text
 
 NGRAM = 8
-"""Words in a shared run that counts as overlap: long enough that common phrases do not match."""
+"""Words in a run that counts as shared."""
+MAX_SHARED = 0.5
+"""The largest share of an IFEval prompt's runs a training text may hold."""
 
 
 def ngrams(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
@@ -62,19 +67,26 @@ def benchmark_prompts(path: Path) -> list[tuple[int, str]]:
 def check_decontaminated(
     texts: Iterable[tuple[int | str, str]], benchmark: Iterable[tuple[int, str]], file: str
 ) -> None:
-    """Raise DataError naming `file`, the text's line and the IFEval key it shares a run of words with.
-    `texts` are (line, prompt text without its constraints' wording) pairs, as `task_text` gives them."""
-    seen: dict[tuple[str, ...], int] = {}
+    """Raise DataError naming `file`, the text's line and the IFEval key whose runs of words it holds more than
+    MAX_SHARED of. `texts` are (line, prompt text without its constraints' wording) pairs, as `task_text` gives."""
+    runs: dict[int, int] = {}
+    keys_of: dict[tuple[str, ...], list[int]] = {}
     for key, prompt in benchmark:
-        for gram in ngrams(prompt):
-            seen.setdefault(gram, key)
+        grams = ngrams(prompt)
+        runs[key] = len(grams)
+        for gram in grams:
+            keys_of.setdefault(gram, []).append(key)
     for line, text in texts:
+        shared: dict[int, list[tuple[str, ...]]] = {}
         for gram in ngrams(text):
-            if gram in seen:
+            for key in keys_of.get(gram, ()):
+                shared.setdefault(key, []).append(gram)
+        for key, grams in shared.items():
+            if len(grams) > MAX_SHARED * runs[key]:
                 raise DataError(
                     file,
                     line,
                     "prompt",
-                    f"overlaps IFEval prompt {seen[gram]} ('{' '.join(gram)}'): IFEval's test prompts must not be "
-                    "trained on",
+                    f"overlaps IFEval prompt {key} ({len(grams)} of its {runs[key]} {NGRAM}-word runs, e.g. "
+                    f"'{' '.join(grams[0])}'): IFEval's test prompts must not be trained on",
                 )

@@ -58,6 +58,16 @@ def test_own_prompts_with_constraints_pass_decontamination(ifeval_items):
     check_decontaminated(texts, ifeval_items, "prompts.jsonl")
 
 
+def test_a_phrase_shared_with_an_ifeval_prompt_is_no_leak(ifeval_items):
+    """hh-rlhf's record 608 shares "you give me some advice on how to" with IFEval prompt 349, and nothing else."""
+    (key, prompt), *_ = [(k, p) for k, p in ifeval_items if "you give me some advice on how to" in p.lower()]
+    own = [(1, "Can you give me some advice on how to keep basil fresh on a sunny kitchen counter?")]
+    check_decontaminated(own, ifeval_items, "prompts.jsonl")
+    half = prompt.split()[: len(prompt.split()) * 2 // 3]  # two thirds of the prompt's words leak
+    with pytest.raises(DataError, match=rf"^prompts.jsonl:1: prompt: overlaps IFEval prompt {key} "):
+        check_decontaminated([(1, "Tell me: " + " ".join(half))], ifeval_items, "prompts.jsonl")
+
+
 def test_a_planted_ifeval_prompt_fails_naming_the_line(ifeval_items):
     planted = [*with_constraints(TASKS[:3], seed=42), {"id": "leak", "prompt": "Please: " + ifeval_items[7][1]}]
     texts = [(line, task_text(r)) for line, r in enumerate(planted, 1)]
