@@ -62,10 +62,10 @@ E2E_ORDER = (
     "test_foundation_pipeline",
     "test_ray_scale_out",
     "test_crash_recovery",
-    "test_verifiers_pipeline",
     "test_soak",
     "test_offline_run",
     "test_production_stack",
+    "test_verifiers_pipeline",
 )
 """End-to-end modules, longest first as measured (others follow them). The first builds the tiny-pipeline template."""
 

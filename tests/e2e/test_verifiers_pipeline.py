@@ -1,6 +1,6 @@
 """End to end with verifiers on the tiny profile: PPO rewarded by IFEval-style constraints beside the reward model,
-and DPO on pairs the verifiers ranked, each from policy prompts that carry constraints to a registered version,
-with every reward source logged to MLflow."""
+from policy prompts that carry constraints to a registered version, with every reward source logged to MLflow.
+DPO on pairs the verifiers ranked runs in tests/e2e/test_offline_run.py, on public data under the network guard."""
 
 from __future__ import annotations
 
@@ -8,50 +8,17 @@ import json
 
 import pytest
 
-from tests.project import copy_project, ran_stages, run
+from tests.project import IFEVAL_PROMPTS, copy_project, ran_stages, run
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def verified(tmp_path_factory, tiny_pipeline):
-    """A copy of the session's flow-built tiny project (tests/conftest.py), its own to change."""
-    return copy_project(tiny_pipeline.path, tmp_path_factory.mktemp("verified") / "project")
-
-
-IFEVAL_PROMPTS = {"ingest": {"prompts": {"path": "data/samples/prompts_ifeval.jsonl"}}}
-"""The policy prompts with IFEval-style constraints attached (`alignflow constrain`)."""
-
-
-def test_dpo_from_the_base_model_on_pairs_the_verifiers_ranked_reaches_a_registered_version(verified):
-    """The ifeval profile's recipe: no SFT step, the base model's sampled answers ranked by the checkers, DPO."""
+def test_ppo_with_a_verifier_beside_the_reward_model_logs_each_source_and_registers(tmp_path, tiny_pipeline):
     import mlflow
 
     from alignflow.config import apply_overlay
 
-    sampled = {"pairs": "sampled", "sampled_pairs": {"verifiers": [{"name": "ifeval"}], "max_new_tokens": 12}}
-    recipe = {"sft": {"tuning": "none"}, "align": {"method": "dpo"}, "dpo": sampled}
-    apply_overlay(verified / "params.yaml", IFEVAL_PROMPTS | recipe)
-    flow = run(["alignflow", "run"], verified)
-    assert {"sft", "baseline", "align", "register"} <= set(ran_stages(flow))
-    assert json.loads((verified / "metrics/sft.json").read_text())["trained"] is False
-    baseline = json.loads((verified / "metrics/baseline.json").read_text())
-    assert baseline["ifeval_prompt_strict_base"] == baseline["ifeval_prompt_strict_sft"]  # one model, answered once
-    metrics = json.loads((verified / "metrics/align.json").read_text())
-    assert metrics["sampled_pairs"] == metrics["examples"] > 0
-    kept = (verified / "models/policy/sampled_pairs.jsonl").read_text().splitlines()
-    assert len(kept) == metrics["sampled_pairs"]  # what the policy learned from is kept beside it
-    assert 0 <= metrics["sampled_verifier_ifeval"] <= 1
-    client = mlflow.MlflowClient(f"sqlite:///{verified / 'mlflow.db'}")
-    latest = max(client.search_model_versions("name='alignflow-policy'"), key=lambda v: int(v.version))
-    assert latest.tags["lineage.method"] == "dpo" and int(latest.version) == 2  # version 1: the template's run
-
-
-def test_ppo_with_a_verifier_beside_the_reward_model_logs_each_source_and_registers(verified):
-    import mlflow
-
-    from alignflow.config import apply_overlay
-
+    verified = copy_project(tiny_pipeline.path, tmp_path / "project")  # the session's tiny run (tests/conftest.py)
     verifiers = {"ppo": {"verifiers": [{"name": "ifeval", "weight": 2.0}]}}
     apply_overlay(verified / "params.yaml", IFEVAL_PROMPTS | {"align": {"method": "ppo"}} | verifiers)
     flow = run(["alignflow", "run"], verified)
