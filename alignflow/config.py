@@ -531,8 +531,9 @@ class PPOParams:
     """The dev split: this many policy prompts (the last of the set) are held out of PPO's training pool and
     sampled by the curve, with evaluate's max_new_tokens, temperature and top_p. Never the eval prompts."""
     keep: Literal["best", "last"] = "best"
-    """best: the policy is the probed update with the highest reward-model win rate on the dev split (the earliest
-    of equals); last: the final update. Which one was kept is in metrics/align.json and the version's lineage."""
+    """best: the policy is the probed update with the highest reward-model win rate on the dev split, or the
+    highest verifier mean there when `reward_model_weight` is 0 (the earliest of equals); last: the final update.
+    Which one was kept is in metrics/align.json and the version's lineage."""
 
     def __post_init__(self) -> None:
         if self.advantage != "gae" and self.samples_per_prompt < 2:

@@ -1,5 +1,7 @@
-"""Keep the best update, not the last: the policy's dev-split win rate picks it (OpenRLHF's
-`--ckpt.best_metric_key`, open-instruct's best checkpoint).
+"""Keep the best update, not the last: the policy's dev-split score picks it (OpenRLHF's
+`--ckpt.best_metric_key`, open-instruct's best checkpoint). The score is the reward model's win rate against SFT,
+or the verifiers' mean when they alone reward the policy: a pick by the reward model would then rank updates by a
+scorer the policy never trained against.
 
 The probe that measures it samples prompts held out of PPO's own pool, never the eval prompts, so the pick does
 not tune on the set that judges the result. The best update's trainable weights are held in memory (a LoRA
@@ -18,12 +20,19 @@ from pathlib import Path
 import torch
 
 BEST_WEIGHTS, BEST_STATE = "best.safetensors", "best.json"
+WIN_RATE, VERIFIERS = "curve_win_rate", "curve_verifiers"
+"""The probe's numbers that can rank the updates (alignflow.evaluation.curve.AlignmentProbe)."""
+
+
+def ranking_metric(reward_model_weight: float, has_verifiers: bool) -> str:
+    """The dev-split number that ranks the updates: what the policy's reward is made of."""
+    return VERIFIERS if has_verifiers and not reward_model_weight else WIN_RATE
 
 
 @dataclass
 class BestUpdate:
-    metric: str = "curve_win_rate"
-    """The probe's number that ranks the updates (the reward model's win rate against SFT on the dev split)."""
+    metric: str = WIN_RATE
+    """The probe's number that ranks the updates (`ranking_metric`)."""
     update: int = 0
     score: float = -math.inf
     weights: dict[str, torch.Tensor] | None = None

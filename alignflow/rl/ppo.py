@@ -30,7 +30,7 @@ from alignflow.errors import ConfigError
 from alignflow.io import write_json
 from alignflow.precision import mixed_precision, weights_dtype
 from alignflow.rl import core
-from alignflow.rl.best import BestUpdate
+from alignflow.rl.best import BestUpdate, ranking_metric
 from alignflow.rl.packed import PackedBatch, layout_of, pack_samples, token_outputs
 from alignflow.rl.sampling import TOKENS_AT_ONCE, Samples, response_logprobs, sample
 from alignflow.training.common import complete_checkpoints, sampling_attention, transformers_model
@@ -149,8 +149,9 @@ class PolicyGradientTrainer:
         self.fused = params.ppo_epochs == 1 and params.minibatch_size == local
         """One on-policy step per update: the rollout's forward pass (with gradients) is also the update's."""
         self.update = 0
-        self.best = BestUpdate() if params.keep == "best" else None
-        """The update kept (`ppo.keep: best`), ranked by the probe's reward-model win rate."""
+        metric = ranking_metric(params.reward_model_weight, bool(params.verifiers))
+        self.best = BestUpdate(metric) if params.keep == "best" else None
+        """The update kept (`ppo.keep: best`), ranked by the probe's `metric`."""
         self.history: list[dict[str, float]] = []
 
     # -- data ---------------------------------------------------------------------------------

@@ -199,9 +199,8 @@ def train_ppo(params: Params, checkpoints: Path) -> dict[str, Any]:
     probe = None
     if config.curve_every:
         judge = RewardScorer(require(paths.JUDGE_MODEL, "reward"), params.tokenize.reward_max_length)
-        probe = AlignmentProbe(
-            tokenizer, dev_prompts, {"reward": scorer, "judge": judge}, trainer.stop_id, params.evaluate, seed
-        )
+        scorers = {"reward": scorer, "judge": judge}
+        probe = AlignmentProbe(tokenizer, dev_prompts, scorers, trainer.stop_id, params.evaluate, seed, trainer.sources)
         state = rng_state()
         with trainer.sampling_model(reference=True) as sft:
             probe.set_reference(sft)

@@ -376,10 +376,15 @@ def test_a_verifier_alone_trains_the_policy_towards_its_rule(setup, tmp_path, mo
     assert end > start + 0.1, (start, end)
 
 
-def scripted_probe(scores: list[float]):
-    """A probe that reports these win rates in turn (a constructed learning curve)."""
-    remaining = list(scores)
-    return lambda lm: {"curve_win_rate": remaining.pop(0)}
+def scripted_probe(scores: list[float], verifier_means: list[float] | None = None):
+    """A probe that reports these win rates (and verifier means) in turn (a constructed learning curve)."""
+    remaining = list(zip(scores, verifier_means or [None] * len(scores)))
+
+    def probe(lm) -> dict[str, float]:
+        win_rate, verified = remaining.pop(0)
+        return {"curve_win_rate": win_rate} | ({} if verified is None else {"curve_verifiers": verified})
+
+    return probe
 
 
 def snapshots(policy_trainer) -> tuple[dict[int, dict], callable]:
@@ -407,6 +412,39 @@ def test_keep_best_returns_the_update_the_dev_curve_ranks_highest(setup, tmp_pat
         for n, w in last.trained_model()[0].state_dict().items()
         if f"lm.{n}" in seen[6]
     )
+
+
+SHORT_RUN = dict(batch_size=4, minibatch_size=4, ppo_epochs=1, max_new_tokens=4, min_new_tokens=4)
+"""The fewest tokens an update can train on: for tests of what is kept, not of what is learned."""
+
+
+def test_keep_best_ranks_by_the_verifiers_when_they_alone_reward_the_policy(setup):
+    """The reward model likes update 2 best, the verifiers update 4: with no reward-model weight, 4 is kept."""
+    rule, short = VerifierParams("regex", options={"pattern": "the"}), dict(SHORT_RUN, updates=6, curve_every=2)
+    alone = trainer(setup, reward_model_weight=0.0, verifiers=(rule,), **short)
+    alone.train(probe=scripted_probe([0.9, 0.6, 0.7], [0.2, 0.5, 0.4]))
+    assert (alone.best.update, alone.best.score) == (4, 0.5)
+    beside = trainer(setup, verifiers=(rule,), **short)  # the reward model still has a weight
+    beside.train(probe=scripted_probe([0.9, 0.6, 0.7], [0.2, 0.5, 0.4]))
+    assert (beside.best.update, beside.best.score) == (2, 0.9)
+
+
+def test_the_dev_probe_reports_the_verifiers_mean_on_its_answers(setup):
+    from alignflow.config import EvaluateParams
+    from alignflow.evaluation.curve import AlignmentProbe
+    from alignflow.evaluation.generation import generate
+    from alignflow.verifiers.sources import RewardSources
+
+    lm, tokenizer, _, prompts = setup
+    dev, config, stop_id = prompts[:4], EvaluateParams(max_new_tokens=8), tokenizer.convert_tokens_to_ids("<|im_end|>")
+    sources = RewardSources.load(0.0, (VerifierParams("regex", options={"pattern": "l"}),), "ppo")
+    probe = AlignmentProbe(tokenizer, dev, {}, stop_id, config, seed=0, verifiers=sources)
+    probe.set_reference(lm)
+    drawn = generate(lm, tokenizer, [p["input_ids"] for p in dev], stop_id, 8, config.temperature, config.top_p, 4, 0)
+    passed = ["l" in text for text in drawn.texts]
+    assert 0 < sum(passed) < len(passed)  # the rule tells these answers apart
+    assert probe(lm)["curve_verifiers"] == pytest.approx(sum(passed) / len(passed))
+    assert "curve_verifiers" not in AlignmentProbe(tokenizer, dev, {}, stop_id, config, seed=0)(lm)
 
 
 def test_keep_best_survives_an_interruption(setup, tmp_path):
