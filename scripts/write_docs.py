@@ -23,6 +23,7 @@ BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /
 BLOCKS: dict[str, Callable[[], str]] = {
     "default-run": results.default_run,
     "ledger": results.ledger,
+    "profile-runs": results.profile_runs,
     "ifeval-benchmark": results.ifeval_benchmark,
 }
 

@@ -141,15 +141,29 @@ def default_run() -> str:
     return "\n".join(table(run_rows(run)))
 
 
+def records() -> list[dict]:
+    """Every recorded run (`results/runs/`), oldest first."""
+    return sorted((load(path) for path in (ROOT / "results/runs").glob("*.json")), key=lambda run: run["date"])
+
+
+def profile_runs() -> str:
+    """The newest recorded run of each profile other than the default, in the default run's table."""
+    newest = {run["profile"]: run for run in records() if run["profile"] != "default"}
+    parts = []
+    for profile, run in sorted(newest.items()):
+        heading = f"### {profile}: {run['method']}, `configs/{profile}.yaml`, `{run['commit']}`, {run['date'][:10]}"
+        parts += [heading, "", *table(run_rows(run)), ""]
+    return "\n".join(parts).rstrip()
+
+
 def ledger() -> str:
     """Every recorded run, newest first: what changed between runs is in its commit."""
-    records = [load(path) for path in sorted((ROOT / "results/runs").glob("*.json"))]
     lines = [
         "| date | commit | profile | method | CPU | minutes | RM win rate vs SFT | judge win rate vs SFT | "
         "IFEval policy − SFT | gate |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for run in sorted(records, key=lambda r: r["date"], reverse=True):
+    for run in reversed(records()):
         # Before the policy slot, the policy's metrics were named after PPO.
         m = {key.replace("_ppo_", "_policy_"): value for key, value in run["eval"].items()}
         timing, register = run.get("timing", {}), run.get("register", {})
