@@ -53,6 +53,10 @@ LORA_RUN = dict(
 )
 
 
+SHORT_RUN = dict(batch_size=4, minibatch_size=4, ppo_epochs=1, max_new_tokens=4, min_new_tokens=4)
+"""The fewest tokens an update can train on: for tests of what is kept, not of what is learned."""
+
+
 def trainer(setup, **overrides):
     lm, tokenizer, reward, prompts = setup
     params = PPOParams(
@@ -395,7 +399,7 @@ def snapshots(policy_trainer) -> tuple[dict[int, dict], callable]:
 
 def test_keep_best_returns_the_update_the_dev_curve_ranks_highest(setup, tmp_path):
     """Probes after updates 2, 4, 6 score 0.6, 0.9, 0.7: the policy is update 4's, not the last one."""
-    best = trainer(setup, updates=6, curve_every=2, checkpoint_every=2)
+    best = trainer(setup, updates=6, curve_every=2, checkpoint_every=2, **SHORT_RUN)
     seen, record = snapshots(best)
     best.train(probe=scripted_probe([0.6, 0.9, 0.7]), on_update=record)
     assert best.best.update == 4 and best.best.score == 0.9
@@ -404,7 +408,7 @@ def test_keep_best_returns_the_update_the_dev_curve_ranks_highest(setup, tmp_pat
     assert kept and all(torch.equal(weight, seen[4][f"lm.{name}"]) for name, weight in kept.items())
     assert any(not torch.equal(seen[4][key], seen[6][key]) for key in seen[4])  # update 6 differs: a real choice
 
-    last = trainer(setup, updates=6, curve_every=2, keep="last")
+    last = trainer(setup, updates=6, curve_every=2, keep="last", **SHORT_RUN)
     last.train(probe=scripted_probe([0.6, 0.9, 0.7]))
     assert last.best is None
     assert all(
@@ -412,10 +416,6 @@ def test_keep_best_returns_the_update_the_dev_curve_ranks_highest(setup, tmp_pat
         for n, w in last.trained_model()[0].state_dict().items()
         if f"lm.{n}" in seen[6]
     )
-
-
-SHORT_RUN = dict(batch_size=4, minibatch_size=4, ppo_epochs=1, max_new_tokens=4, min_new_tokens=4)
-"""The fewest tokens an update can train on: for tests of what is kept, not of what is learned."""
 
 
 def test_keep_best_ranks_by_the_verifiers_when_they_alone_reward_the_policy(setup):
@@ -448,12 +448,13 @@ def test_the_dev_probe_reports_the_verifiers_mean_on_its_answers(setup):
 
 
 def test_keep_best_survives_an_interruption(setup, tmp_path):
-    first = trainer(setup, updates=6, curve_every=2, checkpoint_every=2)
+    short = dict(SHORT_RUN, updates=6, curve_every=2)
+    first = trainer(setup, checkpoint_every=2, **short)
     first.train(tmp_path, stop_after=5, probe=scripted_probe([0.6, 0.9]))  # killed after update 5
-    resumed = trainer(setup, updates=6, curve_every=2, checkpoint_every=2)
+    resumed = trainer(setup, checkpoint_every=2, **short)
     resumed.train(tmp_path, resume=True, probe=scripted_probe([0.7]))
     assert (resumed.best.update, resumed.best.score) == (4, 0.9)
-    uninterrupted = trainer(setup, updates=6, curve_every=2)
+    uninterrupted = trainer(setup, **short)
     uninterrupted.train(probe=scripted_probe([0.6, 0.9, 0.7]))
     resumed_lm, expected_lm = resumed.trained_model()[0].state_dict(), uninterrupted.trained_model()[0].state_dict()
     assert all(torch.allclose(resumed_lm[k], expected_lm[k], atol=1e-5) for k in expected_lm)
