@@ -29,8 +29,6 @@ PROJECT_FILES = (
 
 REMOTE = "alignflow-dvc-remote"
 """The default DVC remote's folder, beside the project (.dvc/config: ../../alignflow-dvc-remote)."""
-IFEVAL_PROMPTS = {"ingest": {"prompts": {"path": "data/samples/prompts_ifeval.jsonl"}}}
-"""A params overlay: the policy prompts with IFEval-style constraints attached (`alignflow constrain`)."""
 NOT_COPIED = (".dvc-site", ".prefect", "tmp")
 """Per-checkout state a copy starts without: DVC's site cache and state database, Prefect's home."""
 

@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from alignflow.config import apply_overlay
-from tests.project import IFEVAL_PROMPTS, copy_project, project_env, ran_stages, run
+from tests.project import copy_project, project_env, ran_stages, run
 
 pytestmark = pytest.mark.slow
 GUARD = Path(__file__).resolve().parent.parent / "network_guard"
 ONLINE_SWITCHES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK")
 HH_RLHF = "data/hh-rlhf/harmless-base-test.jsonl.gz"
+IFEVAL_PROMPTS = {"ingest": {"prompts": {"path": "data/samples/prompts_ifeval.jsonl"}}}
+"""The policy prompts with IFEval-style constraints attached (`alignflow constrain`)."""
 IFEVAL_RECIPE = IFEVAL_PROMPTS | {
     "sft": {"tuning": "none"},
     "align": {"method": "dpo"},
