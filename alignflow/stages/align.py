@@ -36,6 +36,8 @@ from alignflow.training.common import (
 from alignflow.training.sft import trainable_policy
 
 SAMPLES_LOGGED = 4
+SUMMARISED = ("reward_mean", "score_mean", "kl", "entropy", "response_length", "unfinished")
+"""Per-update statistics that metrics/align.json reports at the end of training, beside every verifier's reward."""
 HISTORY = "history.json"
 """Per-update (ppo) or per-logged-step (offline) training statistics, beside the policy; evaluate plots them."""
 SAMPLED_PAIRS = "sampled_pairs.jsonl"
@@ -220,13 +222,9 @@ def train_ppo(params: Params, checkpoints: Path) -> dict[str, Any]:
     )
     seconds = time.monotonic() - started
     lm, value_head = trainer.trained_model()
-    last = history[-min(3, len(history)) :]
-    metrics = {
-        f"final_{key}": round(sum(h[key] for h in last) / len(last), 4)
-        for key in ("reward_mean", "kl", "entropy", "response_length", "unfinished")
-    }
+    metrics = update_summary(history)
     metrics.update({f"final_{key}": round(value, 4) for key, value in history[-1].items() if key.startswith("curve_")})
-    metrics.update(updates=len(history), initial_reward_mean=round(history[0]["reward_mean"], 4))
+    metrics.update(updates=len(history))
     kept = trainer.best.update if trainer.best is not None and trainer.best.weights is not None else len(history)
     metrics.update(kept_update=kept, **{f"kept_{k}": v for k, v in history[kept - 1].items() if k.startswith("curve_")})
     metrics.update(
@@ -249,6 +247,17 @@ def train_ppo(params: Params, checkpoints: Path) -> dict[str, Any]:
                 "ppo_samples.json",
             )
     return metrics
+
+
+def update_summary(history: list[dict[str, float]]) -> dict[str, float]:
+    """What training ended at (`final_*`: the mean of the last three updates) and, for the rewards, what it started
+    from (`initial_*`), for the sources this run has: the reward model's raw reward only when it is part of the
+    reward, a verifier's only where it checked."""
+    last = history[-min(3, len(history)) :]
+    keys = [key for key in history[0] if key in SUMMARISED or key.startswith("verifier_")]
+    summary = {f"final_{k}": round(sum(h[k] for h in last) / len(last), 4) for k in keys if all(k in h for h in last)}
+    rewards = [key for key in keys if key in ("reward_mean", "score_mean") or key.startswith("verifier_")]
+    return summary | {f"initial_{key}": round(history[0][key], 4) for key in rewards}
 
 
 def main() -> None:

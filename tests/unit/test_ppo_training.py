@@ -11,6 +11,7 @@ import torch
 from alignflow.config import PPOParams, VerifierParams
 from alignflow.errors import ConfigError
 from alignflow.rl.ppo import PolicyGradientTrainer
+from alignflow.stages.align import update_summary
 from alignflow.training.common import prepare_checkpoint_dir
 
 TARGET_WORDS = ["Ġthe", "Ġwater", "Ġand", "Ġa", "Ġto"]
@@ -378,6 +379,10 @@ def test_a_verifier_alone_trains_the_policy_towards_its_rule(setup, tmp_path, mo
     assert "reward_mean" not in history[0]
     start, end = mean(history, "verifier_share", slice(0, 5)), mean(history, "verifier_share", slice(-5, None))
     assert end > start + 0.1, (start, end)
+    summary = update_summary(history)  # what metrics/align.json reports: the sources this run has
+    assert summary["final_verifier_share"] == pytest.approx(mean(history, "verifier_share", slice(-3, None)), abs=1e-4)
+    assert summary["initial_verifier_share"] == round(history[0]["verifier_share"], 4)
+    assert "final_score_mean" in summary and not any("reward_mean" in key for key in summary)
 
 
 def scripted_probe(scores: list[float], verifier_means: list[float] | None = None):
