@@ -301,6 +301,9 @@ class SampledPairsParams:
     decided_by: Literal["any", "verifiers"] = "any"
     """any: finishing, then the verifiers, then the reward model may decide a pair. verifiers: only a finished
     answer the verifiers score above another makes a pair (fewer pairs, each teaching the rules alone)."""
+    rejected_finished: bool = False
+    """The rejected answer is a finished one too (none: no pair), so chosen and rejected differ in the rules and
+    not in being cut at the token limit, which the longest answers are."""
 
     def check(self, where: str) -> None:
         """One line naming `where` (e.g. dpo.sampled_pairs) for a setting that cannot work."""

@@ -26,21 +26,26 @@ def ranked_pair(
     model_scores: Sequence[float],
     finished: Sequence[bool] | None = None,
     decided_by: str = "any",
+    rejected_finished: bool = False,
 ) -> tuple[int, int] | None:
     """Indices of the best and the worst answer by (finished, verifiers, reward model): an answer cut at the token
     limit never beats a finished one, as PPO penalises it; None when nothing tells them apart. With decided_by
     `verifiers`, only a finished answer the verifiers score strictly above the worst makes a pair, so the pair
-    teaches the rules and not finishing or the reward model's taste."""
+    teaches the rules and not finishing or the reward model's taste. With `rejected_finished`, the worst is taken
+    among finished answers too: a cut answer is often the longest, so a pair would also teach "shorter"."""
     finished = finished if finished is not None else [True] * len(texts)
+    done = [i for i in range(len(texts)) if finished[i]]
+    candidates = done if rejected_finished else list(range(len(texts)))
     if decided_by == "verifiers":
-        done = [i for i in range(len(texts)) if finished[i]]
         if not done:
             return None
         best = max(done, key=lambda i: (verified[i], model_scores[i], -i))
-        worst = min(range(len(texts)), key=lambda i: (verified[i], finished[i], model_scores[i], -i))
+        worst = min(candidates, key=lambda i: (verified[i], finished[i], model_scores[i], -i))
         return (best, worst) if verified[best] > verified[worst] else None
     keys = list(zip(finished, verified, model_scores))
-    order = sorted(range(len(texts)), key=lambda i: (keys[i], -i))
+    order = sorted(candidates, key=lambda i: (keys[i], -i))
+    if len(order) < 2:
+        return None
     best, worst = order[-1], order[0]
     if keys[best] == keys[worst] or texts[best] == texts[worst]:
         return None
@@ -82,7 +87,8 @@ def sampled_pairs(
     pairs, decided = [], 0
     for index, row in enumerate(rows):
         span = slice(index * k, (index + 1) * k)
-        found = ranked_pair(texts[span], totals[span], model_scores[span], drawn.finished[span], config.decided_by)
+        scored = (texts[span], totals[span], model_scores[span], drawn.finished[span])
+        found = ranked_pair(*scored, config.decided_by, config.rejected_finished)
         if found is None:
             continue
         best, worst = (index * k + i for i in found)

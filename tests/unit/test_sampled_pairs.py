@@ -27,6 +27,18 @@ def test_pairs_decided_by_the_verifiers_have_a_finished_chosen_answer_that_score
     assert ranked_pair(texts, [0.5, 0.5, 0.0], [0.0, 0.0, 0.0], [True, True, False], **only) == (0, 2)
 
 
+def test_with_rejected_finished_a_pair_never_sets_a_cut_answer_against_a_finished_one():
+    texts = ["a", "b", "c"]
+    cut_last = [True, True, False]
+    # the cut answer fails the rules most, but the worst finished answer is the rejected one
+    assert ranked_pair(texts, [1.0, 0.5, 0.0], [0.0, 0.0, 0.0], cut_last, "verifiers", rejected_finished=True) == (0, 1)
+    assert ranked_pair(texts, [1.0, 0.5, 0.0], [0.0, 0.0, 0.0], cut_last, "any", rejected_finished=True) == (0, 1)
+    # the finished answers tie on the rules: no pair, though the cut one scores lower
+    assert ranked_pair(texts, [1.0, 1.0, 0.0], [0.0, 0.0, 0.0], cut_last, "verifiers", rejected_finished=True) is None
+    one_finished = [True, False, False]
+    assert ranked_pair(texts, [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], one_finished, "any", rejected_finished=True) is None
+
+
 def test_sampled_pairs_prefer_what_the_verifier_passes(tiny_lm):
     lm, tokenizer = tiny_lm
     questions = ["How do I keep basil?", "Why is the sky blue?", "My bike squeaks.", "How can I learn words?"]
