@@ -49,7 +49,15 @@ def train_reward_model(
     set_seed(seed)  # the head's initialisation is part of the run
     model = build_reward_model(backbone, tokenizer)
     has_eval = validation is not None and len(validation) > 0
-    args = training_arguments(params, output_dir, seed, has_eval, cls=RewardConfig, max_length=None)
+    args = training_arguments(
+        params,
+        output_dir,
+        seed,
+        has_eval,
+        cls=RewardConfig,
+        max_length=None,
+        gradient_checkpointing=params.gradient_checkpointing,
+    )
     trainer = RewardTrainer(
         model=model,
         args=args,

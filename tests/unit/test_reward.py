@@ -94,3 +94,20 @@ def test_training_separates_good_from_bad_answers(bert, tmp_path):
     after = evaluate_pairs(trainer.model, tokenizer, data)
     assert result.global_step == 30
     assert after["accuracy"] == 1.0 and after["margin_mean"] > before["margin_mean"] + 0.2
+
+
+def test_holding_activations_trains_the_same_weights_as_recomputing_them(bert, tmp_path):
+    """reward.gradient_checkpointing trades time for memory only: both settings end at the same weights."""
+    model, tokenizer = bert
+    model.save_pretrained(tmp_path / "backbone")
+    tokenizer.save_pretrained(tmp_path / "backbone")
+    data = pairs(tokenizer, [5.0] * 8)
+    weights = {}
+    for recompute in (True, False):
+        params = RewardParams(max_steps=3, batch_size=4, eval_steps=0, save_steps=100, gradient_checkpointing=recompute)
+        out = tmp_path / f"recompute-{recompute}"
+        trainer, _ = train_reward_model(tmp_path / "backbone", tokenizer, data, None, params, out, seed=0)
+        assert trainer.model.is_gradient_checkpointing == recompute
+        weights[recompute] = trainer.model.state_dict()
+    for name, value in weights[True].items():
+        assert torch.allclose(value, weights[False][name], atol=1e-6), name
