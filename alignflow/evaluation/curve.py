@@ -71,5 +71,5 @@ class AlignmentProbe:
             for name in self.scorers
         }
         if VERIFIERS in scores:
-            stats[VERIFIERS] = sum(scores[VERIFIERS]) / len(scores[VERIFIERS])
+            stats[VERIFIERS] = round(sum(scores[VERIFIERS]) / len(scores[VERIFIERS]), 4)
         return stats

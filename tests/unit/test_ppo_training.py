@@ -448,7 +448,7 @@ def test_the_dev_probe_reports_the_verifiers_mean_on_its_answers(setup):
     drawn = generate(lm, tokenizer, [p["input_ids"] for p in dev], stop_id, 8, config.temperature, config.top_p, 4, 0)
     passed = ["l" in text for text in drawn.texts]
     assert 0 < sum(passed) < len(passed)  # the rule tells these answers apart
-    assert probe(lm)["curve_verifiers"] == pytest.approx(sum(passed) / len(passed))
+    assert probe(lm)["curve_verifiers"] == pytest.approx(sum(passed) / len(passed), abs=5e-5)
     assert "curve_verifiers" not in AlignmentProbe(tokenizer, dev, {}, stop_id, config, seed=0)(lm)
 
 
