@@ -104,10 +104,12 @@ def run_rows(run: dict) -> list[tuple[str, str]]:
     align = run.get("align", {})
     if "kept_update" in align:
         by_verifiers = "kept_curve_verifiers" in align and "initial_reward_mean" not in align
-        name, key = ("verifiers' mean", "curve_verifiers") if by_verifiers else ("win rate", "curve_win_rate")
+        scorer, name, key = ("verifiers", "verifiers' mean", "curve_verifiers")
+        if not by_verifiers:
+            scorer, name, key = ("reward model", "win rate", "curve_win_rate")
         rows.append(
             (
-                f"PPO update kept (the best on the dev split, by the {'verifiers' if by_verifiers else 'reward model'})",
+                f"PPO update kept (the best on the dev split, by the {scorer})",
                 f"{align['kept_update']} of {align['updates']} (dev {name} {two(align[f'kept_{key}'])}; the "
                 f"last update's {two(align[f'final_{key}'])})",
             )

@@ -107,7 +107,7 @@ def test_holding_activations_trains_the_same_weights_as_recomputing_them(bert, t
         params = RewardParams(max_steps=3, batch_size=4, eval_steps=0, save_steps=100, gradient_checkpointing=recompute)
         out = tmp_path / f"recompute-{recompute}"
         trainer, _ = train_reward_model(tmp_path / "backbone", tokenizer, data, None, params, out, seed=0)
-        assert trainer.model.is_gradient_checkpointing == recompute
+        assert trainer.model.is_activation_checkpointing == recompute
         weights[recompute] = trainer.model.state_dict()
     for name, value in weights[True].items():
         assert torch.allclose(value, weights[False][name], atol=1e-6), name
