@@ -90,7 +90,8 @@ def main() -> None:
     set_seed(params.common.seed)
     model = build_reward_model(backbone, tokenizer)
     with tempfile.TemporaryDirectory() as scratch:
-        arguments = training_arguments(config, Path(scratch), params.common.seed, False, cls=RewardConfig)
+        seed = params.common.seed
+        arguments = training_arguments(config, Path(scratch), seed, False, cls=RewardConfig, max_length=None)
         trainer = RewardTrainer(model=model, args=arguments, train_dataset=pairs, processing_class=tokenizer)
         loader = iter(trainer.get_train_dataloader())
         batches = [next(loader) for _ in range(args.steps)]
